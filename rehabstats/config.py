@@ -1,0 +1,323 @@
+"""AnalysisConfig: every threshold of the metric definitions in one object.
+
+Defaults come from ``data_schema/analysis_defaults.yaml`` (the single source of truth); a YAML
+file or keyword arguments override them; unknown keys and out-of-range values are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from rehabstats.errors import ConfigError
+from rehabstats.schema import data_schema_dir
+
+__all__ = ["RELAPSE_RULES", "AnalysisConfig"]
+
+RELAPSE_RULES: tuple[str, ...] = ("recorded", "pain", "regression")
+KM_CI_TRANSFORMS: tuple[str, ...] = ("log", "log-log")
+
+
+@cache
+def _defaults_file() -> dict[str, Any]:
+    return yaml.safe_load((data_schema_dir() / "analysis_defaults.yaml").read_text())
+
+
+def _default(key: str) -> Any:
+    value = _defaults_file()[key]
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _field(key: str) -> Any:
+    return field(default=_default(key))
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Every analysis threshold of the metric definitions (``docs/metrics.md``).
+
+    Build with ``AnalysisConfig()`` (the defaults), ``AnalysisConfig(pain_limit=5)``,
+    :meth:`from_yaml` or :meth:`preset`. Frozen: derive variants with :meth:`replace`.
+    Each attribute is documented in ``data_schema/analysis_defaults.yaml``.
+    """
+
+    data_cutoff: str | None = _field("data_cutoff")
+    window_weeks: int = _field("window_weeks")
+    adherent_threshold: float = _field("adherent_threshold")
+    stagnation_weeks: int = _field("stagnation_weeks")
+    pain_limit: float = _field("pain_limit")
+    settle_tolerance: float = _field("settle_tolerance")
+    flare_delta: float = _field("flare_delta")
+    rising_min_records: int = _field("rising_min_records")
+    visa_a_mcid: float = _field("visa_a_mcid")
+    baseline_window_days: tuple[int, int] = _field("baseline_window_days")
+    visit_window_days: int = _field("visit_window_days")
+    visit_weeks: tuple[int, ...] = _field("visit_weeks")
+    checkpoint_load_ratio: float = _field("checkpoint_load_ratio")
+    checkpoint_hold_s: float = _field("checkpoint_hold_s")
+    checkpoint_pain_max: float = _field("checkpoint_pain_max")
+    stopped_early_day: int = _field("stopped_early_day")
+    stopped_early_min_follow_up_days: int = _field("stopped_early_min_follow_up_days")
+    relapse_rules: tuple[str, ...] = _field("relapse_rules")
+    relapse_days: int = _field("relapse_days")
+    relapse_regression_stage: int = _field("relapse_regression_stage")
+    incidence_weeks: tuple[int, ...] = _field("incidence_weeks")
+    confidence_level: float = _field("confidence_level")
+    km_ci_transform: str = _field("km_ci_transform")
+    preset_name: str | None = None
+
+    def __post_init__(self) -> None:
+        # YAML reads an unquoted 2025-06-30 as a date and sequences as lists: normalise both
+        if self.data_cutoff is not None and hasattr(self.data_cutoff, "isoformat"):
+            object.__setattr__(self, "data_cutoff", self.data_cutoff.isoformat()[:10])
+        for f in fields(self):
+            if isinstance(getattr(self, f.name), list):
+                object.__setattr__(self, f.name, tuple(getattr(self, f.name)))
+        problems = _check(self)
+        if problems:
+            raise ConfigError(
+                "invalid analysis configuration:\n  "
+                + "\n  ".join(problems)
+                + "\nSee data_schema/analysis_defaults.yaml for every key and its meaning."
+            )
+
+    # ---- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        """Names of every configurable key."""
+        return [f.name for f in fields(cls) if f.name != "preset_name"]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> AnalysisConfig:
+        """Defaults overridden by ``values``; a ``preset`` key applies a named preset first."""
+        values = dict(values)
+        preset = values.pop("preset", None)
+        unknown = sorted(set(values) - set(cls.keys()))
+        if unknown:
+            raise ConfigError(
+                f"unknown analysis configuration key(s): {', '.join(unknown)}. "
+                f"Valid keys: {', '.join(cls.keys())}"
+            )
+        base = cls.preset(preset) if preset else cls()
+        return base.replace(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> AnalysisConfig:
+        """Load overrides from a YAML file (a mapping of keys to values)."""
+        text = Path(path).read_text()
+        values = yaml.safe_load(text) or {}
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{path}: expected a mapping of configuration keys to values")
+        return cls.from_dict(values)
+
+    @classmethod
+    def presets(cls) -> dict[str, dict[str, Any]]:
+        """Named presets from the defaults file."""
+        return dict(_defaults_file().get("presets", {}))
+
+    @classmethod
+    def preset(cls, name: str) -> AnalysisConfig:
+        """A named preset, e.g. ``silbernagel2007`` (pain limit 5)."""
+        presets = cls.presets()
+        if name not in presets:
+            raise ConfigError(f"unknown preset {name!r}; available: {', '.join(presets)}")
+        return cls().replace(**presets[name], preset_name=name)
+
+    def replace(self, **changes: Any) -> AnalysisConfig:
+        """A copy with some keys changed (validated)."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise ConfigError(
+                f"unknown analysis configuration key(s): {', '.join(unknown)}. "
+                f"Valid keys: {', '.join(self.keys())}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    # ---- output -----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every key and value (lists for sequences), as printed in reports."""
+        out = {k: getattr(self, k) for k in self.keys()}
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+        if self.preset_name:
+            out["preset"] = self.preset_name
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Key, value and description of every setting (for report appendices)."""
+        notes = _descriptions()
+        rows = [
+            {"key": k, "value": v, "description": notes.get(k, "")}
+            for k, v in self.to_dict().items()
+        ]
+        return pd.DataFrame(rows, columns=["key", "value", "description"])
+
+    @property
+    def cutoff(self) -> pd.Timestamp | None:
+        """``data_cutoff`` as a Timestamp (None = the cohort's latest date)."""
+        return None if self.data_cutoff is None else pd.Timestamp(self.data_cutoff)
+
+
+def _descriptions() -> dict[str, str]:
+    """The comment after each key in analysis_defaults.yaml."""
+    out = {}
+    for line in (data_schema_dir() / "analysis_defaults.yaml").read_text().splitlines():
+        if line and not line.startswith((" ", "#")) and ":" in line and "#" in line:
+            key = line.split(":", 1)[0].strip()
+            out[key] = line.split("#", 1)[1].strip()
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check(c: AnalysisConfig) -> list[str]:
+    """Every out-of-range value, each as 'key = value: rule'."""
+    problems: list[str] = []
+
+    def need(ok: bool, key: str, rule: str) -> None:
+        if not ok:
+            problems.append(f"{key} = {getattr(c, key)!r}: {rule}")
+
+    if c.data_cutoff is not None:
+        try:
+            stamp = pd.Timestamp(str(c.data_cutoff))
+            ok = stamp == stamp.normalize() and len(str(c.data_cutoff)) == 10
+        except ValueError:
+            ok = False
+        need(ok, "data_cutoff", "must be an ISO date YYYY-MM-DD or null")
+    need(
+        _is_int(c.window_weeks) and 1 <= c.window_weeks <= 104,
+        "window_weeks",
+        "must be a whole number of weeks from 1 to 104",
+    )
+    need(
+        _is_number(c.adherent_threshold) and 0 <= c.adherent_threshold <= 1,
+        "adherent_threshold",
+        "must be a proportion from 0 to 1",
+    )
+    need(
+        _is_int(c.stagnation_weeks) and c.stagnation_weeks >= 1,
+        "stagnation_weeks",
+        "must be a whole number >= 1",
+    )
+    for key in ("pain_limit", "checkpoint_pain_max"):
+        need(
+            _is_number(getattr(c, key)) and 0 <= getattr(c, key) <= 10,
+            key,
+            "must be an NRS value from 0 to 10",
+        )
+    need(
+        _is_number(c.settle_tolerance) and 0 <= c.settle_tolerance <= 10,
+        "settle_tolerance",
+        "must be from 0 to 10 NRS points",
+    )
+    need(
+        _is_number(c.flare_delta) and 0 < c.flare_delta <= 10,
+        "flare_delta",
+        "must be more than 0 and at most 10 NRS points",
+    )
+    need(
+        _is_int(c.rising_min_records) and 1 <= c.rising_min_records <= 7,
+        "rising_min_records",
+        "must be a whole number of days from 1 to 7",
+    )
+    need(
+        _is_number(c.visa_a_mcid) and 0 < c.visa_a_mcid <= 100,
+        "visa_a_mcid",
+        "must be more than 0 and at most 100 points",
+    )
+    bw = c.baseline_window_days
+    need(
+        isinstance(bw, tuple)
+        and len(bw) == 2
+        and all(_is_int(v) for v in bw)
+        and bw[0] <= 0 <= bw[1],
+        "baseline_window_days",
+        "must be two whole numbers [before, after] with before <= 0 <= after",
+    )
+    need(
+        _is_int(c.visit_window_days) and 0 <= c.visit_window_days <= 60,
+        "visit_window_days",
+        "must be a whole number of days from 0 to 60",
+    )
+    need(
+        isinstance(c.visit_weeks, tuple)
+        and len(c.visit_weeks) > 0
+        and all(_is_int(w) and w > 0 for w in c.visit_weeks),
+        "visit_weeks",
+        "must be a list of positive whole weeks",
+    )
+    need(
+        _is_number(c.checkpoint_load_ratio) and c.checkpoint_load_ratio >= 1,
+        "checkpoint_load_ratio",
+        "must be a ratio >= 1",
+    )
+    need(
+        _is_number(c.checkpoint_hold_s) and c.checkpoint_hold_s > 0,
+        "checkpoint_hold_s",
+        "must be a positive number of seconds",
+    )
+    need(
+        _is_int(c.stopped_early_day) and c.stopped_early_day >= 0,
+        "stopped_early_day",
+        "must be a whole day >= 0",
+    )
+    need(
+        _is_int(c.stopped_early_min_follow_up_days) and c.stopped_early_min_follow_up_days >= 0,
+        "stopped_early_min_follow_up_days",
+        "must be a whole number of days >= 0",
+    )
+    need(
+        isinstance(c.relapse_rules, tuple)
+        and len(c.relapse_rules) > 0
+        and set(c.relapse_rules) <= set(RELAPSE_RULES)
+        and len(set(c.relapse_rules)) == len(c.relapse_rules),
+        "relapse_rules",
+        f"must be a non-empty list of distinct rules from {list(RELAPSE_RULES)}",
+    )
+    need(
+        _is_int(c.relapse_days) and c.relapse_days >= 1,
+        "relapse_days",
+        "must be a whole number of days >= 1",
+    )
+    need(
+        _is_int(c.relapse_regression_stage) and 1 <= c.relapse_regression_stage <= 3,
+        "relapse_regression_stage",
+        "must be a stage from 1 to 3",
+    )
+    need(
+        isinstance(c.incidence_weeks, tuple)
+        and len(c.incidence_weeks) > 0
+        and all(_is_int(w) and w > 0 for w in c.incidence_weeks),
+        "incidence_weeks",
+        "must be a list of positive whole weeks",
+    )
+    need(
+        _is_number(c.confidence_level) and 0 < c.confidence_level < 1,
+        "confidence_level",
+        "must be strictly between 0 and 1",
+    )
+    need(
+        c.km_ci_transform in KM_CI_TRANSFORMS,
+        "km_ci_transform",
+        f"must be one of {list(KM_CI_TRANSFORMS)}",
+    )
+    return problems

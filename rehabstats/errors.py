@@ -1,0 +1,130 @@
+"""Every error and warning rehabstats raises, with messages that say how to fix the problem."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+__all__ = [
+    "CohortValidationError",
+    "ConfigError",
+    "DataWarning",
+    "ParameterError",
+    "Problem",
+    "RehabstatsError",
+    "RehabstatsWarning",
+    "ValidationReport",
+]
+
+
+class RehabstatsError(Exception):
+    """Base class of every error raised by rehabstats."""
+
+
+class RehabstatsWarning(UserWarning):
+    """Base class of every warning issued by rehabstats."""
+
+
+class DataWarning(RehabstatsWarning):
+    """Suspicious but legal input data (e.g. diary entries after withdrawal)."""
+
+
+class ConfigError(RehabstatsError, ValueError):
+    """An analysis configuration key is unknown or its value is out of range."""
+
+
+class ParameterError(RehabstatsError, ValueError):
+    """A report or command parameter is unknown or has a bad value."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule in the input data.
+
+    Attributes
+    ----------
+    table : str
+        Table name (``participants``, ``sessions``, ...).
+    row : int or None
+        1-based line of the source file (the header is line 1) for CSV and XLSX; the 1-based
+        record number for Parquet and in-memory tables. ``None`` for table-level problems.
+    column : str or None
+        Column concerned, ``None`` for table-level problems.
+    value : str
+        The offending value as text (empty for a missing value).
+    rule : str
+        The rule broken, phrased as what the value must be.
+    """
+
+    table: str
+    row: int | None
+    column: str | None
+    value: str
+    rule: str
+
+
+@dataclass
+class ValidationReport:
+    """All problems and warnings found while validating a cohort.
+
+    ``problems`` break the data contract (the cohort is not loaded); ``warnings`` flag suspicious
+    but legal data (the cohort is loaded, the warnings are kept on it).
+    """
+
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no rule is broken."""
+        return not self.problems
+
+    def to_frame(self) -> pd.DataFrame:
+        """Problems as a DataFrame with columns table, row, column, value, rule."""
+        frame = pd.DataFrame(
+            [asdict(p) for p in self.problems],
+            columns=["table", "row", "column", "value", "rule"],
+        )
+        return frame.astype({"row": "Int64"})
+
+    def to_json(self) -> str:
+        """Problems and warnings as a JSON document (for machines)."""
+        return json.dumps(
+            {
+                "ok": self.ok,
+                "problems": [asdict(p) for p in self.problems],
+                "warnings": list(self.warnings),
+            },
+            indent=2,
+        )
+
+    def format_table(self, *, max_rows: int | None = 200) -> str:
+        """Problems as a plain-text table, sorted by table and row."""
+        if self.ok:
+            return "no problems"
+        frame = self.to_frame().sort_values(["table", "row", "column"], na_position="first")
+        shown = frame if max_rows is None else frame.head(max_rows)
+        text = shown.fillna({"column": "", "row": pd.NA}).to_string(index=False, na_rep="")
+        if max_rows is not None and len(frame) > max_rows:
+            text += f"\n... and {len(frame) - max_rows} more problems"
+        return text
+
+    def __str__(self) -> str:
+        return self.format_table()
+
+
+class CohortValidationError(RehabstatsError, ValueError):
+    """The cohort breaks the data contract; ``report`` lists every problem at once."""
+
+    def __init__(self, report: ValidationReport, *, source: str | None = None):
+        self.report = report
+        where = f" in {source}" if source else ""
+        n = len(report.problems)
+        super().__init__(
+            f"{n} problem{'s' if n != 1 else ''} found{where}; nothing was loaded. "
+            "Fix each row below in the source file and load again "
+            "(`rehabstats validate DIR` lists them; `--format json` for machines).\n"
+            + report.format_table()
+        )

@@ -1,0 +1,178 @@
+"""Reading and writing cohort folders (CSV, Parquet or XLSX per table)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from rehabstats.cohort import Cohort
+from rehabstats.errors import CohortValidationError, Problem, ValidationReport
+from rehabstats.schema import TABLES, table_spec, validate_tables
+
+__all__ = ["FORMATS", "load_cohort", "read_tables", "validate_folder", "write_cohort"]
+
+FORMATS: tuple[str, ...] = ("csv", "parquet", "xlsx")
+"""File formats of a cohort folder, one file per table named after it."""
+
+
+def _find_files(folder: Path, report: ValidationReport) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for name in TABLES:
+        candidates = [
+            folder / f"{name}.{ext}" for ext in FORMATS if (folder / f"{name}.{ext}").is_file()
+        ]
+        if len(candidates) > 1:
+            report.problems.append(
+                Problem(
+                    name,
+                    None,
+                    None,
+                    ", ".join(p.name for p in candidates),
+                    "one file per table: remove all but one format",
+                )
+            )
+        elif candidates:
+            found[name] = candidates[0]
+    return found
+
+
+def _read(path: Path) -> tuple[pd.DataFrame, int]:
+    """One table file as raw data, and the offset from row position to reported row."""
+    if path.suffix == ".csv":
+        # Read as text: nothing is converted before the contract checks it; only an empty
+        # field is missing (not "NA", "null"...), as in the Frictionless schemas.
+        frame = pd.read_csv(
+            path, dtype="str", keep_default_na=False, na_values=[""], skipinitialspace=False
+        )
+        return frame, 2
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path), 1
+    frame = pd.read_excel(path, sheet_name=0, engine="openpyxl")
+    return frame, 2
+
+
+def read_tables(
+    source: str | os.PathLike,
+) -> tuple[dict[str, pd.DataFrame], dict[str, int], ValidationReport]:
+    """Read the raw tables of a cohort folder without validating them.
+
+    Returns the raw tables, the row offset of each (for error rows) and a report holding any
+    folder-level problem (missing folder, ambiguous formats, unreadable files).
+    """
+    folder = Path(source)
+    report = ValidationReport()
+    if not folder.is_dir():
+        report.problems.append(
+            Problem("(folder)", None, None, str(folder), "must be an existing cohort folder")
+        )
+        return {}, {}, report
+    raw: dict[str, pd.DataFrame] = {}
+    offsets: dict[str, int] = {}
+    for name, path in _find_files(folder, report).items():
+        try:
+            raw[name], offsets[name] = _read(path)
+        except (ValueError, OSError, ImportError) as exc:
+            report.problems.append(
+                Problem(name, None, None, path.name, f"file could not be read: {exc}")
+            )
+    return raw, offsets, report
+
+
+def validate_folder(
+    source: str | os.PathLike,
+) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
+    """Read and validate a cohort folder; returns the parsed tables and the full report."""
+    raw, offsets, report = read_tables(source)
+    if not report.ok:
+        return {}, report
+    tables, checked = validate_tables(raw, row_offset=offsets)
+    return tables, checked
+
+
+def load_cohort(
+    source: str | os.PathLike,
+    *,
+    data_cutoff: str | pd.Timestamp | None = None,
+) -> Cohort:
+    """Load and validate a cohort folder.
+
+    Parameters
+    ----------
+    source : path
+        A folder with one file per table named after it (``participants.csv``,
+        ``sessions.parquet``, ``pain.xlsx``...). ``participants`` and ``sessions`` are required;
+        an absent optional table means no records.
+    data_cutoff : str or Timestamp, optional
+        Analysis date (ISO ``YYYY-MM-DD``). Default: the latest date found in any table.
+
+    Returns
+    -------
+    Cohort
+
+    Raises
+    ------
+    CohortValidationError
+        With every problem at once (table, row = 1-based line of the file, column, value, rule);
+        nothing is loaded.
+    """
+    raw, offsets, report = read_tables(source)
+    if not report.ok:
+        raise CohortValidationError(report, source=str(source))
+    return Cohort.from_tables(raw, data_cutoff=data_cutoff, source=str(source), row_offset=offsets)
+
+
+def write_cohort(
+    cohort: Cohort | Mapping[str, pd.DataFrame],
+    target: str | os.PathLike,
+    *,
+    format: str = "csv",
+) -> Path:
+    """Write a cohort folder, one file per table, atomically.
+
+    The tables are written into a temporary folder beside ``target`` which then replaces it, so a
+    reader never sees a half-written cohort. Dates are written ``YYYY-MM-DD``; missing values are
+    empty fields.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    tables = cohort.tables if isinstance(cohort, Cohort) else dict(cohort)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name in TABLES:
+            if name not in tables:
+                continue
+            _write_table(tables[name], name, staging / f"{name}.{format}", format)
+        if target.exists():
+            backup = target.with_name(f".{target.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            target.rename(backup)
+            staging.rename(target)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _write_table(frame: pd.DataFrame, name: str, path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        frame.to_parquet(path, index=False)
+        return
+    out = frame.copy()
+    for f in table_spec(name).fields:
+        if f.type == "date" and f.name in out:
+            out[f.name] = out[f.name].dt.strftime("%Y-%m-%d")
+        elif f.type == "integer" and f.name in out:
+            out[f.name] = out[f.name].astype("Int64")
+    if fmt == "csv":
+        out.to_csv(path, index=False, na_rep="")
+    else:
+        out.to_excel(path, index=False, engine="openpyxl")

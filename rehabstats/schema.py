@@ -1,0 +1,529 @@
+"""The data contract: table schemas read from ``data_schema/`` and the validation of a cohort.
+
+The Frictionless Table Schemas in ``data_schema/`` are the single source of truth. Column types
+are parsed here (strictly: ISO dates, whole numbers for integers, nothing guessed), the per-column
+constraints (required, enum, minimum/maximum, unique) are checked by pandera schemas built with
+:func:`pandera.io.pandas_io.from_frictionless_schema`, and the cross-table rules of the contract
+(foreign keys, dates not before enrolment, withdrawal after enrolment, VISA-A item rules) are
+checked as vectorised pandas operations. Every problem is collected; nothing is loaded when any
+rule is broken.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import yaml
+from pandera.io.pandas_io import from_frictionless_schema
+
+from rehabstats.errors import Problem, ValidationReport
+
+__all__ = [
+    "DATE_COLUMNS",
+    "OPTIONAL_TABLES",
+    "REQUIRED_TABLES",
+    "TABLES",
+    "FieldSpec",
+    "TableSpec",
+    "data_schema_dir",
+    "table_spec",
+    "validate_tables",
+]
+
+_HERE = Path(__file__).resolve().parent
+
+
+def data_schema_dir() -> Path:
+    """Folder holding the Frictionless schemas and the analysis defaults.
+
+    Installed wheels carry it inside the package; a source checkout has it at the top level.
+    """
+    for candidate in (_HERE / "data_schema", _HERE.parent / "data_schema"):
+        if (candidate / "datapackage.json").is_file():
+            return candidate
+    raise FileNotFoundError("data_schema/datapackage.json not found next to the rehabstats package")
+
+
+@cache
+def _datapackage() -> dict:
+    return json.loads((data_schema_dir() / "datapackage.json").read_text())
+
+
+TABLES: tuple[str, ...] = tuple(r["name"] for r in _datapackage()["resources"])
+REQUIRED_TABLES: tuple[str, ...] = tuple(
+    r["name"] for r in _datapackage()["resources"] if r.get("required")
+)
+OPTIONAL_TABLES: tuple[str, ...] = tuple(t for t in TABLES if t not in REQUIRED_TABLES)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One column of a table schema."""
+
+    name: str
+    type: str
+    required: bool
+    enum: tuple | None
+    description: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table of the data contract, read from its Frictionless Table Schema."""
+
+    name: str
+    path: Path
+    fields: tuple[FieldSpec, ...]
+    foreign_keys: tuple[str, ...]
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [f.name for f in self.fields if f.required]
+
+
+@cache
+def table_spec(name: str) -> TableSpec:
+    """Read the schema of table ``name`` from ``data_schema/``."""
+    resource = next(r for r in _datapackage()["resources"] if r["name"] == name)
+    path = data_schema_dir() / resource["schema"]
+    raw = json.loads(path.read_text())
+    fields = tuple(
+        FieldSpec(
+            name=f["name"],
+            type=f["type"],
+            required=bool(f.get("constraints", {}).get("required", False)),
+            enum=tuple(f["constraints"]["enum"]) if "enum" in f.get("constraints", {}) else None,
+            description=f.get("description", ""),
+        )
+        for f in raw["fields"]
+    )
+    fks = [fk["fields"] for fk in raw.get("foreignKeys", [])]
+    flat = tuple(c for f in fks for c in ([f] if isinstance(f, str) else f))
+    return TableSpec(name=name, path=path, fields=fields, foreign_keys=flat)
+
+
+DATE_COLUMNS: dict[str, str] = {
+    "sessions": "session_date",
+    "pain": "recorded_on",
+    "visa_a": "assessed_on",
+    "function_tests": "assessed_on",
+    "events": "event_date",
+}
+"""The date column of each child table (the one compared with ``enrolled_on``)."""
+
+
+@cache
+def _pandera_schema(name: str) -> pa.DataFrameSchema:
+    """pandera schema for the per-column constraints of table ``name``.
+
+    Types are parsed beforehand (see :func:`_parse_column`), so dtype checks and coercion are
+    switched off here; extra columns are allowed (kept and ignored, as the contract says).
+    """
+    schema = from_frictionless_schema(table_spec(name).path)
+    schema = schema.update_columns(
+        {c: {"dtype": None, "coerce": False, "required": False} for c in schema.columns}
+    )
+    schema.strict = False
+    schema.coerce = False
+    return schema
+
+
+@cache
+def _visa_baseline_earliest_day() -> int:
+    defaults = yaml.safe_load((data_schema_dir() / "analysis_defaults.yaml").read_text())
+    return int(defaults["baseline_window_days"][0])
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Values as text for error messages (missing -> empty string)."""
+    return values.astype("object").where(values.notna(), "").astype(str)
+
+
+def _parse_column(values: pd.Series, spec: FieldSpec) -> tuple[pd.Series, pd.Series, str | None]:
+    """Parse one raw column to its contract dtype.
+
+    Returns the parsed column, a boolean mask of values that could not be parsed, and the rule
+    text for those. Text input (CSV) is parsed strictly; typed input (Parquet, XLSX, DataFrames)
+    is checked for a compatible dtype. Nothing is rounded or guessed.
+    """
+    kind = spec.type
+    is_text = pd.api.types.is_string_dtype(values) or values.dtype == object
+    present = values.notna()
+    if kind == "string":
+        if pd.api.types.is_integer_dtype(values):  # e.g. numeric ids read from XLSX: lossless
+            values = values.astype("Int64").astype("str")
+        elif not is_text:
+            bad = present.copy()
+            return pd.Series(pd.NA, index=values.index, dtype="str"), bad, "must be text"
+        parsed = values.astype("str").where(present)
+        parsed = parsed.str.strip()
+        blank = present & parsed.eq("")
+        parsed = parsed.mask(blank)
+        return parsed.astype("str"), pd.Series(False, index=values.index), None
+    if kind == "date":
+        if pd.api.types.is_datetime64_any_dtype(values):
+            parsed = values.dt.tz_localize(None) if values.dt.tz is not None else values
+            parsed = parsed.astype("datetime64[ns]")
+            bad = present & parsed.ne(parsed.dt.normalize())
+            return parsed.mask(bad), bad, "must be a date without a time of day"
+        text = values.astype("str").where(present).str.strip()
+        iso = text.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False).astype(bool)
+        parsed = pd.to_datetime(text.where(iso), format="%Y-%m-%d", errors="coerce")
+        parsed = parsed.astype("datetime64[ns]")
+        bad = present & parsed.isna()
+        return parsed, bad, "must be an ISO date YYYY-MM-DD"
+    # number / integer
+    if is_text:
+        text = values.astype("str").where(present).str.strip()
+        if kind == "integer":
+            ok = text.str.fullmatch(r"[+-]?\d+").fillna(False).astype(bool)
+        else:
+            ok = (
+                text.str.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?").fillna(False)
+            ).astype(bool)
+        parsed = pd.to_numeric(text.where(ok), errors="coerce").astype("float64")
+    elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        parsed = values.astype("float64")
+    else:
+        bad = present.copy()
+        return pd.Series(np.nan, index=values.index), bad, f"must be a {kind}"
+    finite = np.isfinite(parsed)
+    bad = present & ~finite
+    if kind == "integer":
+        whole = finite & (parsed == np.round(parsed))
+        bad = present & ~whole
+        parsed = parsed.where(whole)
+        rule = "must be a whole number"
+        if spec.required and not (bad | parsed.isna()).any():
+            return parsed.astype("int64"), bad, rule
+        return parsed, bad, rule
+    return parsed.where(finite), bad, "must be a number"
+
+
+# --------------------------------------------------------------------------------------------
+# Rules
+
+
+_CHECK_TEXT = {
+    "not_nullable": "required: must not be empty",
+    "field_uniqueness": "must be unique",
+}
+
+
+def _rule_text(check: str, column: str, spec: TableSpec) -> str:
+    if check in _CHECK_TEXT:
+        return _CHECK_TEXT[check]
+    if check.startswith("isin"):
+        field_ = next(f for f in spec.fields if f.name == column)
+        allowed = ", ".join(str(v) for v in field_.enum or ())
+        return f"must be one of: {allowed}"
+    if check.startswith("in_range"):
+        lo, hi = check[len("in_range(") : -1].split(", ")
+        return f"must be between {lo} and {hi}"
+    if check.startswith("greater_than_or_equal_to"):
+        return f"must be >= {check[len('greater_than_or_equal_to(') : -1]}"
+    if check.startswith("less_than_or_equal_to"):
+        return f"must be <= {check[len('less_than_or_equal_to(') : -1]}"
+    return check
+
+
+def _problems_at(
+    table: str,
+    rows: np.ndarray,
+    mask: pd.Series,
+    column: str | None,
+    values: pd.Series,
+    rule: str,
+) -> list[Problem]:
+    """Problems for every True of ``mask`` (vectorised selection, one object per problem)."""
+    idx = np.flatnonzero(mask.to_numpy(dtype=bool))
+    if idx.size == 0:
+        return []
+    texts = _text(values.iloc[idx]).tolist()
+    return [
+        Problem(table, int(r), column, v, rule)
+        for r, v in zip(rows[idx].tolist(), texts, strict=True)
+    ]
+
+
+def _check_columns(name: str, frame: pd.DataFrame, report: ValidationReport) -> list[str]:
+    """Report missing required columns; return the optional columns that are absent."""
+    spec = table_spec(name)
+    absent = [c for c in spec.columns if c not in frame.columns]
+    for column in absent:
+        if column in spec.required_columns:
+            report.problems.append(
+                Problem(name, None, column, "", "required column is missing from the table")
+            )
+    return [c for c in absent if c not in spec.required_columns]
+
+
+def _parse_table(
+    name: str, frame: pd.DataFrame, rows: np.ndarray, report: ValidationReport
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parse every contract column; returns the parsed table and a mask of unparsable cells."""
+    spec = table_spec(name)
+    absent_optional = _check_columns(name, frame, report)
+    parsed = {}
+    unparsable = {}
+    for field_ in spec.fields:
+        if field_.name not in frame.columns:
+            if field_.name in absent_optional:
+                empty = pd.Series(pd.NA, index=frame.index, dtype="object")
+                values, bad, _ = _parse_column(empty, field_)
+                parsed[field_.name] = values
+            continue
+        values, bad, rule = _parse_column(frame[field_.name], field_)
+        report.problems.extend(
+            _problems_at(name, rows, bad, field_.name, frame[field_.name], rule or "")
+        )
+        parsed[field_.name] = values
+        unparsable[field_.name] = bad
+    extras = [c for c in frame.columns if c not in parsed]
+    out = pd.concat([pd.DataFrame(parsed, index=frame.index), frame[extras]], axis=1)
+    return out, pd.DataFrame(unparsable, index=frame.index)
+
+
+def _check_constraints(
+    name: str,
+    raw: pd.DataFrame,
+    frame: pd.DataFrame,
+    unparsable: pd.DataFrame,
+    rows: np.ndarray,
+    report: ValidationReport,
+) -> None:
+    """Per-column constraints (required, enum, range, unique) through pandera, lazily."""
+    spec = table_spec(name)
+    present = [c for c in spec.columns if c in frame.columns]
+    try:
+        _pandera_schema(name).validate(frame[present], lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        cases = cases[cases["index"].notna() & cases["column"].notna()]
+        for case in cases.itertuples(index=False):
+            position = frame.index.get_loc(case.index)
+            column = str(case.column)
+            if column in unparsable and bool(unparsable[column].iat[position]):
+                continue  # already reported as a type problem
+            # the value as it stands in the source, not as parsed
+            source = raw[column] if column in raw.columns else frame[column]
+            value = _text(source.iloc[[position]]).iat[0]
+            report.problems.append(
+                Problem(
+                    name, int(rows[position]), column, value, _rule_text(case.check, column, spec)
+                )
+            )
+
+
+def _check_cross_table(
+    tables: Mapping[str, pd.DataFrame],
+    rows: Mapping[str, np.ndarray],
+    report: ValidationReport,
+) -> None:
+    """Foreign keys, dates against enrolment and withdrawal, and the VISA-A item rules."""
+    participants = tables["participants"]
+    enrolled = participants.drop_duplicates("participant_id").set_index("participant_id")
+    withdrawn_early = participants["withdrawn_on"] < participants["enrolled_on"]
+    report.problems.extend(
+        _problems_at(
+            "participants",
+            rows["participants"],
+            withdrawn_early,
+            "withdrawn_on",
+            participants["withdrawn_on"].dt.strftime("%Y-%m-%d"),
+            "must not be before enrolled_on",
+        )
+    )
+    earliest_visa = _visa_baseline_earliest_day()
+    for name, date_col in DATE_COLUMNS.items():
+        table = tables.get(name)
+        if table is None or table.empty:
+            continue
+        known = table["participant_id"].isin(enrolled.index)
+        orphan = table["participant_id"].notna() & ~known
+        report.problems.extend(
+            _problems_at(
+                name,
+                rows[name],
+                orphan,
+                "participant_id",
+                table["participant_id"],
+                "must exist in participants.participant_id",
+            )
+        )
+        enrol = table["participant_id"].map(enrolled["enrolled_on"])
+        day = (table[date_col] - enrol).dt.days
+        if name == "visa_a":
+            early = day < earliest_visa
+            rule = (
+                f"must not be more than {-earliest_visa} days before enrolled_on (baseline window)"
+            )
+        else:
+            early = day < 0
+            rule = "must not be before the participant's enrolled_on"
+        report.problems.extend(
+            _problems_at(
+                name,
+                rows[name],
+                early.fillna(False),
+                date_col,
+                table[date_col].dt.strftime("%Y-%m-%d"),
+                rule,
+            )
+        )
+        withdrawn = table["participant_id"].map(enrolled["withdrawn_on"])
+        after = (table[date_col] > withdrawn).fillna(False)
+        if after.any():
+            report.warnings.append(
+                f"{name}: {int(after.sum())} rows dated after the participant's withdrawn_on "
+                f"({table.loc[after, 'participant_id'].nunique()} participants); they are kept "
+                "in the table and excluded from every metric (data after obs_end)."
+            )
+    _check_visa_items(tables.get("visa_a"), rows.get("visa_a"), report)
+
+
+VISA_ITEMS = ("q1", "q2", "q3", "q4", "q5", "q6", "q7")
+VISA_Q8 = ("q8a", "q8b", "q8c")
+
+
+def _check_visa_items(
+    visa: pd.DataFrame | None, rows: np.ndarray | None, report: ValidationReport
+) -> None:
+    if visa is None or visa.empty or rows is None:
+        return
+    q8 = visa[list(VISA_Q8)]
+    q8_count = q8.notna().sum(axis=1)
+    several = q8_count > 1
+    # e.g. "q8a=7; q8b=4": only the answered branches, built column-wise
+    answered = pd.Series("", index=visa.index)
+    for column in VISA_Q8:
+        item = (column + "=" + q8[column].map("{:g}".format) + "; ").where(q8[column].notna(), "")
+        answered = answered + item
+    report.problems.extend(
+        _problems_at(
+            "visa_a",
+            rows,
+            several,
+            "q8a/q8b/q8c",
+            answered.str.rstrip("; "),
+            "at most one q8 branch (a, b or c) may be answered",
+        )
+    )
+    complete = visa[list(VISA_ITEMS)].notna().all(axis=1) & q8_count.eq(1)
+    item_sum = visa[list(VISA_ITEMS)].sum(axis=1) + visa[list(VISA_Q8)].sum(axis=1)
+    disagree = complete & visa["total"].notna() & (item_sum - visa["total"]).abs().gt(1e-6)
+    report.problems.extend(
+        _problems_at(
+            "visa_a",
+            rows,
+            disagree,
+            "total",
+            visa["total"],
+            "must equal q1 + ... + q7 + q8 when all items are present",
+        )
+    )
+    empty = ~complete & visa["total"].isna()
+    if empty.any():
+        report.warnings.append(
+            f"visa_a: {int(empty.sum())} assessments have a missing item and no total; "
+            "their score is missing (no pro-rating)."
+        )
+
+
+def _check_duplicates(tables: Mapping[str, pd.DataFrame], report: ValidationReport) -> None:
+    pain = tables.get("pain")
+    if pain is None or pain.empty:
+        return
+    morning = pain[pain["timing"] == "morning"]
+    dup = morning.duplicated(["participant_id", "recorded_on"], keep=False)
+    if dup.any():
+        report.warnings.append(
+            f"pain: {int(dup.sum())} morning ratings share a participant and day with another "
+            "morning rating; the day's morning NRS is their mean."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+def validate_tables(
+    raw: Mapping[str, pd.DataFrame],
+    *,
+    row_offset: Mapping[str, int] | None = None,
+) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
+    """Parse and validate the six cohort tables against the data contract.
+
+    Parameters
+    ----------
+    raw : mapping of str to DataFrame
+        Tables by name; absent optional tables mean no records. CSV input should be read as text
+        (every column ``str``) so that nothing is converted before it is checked.
+    row_offset : mapping of str to int, optional
+        Added to the 0-based row position to give the reported row: 2 for CSV/XLSX files (the
+        header is line 1), 1 (the default) for Parquet and in-memory tables.
+
+    Returns
+    -------
+    tables : dict of str to DataFrame
+        Parsed tables with contract dtypes (text ``str``, enums categorical, dates
+        ``datetime64[ns]``, numbers ``float64``, required integers ``int64``, optional integers
+        ``float64``); extra columns kept at the end. Only meaningful when ``report.ok``.
+    report : ValidationReport
+        Every problem (table, row, column, value, rule) and every warning.
+    """
+    report = ValidationReport()
+    offsets = dict(row_offset or {})
+    unknown = sorted(set(raw) - set(TABLES))
+    for name in unknown:
+        report.problems.append(
+            Problem(name, None, None, "", f"unknown table; expected one of: {', '.join(TABLES)}")
+        )
+    for name in REQUIRED_TABLES:
+        if name not in raw:
+            report.problems.append(Problem(name, None, None, "", "required table is missing"))
+    if "participants" in raw and raw["participants"].empty:
+        report.problems.append(
+            Problem("participants", None, None, "", "must hold at least one participant")
+        )
+    tables: dict[str, pd.DataFrame] = {}
+    rows: dict[str, np.ndarray] = {}
+    for name in TABLES:
+        frame = raw.get(name)
+        if frame is None:
+            frame = pd.DataFrame({c: pd.Series(dtype="str") for c in table_spec(name).columns})
+        frame = frame.reset_index(drop=True)
+        rows[name] = np.arange(len(frame)) + offsets.get(name, 1)
+        parsed, unparsable = _parse_table(name, frame, rows[name], report)
+        _check_constraints(name, frame, parsed, unparsable, rows[name], report)
+        tables[name] = parsed
+    if "participants" in raw and all(
+        c in tables["participants"] for c in ("participant_id", "enrolled_on", "withdrawn_on")
+    ):
+        _check_cross_table(tables, rows, report)
+    _check_duplicates(tables, report)
+    return {name: _finalise(name, t) for name, t in tables.items()}, report
+
+
+def _finalise(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Enums as categoricals with the contract's categories (memory and order)."""
+    spec = table_spec(name)
+    for field_ in spec.fields:
+        if field_.enum is not None and field_.type == "string" and field_.name in frame:
+            frame[field_.name] = pd.Categorical(frame[field_.name], categories=list(field_.enum))
+    return frame
