@@ -19,10 +19,13 @@ import pandas as pd
 
 from rehabstats.cohort import Cohort
 from rehabstats.config import AnalysisConfig
-from rehabstats.errors import DataWarning
+from rehabstats.errors import DataWarning, ParameterError
 
 __all__ = [
+    "GROUPABLE",
     "analysis_cutoff",
+    "group_labels",
+    "stage_on",
     "day_of",
     "observe",
     "participant_timeline",
@@ -132,3 +135,53 @@ def observe(
     out["day"] = day[keep].astype("int64")
     out["week"] = week_of_day(out["day"])
     return out
+
+
+GROUPABLE = ("site", "arm", "tendinopathy_type", "sex")
+"""Participant columns a metric can be grouped ``by``."""
+
+
+def group_labels(timeline: pd.DataFrame, by: str | None) -> pd.Series:
+    """The analysis group of each participant: ``"all"`` without ``by``, else the column value.
+
+    Raises ``ParameterError`` naming the valid columns when ``by`` is not one of them.
+    """
+    if by is None:
+        return pd.Series("all", index=timeline.index, name="group", dtype="str")
+    if by not in GROUPABLE:
+        raise ParameterError(
+            f"cannot group by {by!r}; choose one of: {', '.join(GROUPABLE)}"
+        )
+    return timeline[by].astype("str").rename("group")
+
+
+def stage_on(
+    sessions: pd.DataFrame, points: pd.DataFrame, *, day_column: str = "day"
+) -> pd.Series:
+    """Stage on given participant-days: the stage of the latest scheduled session on or before.
+
+    Parameters
+    ----------
+    sessions : DataFrame
+        :func:`observe` output for the sessions table (columns participant_id, day, stage).
+        Several sessions on one day: the last one in source order is the latest.
+    points : DataFrame
+        Columns participant_id and ``day_column``.
+
+    Returns
+    -------
+    Series aligned with ``points`` (float: NaN before a participant's first session).
+    """
+    right = sessions[["participant_id", "day", "stage"]].copy()
+    right["participant_id"] = right["participant_id"].astype("str")
+    right = right.sort_values("day", kind="stable")
+    left = pd.DataFrame(
+        {
+            "participant_id": points["participant_id"].astype("str").to_numpy(),
+            "day": points[day_column].to_numpy().astype("int64"),
+            "_pos": np.arange(len(points)),
+        }
+    ).sort_values("day", kind="stable")
+    merged = pd.merge_asof(left, right, on="day", by="participant_id", direction="backward")
+    stage = merged.sort_values("_pos")["stage"].to_numpy(dtype="float64")
+    return pd.Series(stage, index=points.index, name="stage")
