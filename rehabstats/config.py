@@ -10,6 +10,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -198,8 +199,7 @@ def _check(c: AnalysisConfig) -> list[str]:
 
     if c.data_cutoff is not None:
         try:
-            stamp = pd.Timestamp(str(c.data_cutoff))
-            ok = stamp == stamp.normalize() and len(str(c.data_cutoff)) == 10
+            ok = date.fromisoformat(str(c.data_cutoff)).isoformat() == str(c.data_cutoff)
         except ValueError:
             ok = False
         need(ok, "data_cutoff", "must be an ISO date YYYY-MM-DD or null")

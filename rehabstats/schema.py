@@ -331,6 +331,7 @@ def _check_constraints(
 
 
 def _check_cross_table(
+    raws: Mapping[str, pd.DataFrame],
     tables: Mapping[str, pd.DataFrame],
     rows: Mapping[str, np.ndarray],
     report: ValidationReport,
@@ -345,7 +346,7 @@ def _check_cross_table(
             rows["participants"],
             withdrawn_early,
             "withdrawn_on",
-            participants["withdrawn_on"].dt.strftime("%Y-%m-%d"),
+            raws["participants"]["withdrawn_on"],
             "must not be before enrolled_on",
         )
     )
@@ -394,7 +395,7 @@ def _check_cross_table(
                 f"({table.loc[after, 'participant_id'].nunique()} participants); they are kept "
                 "in the table and excluded from every metric (data after obs_end)."
             )
-    _check_visa_items(tables.get("visa_a"), rows.get("visa_a"), report)
+    _check_visa_items(raws.get("visa_a"), tables.get("visa_a"), rows.get("visa_a"), report)
 
 
 VISA_ITEMS = ("q1", "q2", "q3", "q4", "q5", "q6", "q7")
@@ -402,7 +403,10 @@ VISA_Q8 = ("q8a", "q8b", "q8c")
 
 
 def _check_visa_items(
-    visa: pd.DataFrame | None, rows: np.ndarray | None, report: ValidationReport
+    raw: pd.DataFrame | None,
+    visa: pd.DataFrame | None,
+    rows: np.ndarray | None,
+    report: ValidationReport,
 ) -> None:
     if visa is None or visa.empty or rows is None:
         return
@@ -433,7 +437,7 @@ def _check_visa_items(
             rows,
             disagree,
             "total",
-            visa["total"],
+            raw["total"],
             "must equal q1 + ... + q7 + q8 when all items are present",
         )
     )
@@ -502,6 +506,7 @@ def validate_tables(
             Problem("participants", None, None, "", "must hold at least one participant")
         )
     tables: dict[str, pd.DataFrame] = {}
+    raws: dict[str, pd.DataFrame] = {}
     rows: dict[str, np.ndarray] = {}
     for name in TABLES:
         frame = raw.get(name)
@@ -512,11 +517,15 @@ def validate_tables(
         parsed, unparsable = _parse_table(name, frame, rows[name], report)
         _check_constraints(name, frame, parsed, unparsable, rows[name], report)
         tables[name] = parsed
+        # the source values (absent optional columns as empty), for problem messages
+        raws[name] = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *parsed.columns])))
     if "participants" in raw and all(
         c in tables["participants"] for c in ("participant_id", "enrolled_on", "withdrawn_on")
     ):
-        _check_cross_table(tables, rows, report)
+        _check_cross_table(raws, tables, rows, report)
     _check_duplicates(tables, report)
+    if not report.ok:
+        return tables, report
     return {name: _finalise(name, t) for name, t in tables.items()}, report
 
 

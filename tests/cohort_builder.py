@@ -50,11 +50,17 @@ def _rows_to_frame(
         record = {**DEFAULTS[name], **row}
         if "day" in record:
             day = int(record.pop("day"))
-            start = pd.Timestamp(enrolled[str(record["participant_id"])])
+            # a participant unknown or with a broken enrolment date (cases of validation tests)
+            start = pd.to_datetime(
+                enrolled.get(str(record["participant_id"]), ENROLLED),
+                errors="coerce",
+                format="%Y-%m-%d",
+            )
+            start = pd.Timestamp(ENROLLED) if pd.isna(start) else start
             record[date_column] = (start + pd.Timedelta(days=day)).strftime("%Y-%m-%d")
         records.append(record)
     columns = table_spec(name).columns
-    frame = pd.DataFrame(records)
+    frame = pd.DataFrame(records, dtype=object)
     for column in columns:
         if column not in frame:
             frame[column] = None

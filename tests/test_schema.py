@@ -1,0 +1,299 @@
+"""Every rule of the data contract (METRICS.md §2) with an input that breaks it.
+
+Each case starts from a valid one-participant cohort and changes one value; the error must name
+the table, the source row, the column, the offending value and the rule.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from cohort_builder import tables_from_rows
+
+from rehabstats import Cohort, CohortValidationError
+from rehabstats.schema import TABLES, data_schema_dir, table_spec, validate_tables
+
+P = "p1"
+
+
+def valid_rows() -> dict[str, list[dict]]:
+    """A valid cohort touching every table (enrolled 2024-01-01)."""
+    return {
+        "participants": [{"participant_id": P}, {"participant_id": "p2"}],
+        "sessions": [{"participant_id": P, "day": 0}, {"participant_id": P, "day": 2}],
+        "pain": [{"participant_id": P, "day": 0, "timing": "morning", "nrs": 3}],
+        "visa_a": [
+            {
+                "participant_id": P,
+                "day": -3,
+                "q1": 5,
+                "q2": 5,
+                "q3": 5,
+                "q4": 5,
+                "q5": 5,
+                "q6": 5,
+                "q7": 4,
+                "q8b": 10,
+            }
+        ],
+        "function_tests": [
+            {"participant_id": P, "day": 1, "test": "heel_raise_endurance", "value": 20}
+        ],
+        "events": [{"participant_id": P, "day": 60, "event": "return_to_running"}],
+    }
+
+
+def validate_rows(rows: dict[str, list[dict]]):
+    raw = tables_from_rows(
+        rows["participants"], **{k: v for k, v in rows.items() if k != "participants"}
+    )
+    # rows as in a CSV file: header is line 1, the first record line 2
+    return validate_tables(raw, row_offset=dict.fromkeys(raw, 2))
+
+
+def test_valid_cohort_has_no_problem():
+    _, report = validate_rows(valid_rows())
+    assert report.ok, report.format_table()
+
+
+# (table, index of the row to change, column, new value, rule text expected)
+CASES = [
+    ("participants", 0, "participant_id", None, "required"),
+    ("participants", 1, "participant_id", P, "must be unique"),
+    ("participants", 0, "site", None, "required"),
+    ("participants", 0, "arm", None, "required"),
+    ("participants", 0, "tendinopathy_type", "plantar", "must be one of: midportion, insertional"),
+    ("participants", 0, "sex", "f", "must be one of: female, male, other, unknown"),
+    ("participants", 0, "age_years", "9", "between 10 and 100"),
+    ("participants", 0, "age_years", "101", "between 10 and 100"),
+    ("participants", 0, "age_years", "forty", "must be a number"),
+    ("participants", 0, "body_mass_kg", "24.9", "between 25 and 300"),
+    ("participants", 0, "body_mass_kg", "301", "between 25 and 300"),
+    ("participants", 0, "enrolled_on", "01/02/2024", "ISO date"),
+    ("participants", 0, "enrolled_on", "2024-02-30", "ISO date"),
+    ("participants", 0, "enrolled_on", None, "required"),
+    ("participants", 0, "withdrawn_on", "2023-12-31", "must not be before enrolled_on"),
+    ("sessions", 0, "participant_id", "ghost", "must exist in participants"),
+    ("sessions", 0, "session_date", "2023-12-31", "before the participant's enrolled_on"),
+    ("sessions", 0, "session_date", "2024-1-5", "ISO date"),
+    ("sessions", 0, "stage", "0", "between 1 and 4"),
+    ("sessions", 0, "stage", "5", "between 1 and 4"),
+    ("sessions", 0, "stage", "2.5", "whole number"),
+    ("sessions", 0, "stage", None, "required"),
+    ("sessions", 0, "prescribed_sets", "0", ">= 1"),
+    ("sessions", 0, "prescribed_reps", "0", ">= 1"),
+    ("sessions", 0, "completed_sets", "-1", ">= 0"),
+    ("sessions", 0, "completed_reps", "-1", ">= 0"),
+    ("sessions", 0, "completed_reps", "ten", "whole number"),
+    ("sessions", 0, "load_kg", "-2.5", ">= 0"),
+    ("sessions", 0, "surface", "stairs", "must be one of: step, flat"),
+    ("pain", 0, "participant_id", "ghost", "must exist in participants"),
+    ("pain", 0, "recorded_on", "2023-12-25", "before the participant's enrolled_on"),
+    ("pain", 0, "timing", "evening", "must be one of: morning, during, after"),
+    ("pain", 0, "nrs", "10.5", "between 0 and 10"),
+    ("pain", 0, "nrs", "-1", "between 0 and 10"),
+    ("pain", 0, "nrs", None, "required"),
+    ("visa_a", 0, "participant_id", "ghost", "must exist in participants"),
+    ("visa_a", 0, "assessed_on", "2023-12-17", "more than 14 days before enrolled_on"),
+    ("visa_a", 0, "q1", "11", "between 0 and 10"),
+    ("visa_a", 0, "q6", "-1", "between 0 and 10"),
+    ("visa_a", 0, "q7", "5", "must be one of: 0, 4, 7, 10"),
+    ("visa_a", 0, "q8a", "8", "must be one of: 0, 7, 14, 21, 30"),
+    ("visa_a", 0, "q8b", "5", "must be one of: 0, 4, 10, 14, 20"),
+    ("visa_a", 0, "q8c", "3", "must be one of: 0, 2, 5, 7, 10"),
+    ("visa_a", 0, "q8a", "7", "at most one q8 branch"),
+    ("visa_a", 0, "total", "60", "must equal q1 + ... + q7 + q8"),
+    ("visa_a", 0, "total", "101", "between 0 and 100"),
+    ("function_tests", 0, "participant_id", "ghost", "must exist in participants"),
+    ("function_tests", 0, "assessed_on", "2023-12-31", "before the participant's enrolled_on"),
+    ("function_tests", 0, "test", "squat", "must be one of: heel_raise_endurance"),
+    ("function_tests", 0, "side", "left", "must be one of: involved, uninvolved"),
+    ("function_tests", 0, "value", "-3", ">= 0"),
+    ("function_tests", 0, "external_load_kg", "-1", ">= 0"),
+    ("function_tests", 0, "pain_nrs", "12", "between 0 and 10"),
+    ("events", 0, "participant_id", "ghost", "must exist in participants"),
+    ("events", 0, "event_date", "2023-11-30", "before the participant's enrolled_on"),
+    ("events", 0, "event", "fall", "must be one of: return_to_running"),
+]
+
+
+@pytest.mark.parametrize(("table", "index", "column", "value", "rule"), CASES)
+def test_each_rule_is_reported_with_table_row_column_value_and_rule(
+    table, index, column, value, rule
+):
+    rows = valid_rows()
+    date_columns = {
+        "sessions": "session_date",
+        "pain": "recorded_on",
+        "visa_a": "assessed_on",
+        "function_tests": "assessed_on",
+        "events": "event_date",
+    }
+    if column == date_columns.get(table):
+        rows[table][index].pop("day")
+    rows[table][index][column] = value
+    _, report = validate_rows(rows)
+    problems = report.to_frame()
+    # q8: the problem names the branches together; the value lists both answers
+    expected_column = "q8a/q8b/q8c" if rule.startswith("at most one q8") else column
+    hit = problems[(problems["table"] == table) & (problems["column"] == expected_column)]
+    assert len(hit) >= 1, report.format_table()
+    # row = 1-based line of the CSV file: header on line 1, so record index i is on line i + 2
+    hit = hit[(hit["row"] == index + 2) & hit["rule"].str.contains(rule, regex=False)]
+    assert len(hit) == 1, report.format_table()
+    first = hit.iloc[0]
+    assert rule in first["rule"]
+    if rule.startswith("at most one q8"):
+        assert first["value"] == "q8a=7; q8b=10"
+    else:
+        assert first["value"] == ("" if value is None else value)
+
+
+def test_all_problems_reported_at_once_and_nothing_loaded():
+    rows = valid_rows()
+    rows["participants"][0]["sex"] = "f"
+    rows["sessions"][1]["stage"] = "9"
+    rows["pain"][0]["nrs"] = "11"
+    raw = tables_from_rows(
+        rows["participants"], **{k: v for k, v in rows.items() if k != "participants"}
+    )
+    with pytest.raises(CohortValidationError) as info:
+        Cohort.from_tables(raw)
+    report = info.value.report
+    assert len(report.problems) == 3
+    assert {(p.table, p.column) for p in report.problems} == {
+        ("participants", "sex"),
+        ("sessions", "stage"),
+        ("pain", "nrs"),
+    }
+    # the message itself carries the table so a user sees every problem
+    message = str(info.value)
+    assert "3 problems" in message and "sessions" in message and "nrs" in message
+
+
+def test_missing_required_table_and_column():
+    rows = valid_rows()
+    raw = tables_from_rows(rows["participants"])
+    del raw["sessions"]
+    raw["participants"] = raw["participants"].drop(columns=["site"])
+    _, report = validate_tables(raw)
+    rules = {(p.table, p.column, p.rule) for p in report.problems}
+    assert ("sessions", None, "required table is missing") in rules
+    assert ("participants", "site", "required column is missing from the table") in rules
+
+
+def test_empty_participants_table_is_a_problem():
+    raw = tables_from_rows([])
+    _, report = validate_tables(raw)
+    assert any(p.rule == "must hold at least one participant" for p in report.problems)
+
+
+def test_absent_optional_tables_and_columns_mean_no_records():
+    rows = valid_rows()
+    raw = tables_from_rows(rows["participants"], sessions=rows["sessions"])
+    raw = {
+        "participants": raw["participants"],
+        "sessions": raw["sessions"].drop(columns=["load_kg", "surface"]),
+    }
+    cohort = Cohort.from_tables(raw)
+    assert cohort.pain.empty and cohort.events.empty
+    assert cohort.sessions["load_kg"].isna().all()
+    assert list(cohort.pain.columns) == table_spec("pain").columns
+
+
+def test_extra_columns_are_kept():
+    rows = valid_rows()
+    rows["participants"][0]["clinician"] = "dr x"
+    cohort = Cohort.from_tables(tables_from_rows(rows["participants"], sessions=rows["sessions"]))
+    assert "clinician" in cohort.participants.columns
+    assert cohort.participants["clinician"].iloc[0] == "dr x"
+
+
+def test_visa_total_used_when_items_missing_and_matching_total_accepted():
+    rows = valid_rows()
+    # all items present: 5*6 + 4 + 10 = 44, total 44 agrees
+    rows["visa_a"][0]["total"] = "44"
+    _, report = validate_rows(rows)
+    assert report.ok, report.format_table()
+    # items partly missing: the total cannot be checked against them, so it is accepted
+    rows["visa_a"][0]["q3"] = None
+    rows["visa_a"][0]["total"] = "61"
+    _, report = validate_rows(rows)
+    assert report.ok, report.format_table()
+
+
+def test_visa_baseline_within_14_days_before_enrolment_is_legal():
+    rows = valid_rows()
+    rows["visa_a"][0]["day"] = -14
+    _, report = validate_rows(rows)
+    assert report.ok
+
+
+def test_sessions_after_withdrawal_warn_but_load():
+    rows = valid_rows()
+    rows["participants"][0]["withdrawn_on"] = "2024-01-02"  # sessions on day 0 and day 2
+    raw = tables_from_rows(
+        rows["participants"], **{k: v for k, v in rows.items() if k != "participants"}
+    )
+    with pytest.warns(UserWarning, match="sessions: 1 rows dated after"):
+        cohort = Cohort.from_tables(raw)
+    assert len(cohort.sessions) == 2  # kept in the table; metrics exclude it
+    assert any("after the participant's withdrawn_on" in w for w in cohort.warnings)
+
+
+def test_duplicate_morning_rating_warns():
+    rows = valid_rows()
+    rows["pain"].append({"participant_id": P, "day": 0, "timing": "morning", "nrs": 5})
+    raw = tables_from_rows(
+        rows["participants"], **{k: v for k, v in rows.items() if k != "participants"}
+    )
+    with pytest.warns(UserWarning, match="morning ratings share a participant and day"):
+        Cohort.from_tables(raw)
+
+
+def test_typed_input_is_checked_too():
+    """Parquet/XLSX arrive typed: a float stage is not a whole number, a text date is parsed."""
+    participants = pd.DataFrame(
+        {
+            "participant_id": ["a"],
+            "site": ["s"],
+            "arm": ["staged"],
+            "tendinopathy_type": ["midportion"],
+            "sex": ["male"],
+            "age_years": [30.0],
+            "body_mass_kg": [70.0],
+            "enrolled_on": pd.to_datetime(["2024-01-01"]),
+            "withdrawn_on": pd.to_datetime([None]),
+            "withdrawal_reason": [None],
+        }
+    )
+    sessions = pd.DataFrame(
+        {
+            "participant_id": ["a", "a"],
+            "session_date": ["2024-01-02", "2024-01-03 10:00"],
+            "stage": [1.0, 1.5],
+            "prescribed_sets": [3, 3],
+            "prescribed_reps": [15, 15],
+            "completed_sets": [3, 3],
+            "completed_reps": [15, 15],
+        }
+    )
+    _, report = validate_tables({"participants": participants, "sessions": sessions})
+    found = {(p.column, p.row, p.rule) for p in report.problems}
+    # in-memory tables: row is the 1-based record number
+    assert ("stage", 2, "must be a whole number") in found
+    assert ("session_date", 2, "must be an ISO date YYYY-MM-DD") in found
+    assert len(report.problems) == 2
+
+
+def test_schema_files_are_a_valid_frictionless_package():
+    """The data_schema folder is itself checked by the frictionless library."""
+    frictionless = pytest.importorskip("frictionless")
+    package = json.loads((data_schema_dir() / "datapackage.json").read_text())
+    assert [r["name"] for r in package["resources"]] == list(TABLES)
+    for name in TABLES:
+        descriptor = json.loads((data_schema_dir() / f"{name}.schema.json").read_text())
+        report = frictionless.Schema.validate_descriptor(descriptor)
+        assert report.valid, report.flatten(["message"])
