@@ -32,6 +32,7 @@ __all__ = [
     "TABLES",
     "FieldSpec",
     "TableSpec",
+    "contract_markdown",
     "data_schema_dir",
     "table_spec",
     "validate_tables",
@@ -536,3 +537,35 @@ def _finalise(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         if field_.enum is not None and field_.type == "string" and field_.name in frame:
             frame[field_.name] = pd.Categorical(frame[field_.name], categories=list(field_.enum))
     return frame
+
+
+def contract_markdown() -> str:
+    """The tables of the data contract as Markdown (kept verbatim in ``docs/data.md``)."""
+    resources = {r["name"]: r for r in _datapackage()["resources"]}
+    parts = []
+    for name in TABLES:
+        spec = table_spec(name)
+        need = "required" if name in REQUIRED_TABLES else "optional"
+        parts.append(f"### {name} ({need})\n\n{resources[name]['description']}\n")
+        parts.append("| column | type | required | allowed values | description |")
+        parts.append("|---|---|---|---|---|")
+        for f in spec.fields:
+            allowed = ", ".join(str(v) for v in f.enum) if f.enum else ""
+            raw = json.loads(spec.path.read_text())
+            constraints = next(x for x in raw["fields"] if x["name"] == f.name).get(
+                "constraints", {}
+            )
+            bounds = [
+                f"{sign} {constraints[key]}"
+                for key, sign in (("minimum", "≥"), ("maximum", "≤"))
+                if key in constraints
+            ]
+            allowed = allowed or " and ".join(bounds)
+            if constraints.get("unique"):
+                allowed = (allowed + "; " if allowed else "") + "unique"
+            parts.append(
+                f"| {f.name} | {f.type} | {'yes' if f.required else ''} | {allowed} | "
+                f"{f.description} |"
+            )
+        parts.append("")
+    return "\n".join(parts)

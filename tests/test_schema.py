@@ -13,7 +13,13 @@ import pytest
 from cohort_builder import tables_from_rows
 
 from rehabstats import Cohort, CohortValidationError
-from rehabstats.schema import TABLES, data_schema_dir, table_spec, validate_tables
+from rehabstats.schema import (
+    TABLES,
+    contract_markdown,
+    data_schema_dir,
+    table_spec,
+    validate_tables,
+)
 
 P = "p1"
 
@@ -297,3 +303,9 @@ def test_schema_files_are_a_valid_frictionless_package():
         descriptor = json.loads((data_schema_dir() / f"{name}.schema.json").read_text())
         report = frictionless.Schema.validate_descriptor(descriptor)
         assert report.valid, report.flatten(["message"])
+
+
+def test_docs_describe_the_schema_files():
+    """docs/data.md carries the tables generated from data_schema/ verbatim."""
+    docs = (data_schema_dir().parent / "docs" / "data.md").read_text()
+    assert contract_markdown() in docs
