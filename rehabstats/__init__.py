@@ -13,8 +13,7 @@ from rehabstats.errors import (
     ValidationReport,
 )
 from rehabstats.io import load_cohort, write_cohort
-
-# simulate: imported below once available
+from rehabstats.simulate import simulate_cohort, simulate_tables
 
 try:
     __version__ = version("rehabstats")
