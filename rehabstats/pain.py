@@ -1,14 +1,40 @@
-"""Pain monitoring (``docs/metrics.md`` §5): diary days, pain-monitoring rules, flares, trends."""
+"""Pain monitoring (``docs/metrics.md`` §5): diary days, pain-monitoring rules, flares, trends.
+
+Session-day rules, flares and weekly trends use the remodelling window (weeks
+1..``window_weeks``) within follow-up (§3); a pain rating dated after ``obs_end`` does not exist
+for the analysis. The trajectory model fits weekly mean morning NRS with statsmodels' MixedLM.
+"""
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import statsmodels.formula.api as smf
+from scipy import linalg
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, SingularMatrixWarning
 
 from rehabstats.cohort import Cohort
-from rehabstats.timeline import observe
+from rehabstats.config import AnalysisConfig
+from rehabstats.timeline import group_labels, observe, participant_timeline, per_row
 
-__all__ = ["morning_nrs", "next_morning_rise"]
+__all__ = [
+    "morning_nrs",
+    "next_morning_rise",
+    "pain_model",
+    "pain_monitoring",
+    "session_day_rules",
+    "weekly_pain",
+]
+
+_DECIMALS = 10
+"""Differences of NRS values are rounded to this many decimals before being compared with a
+threshold, so that float noise (5.3 - 3.3 = 1.9999999999999996) cannot decide a rule."""
+
+_SINGULAR_TOL = 1e-4
+"""lme4's ``isSingular`` tolerance on the relative covariance factor (see :func:`pain_model`)."""
 
 
 def morning_nrs(
@@ -39,7 +65,8 @@ def next_morning_rise(days: pd.DataFrame, morning: pd.DataFrame) -> pd.Series:
     """Next-morning NRS minus same-day morning NRS for each (participant_id, day) of ``days``.
 
     ``morning`` is :func:`morning_nrs` output. NaN where either morning rating is missing (the
-    rule using it is then unknown).
+    rule using it is then unknown). The difference is rounded to 10 decimals, which removes
+    float noise (5.3 − 3.3 gives exactly 2) and nothing an NRS can express.
     """
     lookup = pd.Series(
         morning["nrs"].to_numpy(),
@@ -51,6 +78,565 @@ def next_morning_rise(days: pd.DataFrame, morning: pd.DataFrame) -> pd.Series:
     day = days["day"].to_numpy()
     same = lookup.reindex(pd.MultiIndex.from_arrays([ids, day])).to_numpy()
     following = lookup.reindex(pd.MultiIndex.from_arrays([ids, day + 1])).to_numpy()
-    return pd.Series(
-        np.asarray(following, dtype=float) - np.asarray(same, dtype=float), index=days.index
+    rise = np.asarray(following, dtype=float) - np.asarray(same, dtype=float)
+    return pd.Series(np.round(rise, _DECIMALS), index=days.index)
+
+
+# ----------------------------------------------------------------------------------------------
+# Session-day rules
+
+
+def session_day_rules(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
+    """The pain-monitoring rules and flares on every session day.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The validated cohort.
+    config : AnalysisConfig, optional
+        ``pain_limit``, ``settle_tolerance``, ``flare_delta``, ``window_weeks`` and
+        ``data_cutoff``; default ``AnalysisConfig()``.
+
+    Returns
+    -------
+    DataFrame
+        One row per session day (a day with at least one completed session, i.e.
+        ``completed_sets >= 1``) in weeks 1..window_weeks on or before ``obs_end``; participants
+        in :func:`~rehabstats.timeline.participant_timeline` order, then by day. Columns
+
+        participant_id : str
+        day, week : int
+        during_violated : boolean (nullable)
+            Highest ``during`` NRS that day > pain_limit; NA without a ``during`` rating.
+        after_violated : boolean (nullable)
+            Highest ``after`` NRS that day > pain_limit; NA without an ``after`` rating.
+        not_settled : boolean (nullable)
+            Next morning's NRS > that morning's NRS + settle_tolerance; NA when either
+            morning rating is missing.
+        violation : boolean (nullable)
+            True when any rule is violated; False when none is violated and at least one is
+            known; NA when all three are unknown.
+        flare : boolean (nullable)
+            Next morning's NRS >= that morning's NRS + flare_delta; NA when either morning
+            rating is missing.
+
+    Notes
+    -----
+    ``docs/metrics.md`` §5 (Silbernagel et al. 2007 pain-monitoring model)::
+
+        during_violated = max(during NRS on day d) > pain_limit
+        after_violated  = max(after NRS on day d) > pain_limit
+        not_settled     = morning(d + 1) - morning(d) > settle_tolerance
+        flare           = morning(d + 1) - morning(d) >= flare_delta
+
+    A rule with missing data is unknown, not violated. Several morning ratings on one day count
+    as their mean (see :func:`morning_nrs`). The next-morning rating may fall just after the
+    window (the morning after a session on day 7·window_weeks − 1) but must be on or before
+    ``obs_end``. Ratings on days without a completed session are not used here.
+    """
+    config = config or AnalysisConfig()
+    timeline = participant_timeline(cohort, config)
+    return _session_day_rules(cohort, timeline, config)
+
+
+def _session_day_rules(
+    cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig
+) -> pd.DataFrame:
+    sessions = observe(cohort.sessions, "session_date", timeline, window_weeks=config.window_weeks)
+    days = sessions.loc[sessions["completed_sets"] >= 1, ["participant_id", "day", "week"]]
+    days = days.drop_duplicates(["participant_id", "day"])
+    order = pd.Series(np.arange(len(timeline)), index=timeline.index)
+    days = days.assign(_order=per_row(days["participant_id"], order))
+    days = days.sort_values(["_order", "day"], kind="stable").reset_index(drop=True)
+    days["participant_id"] = days["participant_id"].astype("str")
+
+    pain = observe(cohort.pain, "recorded_on", timeline)
+    pain["participant_id"] = pain["participant_id"].astype("str")
+    out = days[["participant_id", "day", "week"]].copy()
+    keys = pd.MultiIndex.from_frame(out[["participant_id", "day"]])
+    for timing in ("during", "after"):
+        peak = (
+            pain[pain["timing"] == timing]
+            .groupby(["participant_id", "day"], sort=False)["nrs"]
+            .max()
+        )
+        highest = peak.reindex(keys).to_numpy(dtype="float64")
+        out[f"{timing}_violated"] = _nullable(highest > config.pain_limit, ~np.isnan(highest))
+
+    rise = next_morning_rise(out, morning_nrs(cohort, timeline)).to_numpy()
+    rise_known = ~np.isnan(rise)
+    out["not_settled"] = _nullable(rise > config.settle_tolerance, rise_known)
+    rules = out[["during_violated", "after_violated", "not_settled"]]
+    violated = rules.fillna(False).to_numpy(dtype=bool).any(axis=1)
+    known = rules.notna().to_numpy().any(axis=1)
+    out["violation"] = _nullable(violated, known)
+    out["flare"] = _nullable(rise >= config.flare_delta, rise_known)
+    return out
+
+
+def _nullable(flag: np.ndarray, known: np.ndarray) -> pd.arrays.BooleanArray:
+    """A nullable boolean array: ``flag`` where ``known``, NA elsewhere."""
+    known = np.asarray(known, dtype=bool)
+    return pd.arrays.BooleanArray(np.asarray(flag, dtype=bool) & known, ~known)
+
+
+# ----------------------------------------------------------------------------------------------
+# Weekly morning pain and per-participant summary
+
+
+def weekly_pain(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
+    """Mean morning NRS per participant-week of the remodelling window.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The validated cohort.
+    config : AnalysisConfig, optional
+        ``window_weeks`` and ``data_cutoff``; default ``AnalysisConfig()``.
+
+    Returns
+    -------
+    DataFrame
+        One row per participant and week (1..window_weeks, on or before ``obs_end``) with at
+        least one morning rating; participants in
+        :func:`~rehabstats.timeline.participant_timeline` order, then by week. Columns
+
+        participant_id : str
+        week : int
+        pain_morning_mean : float
+            Mean of the week's daily morning NRS.
+        n_records : int
+            Days of the week with a morning rating.
+
+    Notes
+    -----
+    ``docs/metrics.md`` §5 and §3 (``week = day // 7 + 1``). Several morning ratings on one day
+    are first averaged into that day's rating (see :func:`morning_nrs`), so every day weighs the
+    same and ``n_records`` counts days, not rows.
+    """
+    config = config or AnalysisConfig()
+    timeline = participant_timeline(cohort, config)
+    return _weekly_pain(cohort, timeline, config)
+
+
+def _weekly_pain(cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+    daily = morning_nrs(cohort, timeline, window_weeks=config.window_weeks)
+    weekly = (
+        daily.groupby(["participant_id", "week"], observed=True, sort=True)["nrs"]
+        .agg(pain_morning_mean="mean", n_records="size")
+        .reset_index()
     )
+    order = pd.Series(np.arange(len(timeline)), index=timeline.index)
+    weekly["_order"] = per_row(weekly["participant_id"], order)
+    weekly = weekly.sort_values(["_order", "week"], kind="stable").reset_index(drop=True)
+    weekly["participant_id"] = weekly["participant_id"].astype("str")
+    weekly["n_records"] = weekly["n_records"].astype("int64")
+    return weekly[["participant_id", "week", "pain_morning_mean", "n_records"]]
+
+
+def pain_monitoring(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
+    """Pain-monitoring summary per participant.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The validated cohort.
+    config : AnalysisConfig, optional
+        ``pain_limit``, ``settle_tolerance``, ``flare_delta``, ``rising_min_records``,
+        ``window_weeks`` and ``data_cutoff``; default ``AnalysisConfig()``.
+
+    Returns
+    -------
+    DataFrame
+        One row per analysed participant, in
+        :func:`~rehabstats.timeline.participant_timeline` order, with columns
+
+        participant_id : str
+        pain_morning_week1 : float
+            Mean morning NRS in week 1 (NaN without a rating).
+        pain_morning_week12 : float
+            Mean morning NRS in the last window week, ``window_weeks`` (12 by default; the
+            column keeps the contract's name whatever the window). NaN without a rating.
+        pain_change : float
+            pain_morning_week12 − pain_morning_week1.
+        session_days : int
+            Session days in the window (rows of :func:`session_day_rules`).
+        pmm_violation_days : int
+            Session days violating at least one rule.
+        pmm_violation_rate : float
+            pmm_violation_days / session days with at least one rule known; NaN when none.
+        flares : int
+            Session days with a flare (unknown flares are not counted).
+        weeks_rising : int
+            Weeks whose mean morning NRS exceeds the previous week's (see Notes).
+
+    Notes
+    -----
+    ``docs/metrics.md`` §5::
+
+        pmm_violation_rate = #(session days violating a rule) / #(session days with a rule known)
+        weeks_rising       = #{w : n(w) >= m, n(w-1) >= m, mean(w) > mean(w-1)}
+
+    with ``mean(w)`` the week's mean daily morning NRS, ``n(w)`` its days with a morning rating
+    and ``m = rising_min_records``. The previous week is the calendar week w − 1, not the last
+    earlier week with ratings, so week 1 is never rising and a week after a week with fewer
+    than m ratings is not counted. A session day with every rule unknown is neither a violation
+    nor in the rate's denominator. See :func:`session_day_rules` and :func:`weekly_pain`.
+    """
+    config = config or AnalysisConfig()
+    timeline = participant_timeline(cohort, config)
+    index = timeline.index.astype("str")
+
+    rules = _session_day_rules(cohort, timeline, config)
+    per_person = rules.assign(
+        _violation=rules["violation"].fillna(False).astype(bool),
+        _known=rules["violation"].notna(),
+        _flare=rules["flare"].fillna(False).astype(bool),
+    ).groupby("participant_id", sort=False)
+    session_days = per_person.size().reindex(index, fill_value=0)
+    violation_days = per_person["_violation"].sum().reindex(index, fill_value=0)
+    known_days = per_person["_known"].sum().reindex(index, fill_value=0)
+    flares = per_person["_flare"].sum().reindex(index, fill_value=0)
+
+    weekly = _weekly_pain(cohort, timeline, config)
+    means = weekly.set_index("participant_id")["pain_morning_mean"]
+    first = means[weekly["week"].to_numpy() == 1].reindex(index)
+    last = means[weekly["week"].to_numpy() == config.window_weeks].reindex(index)
+
+    full = weekly[weekly["n_records"] >= config.rising_min_records]
+    earlier = full.assign(week=full["week"] + 1)
+    pairs = full.merge(earlier, on=["participant_id", "week"], suffixes=("", "_previous"))
+    rise = np.round(pairs["pain_morning_mean"] - pairs["pain_morning_mean_previous"], _DECIMALS)
+    weeks_rising = (rise > 0).groupby(pairs["participant_id"]).sum().reindex(index, fill_value=0)
+
+    return pd.DataFrame(
+        {
+            "participant_id": index,
+            "pain_morning_week1": first.to_numpy(dtype="float64"),
+            "pain_morning_week12": last.to_numpy(dtype="float64"),
+            "pain_change": (last - first).to_numpy(dtype="float64"),
+            "session_days": session_days.to_numpy(dtype="int64"),
+            "pmm_violation_days": violation_days.to_numpy(dtype="int64"),
+            "pmm_violation_rate": (violation_days / known_days.where(known_days > 0)).to_numpy(
+                dtype="float64"
+            ),
+            "flares": flares.to_numpy(dtype="int64"),
+            "weeks_rising": weeks_rising.to_numpy(dtype="int64"),
+        }
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Trajectory model
+
+_MODEL_COLUMNS = [
+    "term",
+    "estimate",
+    "std_err",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "model",
+    "converged",
+    "note",
+]
+
+
+def pain_model(
+    cohort: Cohort,
+    *,
+    by: str | None = None,
+    config: AnalysisConfig | None = None,
+    random_slope: bool = True,
+) -> pd.DataFrame:
+    """Linear mixed model of the weekly mean morning NRS over the remodelling window.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The validated cohort.
+    by : str, optional
+        Participant column defining the groups (``site``, ``arm``, ``tendinopathy_type`` or
+        ``sex``); without it a single trajectory is fitted.
+    config : AnalysisConfig, optional
+        ``window_weeks``, ``confidence_level`` and ``data_cutoff``; default
+        ``AnalysisConfig()``.
+    random_slope : bool, default True
+        Fit random intercepts and slopes (the contract's model). False fits random intercepts
+        only (the fallback, e.g. for a sensitivity analysis).
+
+    Returns
+    -------
+    DataFrame
+        One row per model term, with columns
+
+        term : str
+            Fixed effects as statsmodels/patsy name them: ``Intercept``, ``t``,
+            ``group[T.<level>]``, ``t:group[T.<level>]``; then ``var_intercept``,
+            ``var_slope`` and ``cov_intercept_slope`` (random-slope model only) and
+            ``var_residual``.
+        estimate : float
+            Fixed-effect coefficient (NRS points; per week for slopes) or variance component
+            (NRS², per week² for the slope, per week for the covariance).
+        std_err, ci_low, ci_high, p_value : float
+            Fixed effects only (NaN for variance components): Wald standard error,
+            normal-based confidence interval at ``confidence_level`` and two-sided z-test
+            p-value, as statsmodels reports them.
+        model : str
+            ``random_slope`` or ``random_intercept`` (the model reported); ``none`` when no
+            model could be fitted (then a single row, term NA).
+        converged : bool
+            The reported model passed every convergence check (see Notes).
+        note : str
+            Why the model fell back to random intercepts, a failed check, and the warnings
+            statsmodels issued (see Notes); empty when there is nothing to say.
+
+        ``DataFrame.attrs`` holds ``formula``, ``n_observations`` and ``n_participants``.
+
+    Notes
+    -----
+    ``docs/metrics.md`` §5. Data: one row per participant-week of the window (within follow-up)
+    with at least one morning rating; the response is the week's mean daily morning NRS (see
+    :func:`weekly_pain`), ``t = week − 1`` (weeks since the first week). Participants contribute
+    whatever weeks they have; participants without morning ratings do not enter the model.
+
+    Model, fitted by REML with ``statsmodels.formula.api.mixedlm(formula, data,
+    groups=participant, re_formula="~t")`` (``re_formula=None`` for the random intercept)::
+
+        pain_ij = (b0 + u0_i) + (b1 + u1_i) t_ij + e_ij                   (without by)
+        pain_ij = b0 + b1 t_ij + g_k + h_k t_ij + u0_i + u1_i t_ij + e_ij  (with by)
+
+        (u0_i, u1_i) ~ N(0, [[var_intercept, cov_intercept_slope],
+                             [cov_intercept_slope, var_slope]]),  e_ij ~ N(0, var_residual)
+
+    i.e. ``pain ~ t * group + (1 + t | participant)`` in lme4 notation. Treatment coding with
+    the **first group alphabetically as reference**: ``Intercept`` (b0) and ``t`` (b1) are the
+    reference group's mean week-1 pain and weekly change; ``group[T.k]`` (g_k) is group k's
+    difference in week-1 pain and ``t:group[T.k]`` (h_k) its difference in weekly change. With
+    ``by`` but a single group holding pain data the group terms cannot be estimated and
+    ``pain ~ t`` is fitted (said in ``note``).
+
+    **Optimisation.** Each model is fitted by ``fit(reml=True, method="powell")`` from
+    statsmodels' default start, then refined by ``fit(reml=True, method="bfgs", gtol=1e-6)``
+    started at Powell's estimate; the refinement is kept when it converged with a REML
+    log-likelihood at least Powell's. statsmodels' default (BFGS, then L-BFGS, then CG, from
+    the default start) often stops short of the maximum on pain data with a small slope variance
+    — sometimes reporting convergence at a log-likelihood several units below it — while
+    Powell then BFGS reached the best log-likelihood of every optimiser tried on simulated
+    cohorts and matches lme4 on ``sleepstudy`` (tests/test_pain_model.py).
+
+    **Convergence and fallback.** The random-slope model is used when all of these hold:
+    the optimiser converged; every estimate and standard error is finite; statsmodels raised no
+    ``SingularMatrixWarning`` and no warning that the Hessian is not positive definite; the
+    random-effects covariance is not singular by lme4's criterion (``isSingular``, tolerance
+    1e-4): every diagonal element of the Cholesky factor of ``cov_re / var_residual`` is at
+    least 1e-4 (a zero slope variance or a ±1 intercept-slope correlation fails); and its REML
+    log-likelihood is not below the random-intercept model's (which it contains, so a lower
+    value means the optimiser stopped short). Otherwise the random-intercept model is reported,
+    ``note`` says why, and ``converged`` reports the same checks (bar the last) on that fit.
+    statsmodels' own "MLE may be on the boundary" warning compares variances with 0.01 in the
+    data's units (NRS², so a small but real slope variance of, say, 0.005 NRS² per week² always
+    triggers it); it is neither a failure nor reported in ``note`` — the scale-free criterion
+    above decides. Every other statsmodels warning is reported in ``note``.
+    """
+    config = config or AnalysisConfig()
+    timeline = participant_timeline(cohort, config)
+    labels = group_labels(timeline, by)
+    weekly = _weekly_pain(cohort, timeline, config)
+    data = pd.DataFrame(
+        {
+            "participant": weekly["participant_id"].to_numpy(),
+            "t": (weekly["week"] - 1).to_numpy(dtype="float64"),
+            "pain": weekly["pain_morning_mean"].to_numpy(dtype="float64"),
+            "group": per_row(weekly["participant_id"], labels),
+        }
+    )
+    notes: list[str] = []
+    levels = sorted(pd.unique(data["group"]).tolist())
+    if by is not None and len(levels) >= 2:
+        data["group"] = pd.Categorical(data["group"], categories=levels)
+        formula = "pain ~ t * group"
+    else:
+        formula = "pain ~ t"
+        if by is not None and levels:
+            notes.append(
+                f"only one {by} group ({levels[0]}) has morning pain ratings; "
+                "fitted pain ~ t without group terms"
+            )
+    n_participants = int(data["participant"].nunique())
+    attrs = {"formula": formula, "n_observations": len(data), "n_participants": n_participants}
+    if n_participants < 2:
+        notes.append(
+            f"{n_participants} participants with morning pain ratings in the window; "
+            "a mixed model needs at least 2"
+        )
+        return _no_model(notes, attrs)
+
+    alpha = 1 - config.confidence_level
+    intercept = _fit(data, formula, random_slope=False)
+    kind, fit = "random_intercept", intercept
+    if not random_slope:
+        notes.append("random intercept only, as requested (random_slope=False)")
+    else:
+        slope = _fit(data, formula, random_slope=True)
+        if slope.result is not None and intercept.result is not None:
+            gap = intercept.result.llf - slope.result.llf
+            if gap > _LLF_TOL * max(1.0, abs(intercept.result.llf)):
+                slope.problems.append(
+                    f"REML log-likelihood {slope.result.llf:.6g} below the nested "
+                    f"random-intercept model's {intercept.result.llf:.6g}: the optimiser stopped "
+                    "short of the maximum"
+                )
+        if slope.problems:
+            notes.append(
+                "random-slope model not used ("
+                + "; ".join(slope.problems)
+                + "); refitted with a random intercept only"
+            )
+            notes.extend(f"random-slope fit warned: {m}" for m in slope.messages)
+        else:
+            kind, fit = "random_slope", slope
+    if fit.result is None:
+        notes.extend(fit.problems)
+        return _no_model(notes, attrs)
+    if fit.problems:
+        notes.append(f"{kind.replace('_', '-')} model: " + "; ".join(fit.problems))
+    notes.extend(f"statsmodels warned: {m}" for m in fit.messages)
+    table = _model_table(fit.result, alpha)
+    table["model"] = kind
+    table["converged"] = not fit.problems
+    table["note"] = " | ".join(notes)
+    table.attrs.update(attrs)
+    return table[_MODEL_COLUMNS]
+
+
+_LLF_TOL = 1e-8
+"""Relative shortfall of the random-slope REML log-likelihood below the nested random-intercept
+model's that counts as a failed optimisation (the larger model's maximum cannot be lower)."""
+
+_POLISH_GTOL = 1e-6
+"""Gradient tolerance of the BFGS refinement after Powell (see :func:`pain_model`)."""
+
+_BOUNDARY_WARNING = "MLE may be on the boundary"
+"""statsmodels' warning when a variance is below 0.01 in the data's units; not reported (the
+scale-free singularity check decides, see :func:`pain_model`)."""
+
+_FIT_ERRORS = (ValueError, np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError)
+
+
+class _Fit:
+    """A MixedLM fit with the warnings it raised and the convergence checks it failed."""
+
+    def __init__(self, result: Any, messages: list[str], problems: list[str]) -> None:
+        self.result = result
+        self.messages = messages
+        self.problems = problems
+
+
+def _optimise(model: Any, **options: Any) -> tuple[Any, list[warnings.WarningMessage]]:
+    """One ``MixedLM.fit(reml=True, ...)`` with the warnings it raised (None on failure)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = model.fit(reml=True, **options)
+        except _FIT_ERRORS:
+            result = None
+    return result, list(caught)
+
+
+def _fit(data: pd.DataFrame, formula: str, *, random_slope: bool) -> _Fit:
+    """Fit by REML: Powell from statsmodels' start, then BFGS from Powell's estimate."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = smf.mixedlm(
+                formula, data, groups=data["participant"], re_formula="~t" if random_slope else None
+            )
+    except _FIT_ERRORS as exc:
+        return _Fit(None, [], [f"model could not be set up: {type(exc).__name__}: {exc}"])
+    powell, powell_warnings = _optimise(model, method="powell")
+    if powell is None:
+        return _Fit(None, [], ["model could not be fitted (Powell optimiser failed)"])
+    result, caught = powell, powell_warnings
+    polish, polish_warnings = _optimise(
+        model, method="bfgs", start_params=powell.params_object, gtol=_POLISH_GTOL
+    )
+    if (
+        polish is not None
+        and polish.converged
+        and np.isfinite(polish.llf)
+        and (not np.isfinite(powell.llf) or polish.llf >= powell.llf)
+    ):
+        result, caught = polish, polish_warnings
+    messages = list(
+        dict.fromkeys(str(w.message) for w in caught if _BOUNDARY_WARNING not in str(w.message))
+    )
+    problems = []
+    if not result.converged:
+        problems.append("the optimiser did not converge")
+    values = np.r_[np.asarray(result.fe_params), np.asarray(result.bse_fe), np.ravel(result.cov_re)]
+    if not (np.isfinite(values).all() and np.isfinite(result.scale) and result.scale > 0):
+        problems.append("non-finite estimates or standard errors")
+    elif _singular(np.asarray(result.cov_re) / result.scale):
+        problems.append(
+            "singular random-effects covariance (a variance at zero or a correlation at ±1)"
+        )
+    if any(issubclass(w.category, SingularMatrixWarning) for w in caught):
+        problems.append("singular random-effects covariance reported by statsmodels")
+    if any(
+        issubclass(w.category, ConvergenceWarning) and "Hessian" in str(w.message) for w in caught
+    ):
+        problems.append("Hessian not positive definite")
+    return _Fit(result, messages, problems)
+
+
+def _singular(relative_cov: np.ndarray) -> bool:
+    """lme4's ``isSingular``: a diagonal of the relative covariance factor below 1e-4."""
+    try:
+        factor = linalg.cholesky(relative_cov, lower=True)
+    except linalg.LinAlgError:
+        return True
+    return bool((np.diag(factor) < _SINGULAR_TOL).any())
+
+
+def _model_table(result, alpha: float) -> pd.DataFrame:
+    names = list(result.fe_params.index)
+    ci = result.conf_int(alpha=alpha).loc[names]
+    fixed = pd.DataFrame(
+        {
+            "term": names,
+            "estimate": result.fe_params.to_numpy(dtype="float64"),
+            "std_err": result.bse_fe.loc[names].to_numpy(dtype="float64"),
+            "ci_low": ci.iloc[:, 0].to_numpy(dtype="float64"),
+            "ci_high": ci.iloc[:, 1].to_numpy(dtype="float64"),
+            "p_value": result.pvalues.loc[names].to_numpy(dtype="float64"),
+        }
+    )
+    cov = np.asarray(result.cov_re, dtype="float64")
+    variance = {"var_intercept": cov[0, 0]}
+    if cov.shape[0] > 1:
+        variance["var_slope"] = cov[1, 1]
+        variance["cov_intercept_slope"] = cov[0, 1]
+    variance["var_residual"] = float(result.scale)
+    random = pd.DataFrame({"term": list(variance), "estimate": list(variance.values())})
+    table = pd.concat([fixed, random], ignore_index=True)
+    table["term"] = table["term"].astype("str")
+    return table
+
+
+def _no_model(notes: list[str], attrs: dict[str, object]) -> pd.DataFrame:
+    table = pd.DataFrame(
+        {
+            "term": pd.Series([pd.NA], dtype="str"),
+            "estimate": [np.nan],
+            "std_err": [np.nan],
+            "ci_low": [np.nan],
+            "ci_high": [np.nan],
+            "p_value": [np.nan],
+            "model": ["none"],
+            "converged": [False],
+            "note": [" | ".join(notes)],
+        }
+    )
+    table.attrs.update(attrs)
+    return table
