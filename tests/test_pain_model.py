@@ -1,6 +1,6 @@
 """The pain trajectory model (METRICS.md §5) against lme4, and its fallback and group terms.
 
-Reference: /work/shared/reference/r_reference.json (R 4.2.2, lme4 1.1-31), blocks
+Reference: tests/results/r_reference.json (R 4.2.2, lme4 1.1-31), blocks
 ``lmer_sleepstudy`` = ``lmer(Reaction ~ Days + (Days | Subject), data = sleepstudy, REML = TRUE)``
 and ``lmer_sleepstudy_intercept_only`` = ``lmer(Reaction ~ Days + (1 | Subject), ...)``.
 
@@ -25,14 +25,12 @@ from scipy import stats
 from rehabstats import AnalysisConfig, Cohort, ParameterError
 from rehabstats.pain import pain_model
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "r_reference.json"
+REFERENCE = Path(__file__).resolve().parent / "results" / "r_reference.json"
 SCALE = 50.0
 
 
 @cache
 def reference() -> dict:
-    if not REFERENCE.is_file():  # pragma: no cover - the reference lives beside the project
-        pytest.skip(f"R reference values not found at {REFERENCE}")
     return json.loads(REFERENCE.read_text())
 
 
