@@ -1,0 +1,173 @@
+"""All metrics of a cohort in the shapes of the output files (``docs/metrics.md`` §9)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rehabstats.adherence import adherence, weekly_adherence
+from rehabstats.cohort import Cohort
+from rehabstats.config import AnalysisConfig
+from rehabstats.pain import pain_model, pain_monitoring, weekly_pain
+from rehabstats.relapse import relapse_incidence, relapse_metrics, relapse_rates
+from rehabstats.stages import (
+    stage_metrics,
+    stage_occupancy,
+    time_to_stage,
+    time_to_stage_summary,
+)
+from rehabstats.timeline import observe, participant_timeline, stage_on
+from rehabstats.visa import visa_a_outcomes
+
+__all__ = [
+    "OUTPUT_FILES",
+    "PARTICIPANT_COLUMNS",
+    "WEEKLY_COLUMNS",
+    "participant_metrics",
+    "weekly_metrics",
+    "write_metrics",
+]
+
+PARTICIPANT_COLUMNS: tuple[str, ...] = (
+    "participant_id", "site", "arm", "tendinopathy_type", "follow_up_days", "withdrawn",
+    "sessions_scheduled", "sessions_completed", "adherence_sessions", "adherence_volume",
+    "adherent", "load_stagnant_weeks", "load_stagnant", "pain_morning_week1",
+    "pain_morning_week12", "pain_change", "session_days", "pmm_violation_days",
+    "pmm_violation_rate", "flares", "weeks_rising", "visa_a_baseline", "visa_a_week12",
+    "visa_a_change_12", "visa_a_responder_12", "highest_stage", "reached_stage_2",
+    "reached_stage_3", "reached_stage_4", "days_to_stage_2", "days_to_stage_3",
+    "days_to_stage_4", "regressions", "checkpoint_passed", "progressed_without_checkpoint",
+    "insertional_step_deviation", "last_session_day", "stopped_early", "at_risk_start_day",
+    "relapsed", "days_to_relapse", "relapse_source", "person_weeks_at_risk",
+)  # fmt: skip
+"""The columns of ``participant_metrics.csv`` in the order of the contract (§9)."""
+
+WEEKLY_COLUMNS: tuple[str, ...] = (
+    "participant_id", "week", "stage", "sessions_scheduled", "sessions_completed",
+    "adherence_sessions", "pain_morning_mean",
+)  # fmt: skip
+"""The columns of ``weekly_metrics.csv`` in the order of the contract (§9)."""
+
+
+def participant_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
+    """One row per analysed participant with every per-participant metric.
+
+    Parameters
+    ----------
+    cohort : Cohort
+    config : AnalysisConfig, optional
+        Thresholds; default ``AnalysisConfig()``.
+
+    Returns
+    -------
+    DataFrame
+        The columns of :data:`PARTICIPANT_COLUMNS` in that order (see ``docs/metrics.md`` for
+        each definition), followed by the further per-participant outputs of the metric
+        families (VISA-A at the other visits, time in each stage).
+
+    Notes
+    -----
+    Each family is computed by its own module (:mod:`rehabstats.adherence`,
+    :mod:`~rehabstats.pain`, :mod:`~rehabstats.visa`, :mod:`~rehabstats.stages`,
+    :mod:`~rehabstats.relapse`) on the same timeline and joined on ``participant_id``.
+    """
+    config = config or AnalysisConfig()
+    timeline = participant_timeline(cohort, config)
+    base = timeline[["site", "arm", "tendinopathy_type", "follow_up_days", "withdrawn"]]
+    out = base.reset_index()
+    families: list[Callable[..., pd.DataFrame]] = [
+        adherence, pain_monitoring, visa_a_outcomes, stage_metrics, relapse_metrics,
+    ]  # fmt: skip
+    for family in families:
+        part = family(cohort, config=config)
+        part = part.assign(participant_id=part["participant_id"].astype("str"))
+        out = out.merge(part, on="participant_id", how="left", validate="one_to_one")
+    extra = [c for c in out.columns if c not in PARTICIPANT_COLUMNS]
+    return out[[*PARTICIPANT_COLUMNS, *extra]]
+
+
+def weekly_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
+    """One row per participant and week of the remodelling window within follow-up.
+
+    Returns
+    -------
+    DataFrame
+        participant_id, week, stage (the stage at the end of the week — the stage of the latest
+        scheduled session on or before day 7·week − 1, or on ``obs_end`` when follow-up ends
+        within the week; NaN before the first session), sessions_scheduled, sessions_completed,
+        adherence_sessions (NaN when none scheduled), pain_morning_mean (mean morning NRS that
+        week; NaN without morning ratings), then adherence_volume and n_morning_records.
+    """
+    config = config or AnalysisConfig()
+    timeline = participant_timeline(cohort, config)
+    weeks = weekly_adherence(cohort, config=config)
+    weeks = weeks.assign(participant_id=weeks["participant_id"].astype("str"))
+    pain = weekly_pain(cohort, config=config)
+    pain = pain.assign(participant_id=pain["participant_id"].astype("str")).rename(
+        columns={"n_records": "n_morning_records"}
+    )
+    out = weeks.merge(pain, on=["participant_id", "week"], how="left", validate="one_to_one")
+    follow_up = timeline["follow_up_days"].reindex(out["participant_id"]).to_numpy()
+    end_day = np.minimum(7 * out["week"].to_numpy() - 1, follow_up)
+    sessions = observe(cohort.sessions, "session_date", timeline)
+    points = pd.DataFrame({"participant_id": out["participant_id"], "day": end_day})
+    out["stage"] = stage_on(sessions, points).to_numpy()
+    extra = [c for c in out.columns if c not in WEEKLY_COLUMNS]
+    return out[[*WEEKLY_COLUMNS, *extra]]
+
+
+OUTPUT_FILES: dict[str, Callable[..., pd.DataFrame]] = {
+    "participant_metrics.csv": lambda c, by, cfg: participant_metrics(c, config=cfg),
+    "weekly_metrics.csv": lambda c, by, cfg: weekly_metrics(c, config=cfg),
+    "time_to_stage.csv": lambda c, by, cfg: time_to_stage(c, by=by, config=cfg),
+    "time_to_stage_summary.csv": lambda c, by, cfg: time_to_stage_summary(c, by=by, config=cfg),
+    "relapse_rates.csv": lambda c, by, cfg: relapse_rates(c, by=by, config=cfg),
+    "relapse_incidence.csv": lambda c, by, cfg: relapse_incidence(c, by=by, config=cfg),
+    "pain_model.csv": lambda c, by, cfg: pain_model(c, by=by, config=cfg),
+    "stage_occupancy.csv": lambda c, by, cfg: stage_occupancy(c, by=by, config=cfg),
+}
+"""Every output file of ``rehabstats metrics`` and the function producing it."""
+
+
+def write_metrics(
+    cohort: Cohort,
+    out: str | os.PathLike,
+    *,
+    by: str | None = None,
+    config: AnalysisConfig | None = None,
+    model: bool = True,
+) -> list[Path]:
+    """Compute every output table and write them as CSV files into ``out``.
+
+    The files are written into a staging folder first and moved into ``out`` only when all of
+    them are computed, so a failure leaves no half-written set. Booleans are written
+    ``True``/``False``; missing values are empty fields; floats at full precision.
+
+    Parameters
+    ----------
+    model : bool
+        Fit the pain trajectory model (``pain_model.csv``); MixedLM takes minutes on very
+        large cohorts.
+    """
+    config = config or AnalysisConfig()
+    target = Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".metrics.", dir=target))
+    written = []
+    try:
+        for name, compute in OUTPUT_FILES.items():
+            if name == "pain_model.csv" and not model:
+                continue
+            compute(cohort, by, config).to_csv(staging / name, index=False, na_rep="")
+        for path in sorted(staging.iterdir()):
+            os.replace(path, target / path.name)
+            written.append(target / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return written
