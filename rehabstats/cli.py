@@ -122,6 +122,245 @@ def validate(data: Path, fmt: str, data_cutoff: str | None) -> None:
         click.echo(f"  warning: {message}")
 
 
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write the metric CSV files into.",
+)
+@click.option(
+    "--by",
+    type=click.Choice(["site", "arm", "tendinopathy_type", "sex"]),
+    default=None,
+    help="Participant column to compare groups by (default: all).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file overriding analysis thresholds.",
+)
+@click.option(
+    "--data-cutoff",
+    type=str,
+    default=None,
+    help="Analysis date YYYY-MM-DD (default: the configuration's, else the latest "
+    "date in the data).",
+)
+@click.option(
+    "--model/--no-model",
+    default=True,
+    show_default=True,
+    help="Fit the pain trajectory mixed model (slow on very large cohorts).",
+)
+def metrics(
+    data: Path,
+    out: Path,
+    by: str | None,
+    config_path: Path | None,
+    data_cutoff: str | None,
+    model: bool,
+) -> None:
+    """Compute every metric of a cohort folder and write the §9 CSV files."""
+    from rehabstats.config import AnalysisConfig
+    from rehabstats.io import load_cohort
+    from rehabstats.metrics import write_metrics
+
+    config = AnalysisConfig.from_yaml(config_path) if config_path else AnalysisConfig()
+    if data_cutoff is not None:
+        config = config.replace(data_cutoff=data_cutoff)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        cohort = load_cohort(data)
+        written = write_metrics(cohort, out, by=by, config=config, model=model)
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            click.echo(f"warning: {w.message}", err=True)
+    click.echo(f"wrote {len(written)} files to {out}: {', '.join(p.name for p in written)}")
+
+
+def _report_epilog() -> str:
+    """The parameters of every report, for ``rehabstats report --help``."""
+    from rehabstats.reporting import REPORTS
+
+    lines = ["Report parameters (-p NAME VALUE; 'none' for None):"]
+    for name, spec in REPORTS.items():
+        lines += ["", "\b", f"{name}: {spec.description}"]
+        for p in spec.parameters:
+            if p.name in ("data", "demo_participants", "demo_seed"):
+                continue
+            lines.append(f"  {p.name} = {p.default!r}  ({p.describe_type()}) {p.help}")
+    return "\n".join(lines)
+
+
+@cli.command(epilog=_report_epilog())
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--notebook",
+    "-n",
+    "notebook",
+    type=click.Choice(["cohort_report", "clinic_audit"]),
+    required=True,
+    help="Which report to render.",
+)
+@click.option(
+    "--out",
+    "-o",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="HTML file to write; the executed notebook is kept beside it (.ipynb).",
+)
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="A report parameter (repeatable), validated before anything runs.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar over the notebook's cells [default: only on a terminal].",
+)
+def report(
+    data: Path,
+    notebook: str,
+    out: Path,
+    parameters: tuple[tuple[str, str], ...],
+    progress: bool | None,
+) -> None:
+    """Render a report notebook on the cohort folder DATA into one self-contained HTML file.
+
+    The HTML makes no network request (no CDN, figures embedded) and shows no code; it opens
+    offline in any browser.
+    """
+    from rehabstats.errors import ParameterError
+    from rehabstats.reporting import RenderError, parse_parameter_pairs, render_report
+
+    try:
+        values = parse_parameter_pairs(parameters)
+        result = render_report(notebook, data, out=out, parameters=values, progress=progress)
+    except ParameterError as exc:
+        raise click.UsageError(str(exc)) from None
+    except RenderError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"wrote {result.html_path} and {result.notebook_path.name} in {result.seconds:.1f} s "
+        f"(data fingerprint {str(result.fingerprint)[:12]})"
+    )
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder to write the reports into.",
+)
+@click.option(
+    "--participants",
+    "n_participants",
+    type=click.IntRange(min=20),
+    default=None,
+    help="Size of the simulated demo cohort [default: the reports' default, 500].",
+)
+@click.option("--seed", type=int, default=None, help="Seed of the demo cohort [default: 0].")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bars [default: only on a terminal].",
+)
+def demo(out: Path, n_participants: int | None, seed: int | None, progress: bool | None) -> None:
+    """Simulate the demo cohort and render every report on it into OUT (reports/)."""
+    from rehabstats.reporting import RenderError, render_demo
+
+    try:
+        results = render_demo(out, participants=n_participants, seed=seed, progress=progress)
+    except RenderError as exc:
+        raise click.ClickException(str(exc)) from None
+    for r in results:
+        click.echo(f"wrote {r.html_path} ({r.seconds:.1f} s)")
+
+
+@cli.command()
+@click.argument("jobs", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Reports rendered at once, each in its own process and kernel "
+    "[default: the job file's workers, else half the CPUs, at most 4].",
+)
+@click.option("--force", is_flag=True, help="Re-render reports that are up to date.")
+@click.option(
+    "--wait", is_flag=True, help="Wait for another run holding the lock instead of exiting 75."
+)
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this job (all its fanned-out reports) or one report NAME:VALUE; repeatable. "
+    "Runs a job disabled with enabled: false.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Check the job file and show the plan; render nothing."
+)
+def batch(
+    jobs: Path, workers: int | None, force: bool, wait: bool, only: tuple[str, ...], dry_run: bool
+) -> None:
+    """Render the reports of a job file (YAML), in parallel, atomically and incrementally.
+
+    Up-to-date reports are skipped; a failing job does not stop the others. Writes a manifest
+    per report and index.html in the output folder. docs/batch.md describes the job file.
+
+    Exit status: 0 all rendered or up to date; 1 a job failed; 2 invalid job file; 75 another
+    run holds the lock; 128+N stopped by signal N.
+    """
+    from rehabstats import batch as batch_mod
+
+    def echo(line: str) -> None:
+        click.echo(line)
+
+    try:
+        result = batch_mod.run_batch(
+            jobs, workers=workers, force=force, wait=wait, only=only, dry_run=dry_run, echo=echo
+        )
+    except batch_mod.JobFileError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(batch_mod.EXIT_INVALID)
+    except batch_mod.BatchLockedError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(batch_mod.EXIT_LOCKED)
+    except KeyboardInterrupt:  # before or after the renders (during them the run stops itself)
+        click.echo("interrupted: reports already moved into place are complete", err=True)
+        sys.exit(130)
+    click.echo("")
+    click.echo(result.summary_table())
+    for r in result.results:
+        if r.status == "failed" and r.error:
+            click.echo(f"\n{r.name} failed: {r.error['message'][:2000].rstrip()}")
+            if r.failed_notebook is not None:
+                click.echo(f"  failed notebook: {r.failed_notebook}")
+            if r.previous_report:
+                click.echo(f"  the previous report (from {r.previous_report}) is unchanged")
+    counts = ", ".join(f"{n} {s}" for s, n in result.counts().items() if n)
+    where = f"; index {result.index}" if result.index else " (dry run: nothing written)"
+    click.echo(f"\n{counts or 'nothing to do'} in {result.seconds:.1f} s{where}")
+    if result.interrupted:
+        click.echo(f"stopped by {result.interrupted}", err=True)
+    sys.exit(result.exit_code)
+
+
 def main() -> None:
     """Entry point of the console script."""
     try:
