@@ -82,9 +82,12 @@ class Cohort:
         # integer code per row makes every per-participant lookup and grouping cheap
         ids = pd.Index(parsed["participants"]["participant_id"])
         for name in DATE_COLUMNS:
-            parsed[name]["participant_id"] = pd.Categorical(
-                parsed[name]["participant_id"], categories=ids
+            column = parsed[name]["participant_id"]
+            done = isinstance(column.dtype, pd.CategoricalDtype) and column.cat.categories.equals(
+                ids
             )
+            if not done:
+                parsed[name]["participant_id"] = pd.Categorical(column, categories=ids)
         cutoff = _latest_date(parsed) if data_cutoff is None else _as_date(data_cutoff)
         return cls(**parsed, data_cutoff=cutoff, source=source, warnings=tuple(report.warnings))
 

@@ -339,7 +339,11 @@ def _check_cross_table(
 ) -> None:
     """Foreign keys, dates against enrolment and withdrawal, and the VISA-A item rules."""
     participants = tables["participants"]
-    enrolled = participants.drop_duplicates("participant_id").set_index("participant_id")
+    enrolled = (
+        participants.dropna(subset=["participant_id"])
+        .drop_duplicates("participant_id")
+        .set_index("participant_id")
+    )
     withdrawn_early = participants["withdrawn_on"] < participants["enrolled_on"]
     report.problems.extend(
         _problems_at(
@@ -352,24 +356,32 @@ def _check_cross_table(
         )
     )
     earliest_visa = _visa_baseline_earliest_day()
+    ids = pd.Index(enrolled.index)
+    enrol_by_code = enrolled["enrolled_on"].to_numpy()
+    withdrawn_by_code = enrolled["withdrawn_on"].to_numpy()
     for name, date_col in DATE_COLUMNS.items():
         table = tables.get(name)
         if table is None or table.empty:
             continue
-        known = table["participant_id"].isin(enrolled.index)
-        orphan = table["participant_id"].notna() & ~known
+        # one categorical over the participants' ids: the codes serve every lookup below and
+        # the loaded Cohort keeps it (no second pass over millions of strings)
+        codes = ids.get_indexer(table["participant_id"])  # -1: not a participant
+        table["participant_id"] = pd.Categorical.from_codes(codes, categories=ids)
+        known = codes >= 0
+        orphan = pd.Series(raws[name]["participant_id"].notna().to_numpy() & ~known)
         report.problems.extend(
             _problems_at(
                 name,
                 rows[name],
                 orphan,
                 "participant_id",
-                table["participant_id"],
+                raws[name]["participant_id"],
                 "must exist in participants.participant_id",
             )
         )
-        enrol = table["participant_id"].map(enrolled["enrolled_on"])
-        day = (table[date_col] - enrol).dt.days
+        safe = np.where(known, codes, 0)
+        enrol = np.where(known, enrol_by_code[safe], np.datetime64("NaT"))
+        day = (table[date_col].to_numpy() - enrol) / np.timedelta64(1, "D")
         if name == "visa_a":
             early = day < earliest_visa
             rule = (
@@ -379,17 +391,10 @@ def _check_cross_table(
             early = day < 0
             rule = "must not be before the participant's enrolled_on"
         report.problems.extend(
-            _problems_at(
-                name,
-                rows[name],
-                early.fillna(False),
-                date_col,
-                table[date_col].dt.strftime("%Y-%m-%d"),
-                rule,
-            )
+            _problems_at(name, rows[name], pd.Series(early), date_col, raws[name][date_col], rule)
         )
-        withdrawn = table["participant_id"].map(enrolled["withdrawn_on"])
-        after = (table[date_col] > withdrawn).fillna(False)
+        withdrawn = np.where(known, withdrawn_by_code[safe], np.datetime64("NaT"))
+        after = pd.Series(table[date_col].to_numpy() > withdrawn, index=table.index)
         if after.any():
             report.warnings.append(
                 f"{name}: {int(after.sum())} rows dated after the participant's withdrawn_on "
