@@ -1,73 +1,77 @@
-"""rehabstats: outcome metrics and reproducible cohort reports for rehabilitation programmes."""
+"""rehabstats: outcome metrics and reproducible cohort reports for rehabilitation programmes.
 
+The public API is listed in ``__all__``. Submodules are imported on first use, so that
+``import rehabstats`` (and every report kernel and command) starts quickly.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-
-from rehabstats.adherence import adherence, weekly_adherence
-from rehabstats.cohort import Cohort
-from rehabstats.config import AnalysisConfig
-from rehabstats.errors import (
-    CohortValidationError,
-    ConfigError,
-    DataWarning,
-    ParameterError,
-    RehabstatsError,
-    ValidationReport,
-)
-from rehabstats.io import load_cohort, write_cohort
-from rehabstats.metrics import participant_metrics, weekly_metrics, write_metrics
-from rehabstats.pain import pain_model, pain_monitoring, session_day_rules, weekly_pain
-from rehabstats.relapse import (
-    relapse_incidence,
-    relapse_metrics,
-    relapse_rate_ratio,
-    relapse_rates,
-)
-from rehabstats.simulate import simulate_cohort, simulate_tables
-from rehabstats.stages import (
-    stage_metrics,
-    stage_occupancy,
-    time_to_stage,
-    time_to_stage_summary,
-)
-from rehabstats.visa import visa_a_outcomes, visa_a_scores, visa_a_visits
+from typing import Any
 
 try:
     __version__ = version("rehabstats")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0+unknown"
 
-__all__ = [
-    "AnalysisConfig",
-    "Cohort",
-    "CohortValidationError",
-    "ConfigError",
-    "DataWarning",
-    "ParameterError",
-    "RehabstatsError",
-    "ValidationReport",
-    "__version__",
-    "adherence",
-    "load_cohort",
-    "pain_model",
-    "pain_monitoring",
-    "participant_metrics",
-    "relapse_incidence",
-    "relapse_metrics",
-    "relapse_rate_ratio",
-    "relapse_rates",
-    "session_day_rules",
-    "stage_metrics",
-    "stage_occupancy",
-    "time_to_stage",
-    "time_to_stage_summary",
-    "visa_a_outcomes",
-    "visa_a_scores",
-    "visa_a_visits",
-    "weekly_adherence",
-    "weekly_metrics",
-    "weekly_pain",
-    "write_metrics",
-    "simulate_cohort",
-    "simulate_tables",
-    "write_cohort",
-]
+_EXPORTS: dict[str, str] = {
+    # data
+    "Cohort": "cohort",
+    "load_cohort": "io",
+    "write_cohort": "io",
+    "simulate_cohort": "simulate",
+    "simulate_tables": "simulate",
+    "AnalysisConfig": "config",
+    # errors
+    "CohortValidationError": "errors",
+    "ConfigError": "errors",
+    "DataWarning": "errors",
+    "ParameterError": "errors",
+    "RehabstatsError": "errors",
+    "ValidationReport": "errors",
+    # metrics
+    "participant_metrics": "metrics",
+    "weekly_metrics": "metrics",
+    "write_metrics": "metrics",
+    "adherence": "adherence",
+    "weekly_adherence": "adherence",
+    "pain_model": "pain",
+    "pain_monitoring": "pain",
+    "session_day_rules": "pain",
+    "weekly_pain": "pain",
+    "visa_a_outcomes": "visa",
+    "visa_a_scores": "visa",
+    "visa_a_visits": "visa",
+    "limb_symmetry": "function",
+    "checkpoint_attempts": "checkpoint",
+    "stage_metrics": "stages",
+    "stage_occupancy": "stages",
+    "time_to_stage": "stages",
+    "time_to_stage_summary": "stages",
+    "relapse_incidence": "relapse",
+    "relapse_metrics": "relapse",
+    "relapse_rate_ratio": "relapse",
+    "relapse_rates": "relapse",
+    # reports
+    "render_report": "reporting",
+    "render_demo": "reporting",
+    "report_parameters": "reporting",
+    "RenderResult": "reporting",
+    "RenderError": "reporting",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rehabstats' has no attribute {name!r}")
+    value = getattr(import_module(f"rehabstats.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -15,6 +15,7 @@ from cohort_builder import tables_from_rows
 from rehabstats import Cohort, CohortValidationError
 from rehabstats.schema import (
     TABLES,
+    _pandera_schema,
     contract_markdown,
     data_schema_dir,
     table_spec,
@@ -309,3 +310,17 @@ def test_docs_describe_the_schema_files():
     """docs/data.md carries the tables generated from data_schema/ verbatim."""
     docs = (data_schema_dir().parent / "docs" / "data.md").read_text()
     assert contract_markdown() in docs
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_constraints_match_pandera_reading_of_the_frictionless_schema(name):
+    """The validator's checks are exactly those pandera derives from the Frictionless file."""
+    from pandera.io.pandas_io import from_frictionless_schema
+
+    reference = from_frictionless_schema(table_spec(name).path)
+    ours = _pandera_schema(name)
+    assert list(ours.columns) == list(reference.columns)
+    for column, expected in reference.columns.items():
+        got = ours.columns[column]
+        assert [str(c) for c in got.checks] == [str(c) for c in expected.checks], column
+        assert (got.nullable, got.unique) == (expected.nullable, expected.unique), column
