@@ -386,6 +386,7 @@ def km_curves(
     at_risk: pd.DataFrame | None = None,
     legend: bool = True,
     risk_labels: bool = True,
+    until: Mapping[str, float] | None = None,
 ) -> Axes:
     """Kaplan–Meier curves per group (one stage), optionally with a number-at-risk table.
 
@@ -405,6 +406,10 @@ def km_curves(
         in a table under the plot (:func:`add_at_risk_table`).
     risk_labels : bool
         Name the groups beside the at-risk table (off for panels right of the first).
+    until : mapping, optional
+        Last day to draw per group (e.g. where the risk set becomes too small to show in a
+        report that leaves the team); a group at 0 is not drawn. Colours stay those of all
+        groups.
     """
     ax = ax or new_axes()
     data = km if stage is None or "stage" not in km else km[km["stage"] == stage]
@@ -413,6 +418,12 @@ def km_curves(
     last = float(max_days) if max_days is not None else float(data["time_days"].max() or 84)
     for g in groups:
         part = data[data["group"].astype("str") == g].sort_values("time_days")
+        end = last
+        if until is not None and g in until:
+            end = min(last, float(until[g]))
+            if end <= 0:
+                continue
+            part = part[part["time_days"] < end]
         t = part["time_days"].to_numpy(dtype=float) / 7
         s = part["survival"].to_numpy(dtype=float)
         lo = part["ci_low"].to_numpy(dtype=float)
@@ -423,7 +434,7 @@ def km_curves(
         else:
             start = 1.0
         tt, ss = _step_xy(t, s, start)
-        tt = np.append(tt, last / 7)
+        tt = np.append(tt, end / 7)
         ss = np.append(ss, ss[-1])
         label = g if g not in ("all", OVERALL) else "All participants"
         ax.step(tt, ss, where="post", color=colors[g], lw=2, label=label)
@@ -485,7 +496,7 @@ def add_at_risk_table(
                 table.text(
                     x,
                     i,
-                    f"{int(n)}",
+                    _n(n),
                     ha="center",
                     va="center",
                     fontsize=8,
@@ -789,9 +800,7 @@ def audit_bullet(
                 linewidths=1.8,
             )
     ax.set_yticks(y)
-    ax.set_yticklabels(
-        [f"{s} (n = {int(n)})" for s, n in zip(data["site"], data["n"], strict=True)]
-    )
+    ax.set_yticklabels([f"{s} (n = {_n(n)})" for s, n in zip(data["site"], data["n"], strict=True)])
     ax.set_ylim(len(data) - 0.5, -0.7)
     ax.set_xlim(lo_lim, hi_lim)
     if unit == "proportion":
@@ -826,6 +835,11 @@ _LINE_PT = 12.5  # height of a text line at 8.5 pt
 _PAD_PT = 12.0
 
 
+def _n(value: object) -> str:
+    """A count as text; a suppression marker (``<5``, ``*``) as it is."""
+    return value if isinstance(value, str) else f"{int(value)}"  # type: ignore[call-overload]
+
+
 def _flow_layout(
     flow: pd.DataFrame, reasons: pd.DataFrame | None, max_reasons: int
 ) -> tuple[list[tuple[str, list[str], list[tuple[str, list[str]]]]], float]:
@@ -834,9 +848,9 @@ def _flow_layout(
     counts = flow.set_index(["step", "group"])["n"]
 
     def lines(step: str, title: str) -> list[str]:
-        out = [title, f"n = {int(counts[(step, OVERALL)])}"]
+        out = [title, f"n = {_n(counts[(step, OVERALL)])}"]
         if groups:
-            per_group = [f"{g} {int(counts[(step, g)])}" for g in groups]
+            per_group = [f"{g} {_n(counts[(step, g)])}" for g in groups]
             for i in range(0, len(per_group), 3):  # at most three groups per line
                 out.append(" · ".join(per_group[i : i + 3]))
         return out
@@ -849,9 +863,12 @@ def _flow_layout(
             text = lines(exit_step, exit_title)
             if exit_step == "withdrawn_in_window" and reasons is not None and len(reasons):
                 r = reasons[(reasons["group"] == OVERALL) & (reasons["when"] == "during window")]
-                text += [f"{row.reason}: {int(row.n)}" for row in r.head(max_reasons).itertuples()]
+                text += [f"{row.reason}: {_n(row.n)}" for row in r.head(max_reasons).itertuples()]
                 if len(r) > max_reasons:
-                    text.append(f"other reasons: {int(r['n'].iloc[max_reasons:].sum())}")
+                    rest = r["n"].iloc[max_reasons:]
+                    withheld = [v for v in rest if isinstance(v, str)]
+                    total = withheld[0] if withheld else _n(rest.sum())
+                    text.append(f"other reasons: {total}")
             exits.append((exit_step, text))
         main = lines(step, title)
         layout.append((step, main, exits))

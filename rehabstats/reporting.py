@@ -67,9 +67,10 @@ _HERE = Path(__file__).resolve().parent
 PROVENANCE_MIMETYPE = "application/vnd.rehabstats.provenance+json"
 """Mimetype of the machine-readable provenance the report header emits (not shown in HTML)."""
 
-AUDIENCES: tuple[str, ...] = ("internal",)
-"""Audiences a report can be rendered for (``external`` — small-cell suppression and
-pseudonymised ids — is planned; it is added here and to the parameter declarations)."""
+AUDIENCES: tuple[str, ...] = ("internal", "external")
+"""Audiences a report can be rendered for: ``internal`` (the team; identifiers shown) and
+``external`` (leaves the team: pseudonymised ids, small cells suppressed; see
+:mod:`rehabstats.privacy`)."""
 
 PARAMETER_TYPES: tuple[str, ...] = ("str", "int", "float", "bool", "date", "path", "choice")
 
@@ -305,6 +306,32 @@ _COMMON: tuple[ReportParameter, ...] = (
         maximum=20000,
     ),
     ReportParameter("demo_seed", "int", 0, "seed of the simulated demo cohort", minimum=0),
+    ReportParameter(
+        "audience",
+        "choice",
+        "internal",
+        "internal = for the team, shows participant ids; external = leaves the team: "
+        "pseudonymised ids (key from REHABSTATS_PSEUDONYM_KEY or pseudonym_key_file) and small "
+        "cells suppressed",
+        choices=AUDIENCES,
+    ),
+    ReportParameter(
+        "suppression_threshold",
+        "int",
+        5,
+        "external reports: counts from 1 to this minus 1 are shown as <threshold",
+        minimum=2,
+        maximum=100,
+    ),
+    ReportParameter(
+        "pseudonym_key_file",
+        "path",
+        None,
+        "external reports: file holding the pseudonym key; None = the environment variable "
+        "REHABSTATS_PSEUDONYM_KEY (the key itself is never a parameter)",
+        nullable=True,
+        path_kind="file",
+    ),
 )
 
 REPORTS: dict[str, ReportSpec] = {
@@ -523,12 +550,15 @@ class RenderResult:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def _kernel_manager_class(workdir: Path, log: Any) -> type:
+def _kernel_manager_class(workdir: Path, log: Any, env: Mapping[str, str] | None = None) -> type:
     """A kernel manager running ipykernel on this interpreter, in ``workdir``, over IPC.
 
     The kernel's own stdout/stderr (start-up messages, shutdown notices) go to ``log`` instead
-    of the terminal; a failing render quotes its end.
+    of the terminal; a failing render quotes its end. ``env`` is added to the kernel's
+    environment (the pseudonym key of an external report travels this way, never as a
+    notebook parameter).
     """
+    kernel_env = {"PYDEVD_DISABLE_FILE_VALIDATION": "1", **(env or {})}
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
@@ -550,7 +580,7 @@ def _kernel_manager_class(workdir: Path, log: Any) -> type:
                     ],
                     display_name=f"Python {sys.version_info[0]}.{sys.version_info[1]} (rehabstats)",
                     language="python",
-                    env={"PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+                    env=kernel_env,
                 )
             return self._kernel_spec
 
@@ -608,7 +638,8 @@ def render_report(
     Raises
     ------
     ParameterError
-        Before any kernel starts, for an unknown report or parameter or a bad value.
+        Before any kernel starts, for an unknown report or parameter or a bad value, and for an
+        ``external`` report without a pseudonym key (:func:`rehabstats.privacy.privacy_key`).
     RenderError
         When a cell fails (the executed notebook is kept as ``<out>.failed.ipynb`` with the
         traceback) or the HTML would reference anything outside itself.
@@ -622,6 +653,13 @@ def render_report(
     params = validate_parameters(report, values)
     if params.get("config_file"):
         _check_config(params["config_file"])
+    kernel_env: dict[str, str] = {}
+    key: str | None = None
+    if params.get("audience") == "external":
+        from rehabstats.privacy import PSEUDONYM_KEY_ENV, privacy_key
+
+        key = privacy_key(params.get("pseudonym_key_file")).decode("utf-8")
+        kernel_env[PSEUDONYM_KEY_ENV] = key
     html_path = Path(out)
     if html_path.suffix.lower() not in (".html", ".htm"):
         html_path = html_path.with_name(html_path.name + ".html")
@@ -655,7 +693,7 @@ def render_report(
                 request_save_on_cell_execute=False,
                 start_timeout=start_timeout,
                 execution_timeout=timeout,
-                kernel_manager_class=_kernel_manager_class(workdir, kernel_log),
+                kernel_manager_class=_kernel_manager_class(workdir, kernel_log, kernel_env),
                 resources={"metadata": {"path": str(workdir)}},
                 shutdown_kernel="immediate",  # every cell has run; do not wait on the kernel
             )
@@ -677,6 +715,8 @@ def render_report(
         import nbformat
 
         nb = nbformat.read(executed, as_version=4)
+        if params.get("audience") == "external":
+            _withhold_paths(nb)
         provenance = _provenance(nb)
         nb.metadata["title"] = provenance.get("title") or REPORTS[report].title
         html = to_html(nb)
@@ -686,7 +726,10 @@ def render_report(
                 "the report would reference content outside the file (refused, it must open "
                 "offline): " + ", ".join(problems[:5])
             )
-        _atomic_write(notebook_out, nbformat.writes(nb).encode("utf-8"))
+        nb_text = nbformat.writes(nb)
+        if key is not None and (key in nb_text or key in html):
+            raise RenderError("the pseudonym key would be written into the report (refused)")
+        _atomic_write(notebook_out, nb_text.encode("utf-8"))
         _atomic_write(html_path, html.encode("utf-8"))
     finally:
         kernel_log.close()
@@ -754,6 +797,28 @@ def _check_config(path: str) -> None:
         raise ParameterError(f"config_file {path}: {exc}") from None
     except Exception as exc:  # unreadable YAML
         raise ParameterError(f"config_file {path} could not be read: {exc}") from None
+
+
+_WITHHELD_PATHS = ("data", "config_file", "pseudonym_key_file")
+
+
+def _withhold_paths(nb: Any) -> None:
+    """Paths out of an external report's notebook: papermill's record of the parameters and
+    its injected-parameters cell (a folder or file name can hold names or ids; the report
+    identifies its data by the fingerprint instead)."""
+    recorded = nb.metadata.get("papermill", {}).get("parameters", {})
+    for name in _WITHHELD_PATHS:
+        if recorded.get(name) is not None:
+            recorded[name] = "withheld (external report)"
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.source = "\n".join(
+                f"{line.split('=', 1)[0].strip()} = 'withheld (external report)'"
+                if line.split("=", 1)[0].strip() in _WITHHELD_PATHS
+                and line.split("=", 1)[1].strip() != "None"
+                else line
+                for line in cell.source.splitlines()
+            )
 
 
 def _provenance(nb: Any) -> dict[str, Any]:

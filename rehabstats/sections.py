@@ -10,6 +10,12 @@ Computation stays in the metric modules and :mod:`rehabstats.tables` /
 presentation: choosing, labelling, rounding and arranging. Numbers stay in DataFrames until the
 last step (:meth:`Analysis.disclosed` is where a later ``audience: external`` mode suppresses
 small cells before anything is formatted).
+
+For an ``external`` audience (:mod:`rehabstats.privacy`) every table passes through
+:meth:`Analysis.disclosed` (small counts shown as ``<5``, derived values and secondary cells as
+``*``), participant ids are replaced by keyed pseudonyms (:meth:`Analysis.participant_label`),
+data notes are redacted, dates of enrolment are coarsened to months, and the provenance shows
+the data fingerprint instead of the data folder's path.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import html
 import io
 import json
 import platform
+import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +40,9 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-from rehabstats import plots, tables
+from rehabstats import plots, privacy, tables
 from rehabstats.cohort import Cohort
 from rehabstats.config import AnalysisConfig
 from rehabstats.errors import ParameterError
@@ -116,11 +124,10 @@ class Block:
         self.frames = frames or {}
 
     def _repr_html_(self) -> str:
-        return (
-            f'<div class="rs-block" data-rs-section="{html.escape(self.name)}">'
-            + "\n".join(self.parts)
-            + "</div>"
-        )
+        body = "\n".join(self.parts)
+        # a suppression marker "<5" in a cell or text: a tag never starts with a digit
+        body = _MARKER_LT.sub("&lt;", body)
+        return f'<div class="rs-block" data-rs-section="{html.escape(self.name)}">{body}</div>'
 
     def _repr_mimebundle_(
         self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None
@@ -132,6 +139,9 @@ class Block:
 
     def __repr__(self) -> str:
         return f"<rehabstats report block {self.name!r}: {len(self.parts)} parts>"
+
+
+_MARKER_LT = re.compile(r"<(?=\d)")
 
 
 def _esc(value: object) -> str:
@@ -183,8 +193,14 @@ def _table(
     left: Sequence[str] = (),
     wrap: Sequence[str] = (),
     styles: Callable[[Any], Any] | None = None,
+    counts: Sequence[Any] = (),
+    count_rows: Sequence[Any] = (),
 ) -> str:
-    """A formatted (string) DataFrame as a styled HTML table."""
+    """A formatted (string) DataFrame as a styled HTML table.
+
+    Cells of the ``counts`` columns and of the ``count_rows`` rows (index labels) hold counts of
+    participants or events; they get the class ``rs-count`` (what the privacy tests check).
+    """
     frame = frame.copy()
     frame.index.names = [None] * frame.index.nlevels
     frame.columns.name = None
@@ -200,6 +216,13 @@ def _table(
     for col in wrap:
         if col in classes:
             classes[col] = (classes[col] + " rs-wrap").str.strip()
+    is_count = pd.DataFrame(False, index=frame.index, columns=frame.columns)
+    for col in counts:
+        if col in is_count:
+            is_count[col] = True
+    if len(count_rows):
+        is_count.loc[frame.index.isin(list(count_rows))] = True
+    classes = classes.mask(is_count, (classes + " rs-count").map(str.strip))
     styler = styler.set_td_classes(classes)
     if styles is not None:
         styler = styles(styler)
@@ -235,15 +258,31 @@ def section(fn: Callable[..., Block]) -> Callable[..., Block]:
         for w in caught:
             if issubclass(w.category, DeprecationWarning | FutureWarning):
                 continue
-            text = str(w.message)
+            text = analysis.redact(str(w.message))
             if text not in analysis.notes:
                 analysis.notes.append(text)
         new = analysis.notes[before:]
         if new and fn.__name__ != "header":
             block.parts.append(_notes(new, "Notes"))
+        if analysis.external:  # safety net: no identifier in any text of the block
+            block.parts = [p if p.startswith("<figure") else analysis.redact(p)
+                           for p in block.parts]  # fmt: skip
         return block
 
     return wrapper
+
+
+def _pct(proportion: object) -> object:
+    """100 · a proportion; a suppression marker as it is."""
+    return proportion if isinstance(proportion, str) else 100 * proportion  # type: ignore[operator]
+
+
+def _disclosed_km_summary(a: Analysis, summary: pd.DataFrame) -> pd.DataFrame:
+    """A ``time_to_stage_summary`` table as it may be shown (n and events are counts)."""
+    derived = ["median_days", "median_ci_low", "median_ci_high", "reached_by_week_12"]
+    return a.disclosed(summary, counts=["n", "events"],
+                       derived={c: ["n", "events"] for c in derived if c in summary},
+                       lines=[["stage"]], denominators={"events": "n"})  # fmt: skip
 
 
 def _group_name(g: object) -> str:
@@ -280,24 +319,91 @@ class Analysis:
     parameters: dict[str, Any]
     title: str
     audience: str = "internal"
+    threshold: int = privacy.DEFAULT_THRESHOLD
+    key: bytes | None = field(default=None, repr=False)
     targets: AuditTargets = field(default_factory=AuditTargets)
     thresholds: ReviewThresholds = field(default_factory=ReviewThresholds)
     notes: list[str] = field(default_factory=list)
     started_at: str = ""
 
-    # -- privacy hooks (audience "external" will suppress/pseudonymise here) --------------
+    # -- privacy (audience "external": rehabstats.privacy) ------------------------------
 
-    def disclosed(self, frame: pd.DataFrame, *, counts: Sequence[str] = ()) -> pd.DataFrame:
+    @property
+    def external(self) -> bool:
+        """The report leaves the team: pseudonyms and small-cell suppression."""
+        return self.audience == "external"
+
+    def disclosed(
+        self,
+        frame: pd.DataFrame,
+        *,
+        counts: Sequence[str] = (),
+        derived: dict[str, Sequence[str]] | None = None,
+        lines: Sequence[Sequence[str]] = (),
+        margin: tuple[str, object] | None = None,
+        relations: Sequence[privacy.Relation] = (),
+        denominators: dict[str, str] | None = None,
+    ) -> pd.DataFrame:
         """The numeric table as it may be shown to this report's audience.
 
-        For ``internal`` reports every cell is shown. (An ``external`` audience will suppress
-        small counts in ``counts`` and what can be derived from them, here, before formatting.)
+        ``internal``: every cell, unchanged. ``external``:
+        :func:`rehabstats.privacy.suppress_counts` with this report's threshold (counts 1 to
+        threshold − 1 as ``<5``; derived and secondary cells as ``*``).
         """
-        return frame
+        if not self.external:
+            return frame
+        return privacy.suppress_counts(
+            frame, count_columns=[c for c in counts if c in frame], derived=derived,
+            threshold=self.threshold, lines=lines, margin=margin, relations=relations,
+            denominators=denominators,
+        )  # fmt: skip
+
+    def disclosed_summary(self, summary: pd.DataFrame) -> pd.DataFrame:
+        """A :func:`rehabstats.tables.group_summary` table as it may be shown.
+
+        Counts n and count; groups add up to Overall per outcome; a count whose complement
+        (n − count) is small is withheld; means, SDs, quantiles, proportions and CIs go with
+        their counts.
+        """
+        stats = ["mean", "sd", "median", "q1", "q3", "proportion", "ci_low", "ci_high"]
+        return self.disclosed(
+            summary, counts=["n", "count"], derived={c: ["n", "count"] for c in stats},
+            lines=[["outcome"]], margin=("group", tables.OVERALL), denominators={"count": "n"},
+        )  # fmt: skip
+
+    def count(self, n: object) -> str:
+        """A single count as shown in text (``<5`` when small, in an external report)."""
+        if isinstance(n, str):
+            return n
+        if pd.isna(n):  # type: ignore[call-overload]
+            return "–"
+        n = int(n)  # type: ignore[call-overload]
+        if self.external and 1 <= n < self.threshold:
+            return privacy.primary_marker(self.threshold)
+        return str(n)
+
+    def small(self, n: object) -> bool:
+        """A group this small is not shown at all in an external report (n < threshold)."""
+        return self.external and not isinstance(n, str) and int(n) < self.threshold  # type: ignore[call-overload]
 
     def participant_label(self, ids: pd.Series) -> pd.Series:
-        """Participant ids as shown (pseudonymised for an external audience, later)."""
-        return ids.astype("str")
+        """Participant ids as shown: the ids (internal) or keyed pseudonyms (external)."""
+        if not self.external:
+            return ids.astype("str")
+        if self.key is None:
+            raise ParameterError("an external report needs the pseudonym key")
+        return privacy.pseudonymise(ids, key=self.key)
+
+    @cached_property
+    def _id_labels(self) -> dict[str, str]:
+        ids = self.cohort.participants["participant_id"].astype("str")
+        return dict(zip(ids, self.participant_label(ids), strict=True))
+
+    def redact(self, text: str) -> str:
+        """Text (data notes, warnings) with participant ids replaced by their labels."""
+        if not self.external:
+            return text
+        return privacy.redact_ids(text, self._id_labels)
 
     # -- computation -------------------------------------------------------------------------
 
@@ -453,6 +559,23 @@ class Analysis:
             confidence=self.config.confidence_level, window_days=self.window_days,
         )  # fmt: skip
 
+    @cached_property
+    def km_summary_shown(self) -> pd.DataFrame:
+        """``km_summary`` as it may be shown to this audience."""
+        return _disclosed_km_summary(self, self.km_summary)
+
+    @cached_property
+    def relapse_rates_shown(self) -> pd.DataFrame:
+        """``relapse_rates`` as it may be shown: at risk and relapses are counts; person-time,
+        rates and limits go with them; the groups add up to the overall row."""
+        return self.disclosed(
+            self.relapse_rates, counts=["n_at_risk", "relapses"],
+            derived={"person_weeks": ["n_at_risk"],
+                     **{c: ["n_at_risk", "relapses"]
+                        for c in ("rate_per_1000_pw", "ci_low", "ci_high")}},
+            lines=[[]], margin=("group", "all"), denominators={"relapses": "n_at_risk"},
+        )  # fmt: skip
+
     @property
     def groups(self) -> list[str]:
         return sorted(self.participants["group"].unique())
@@ -505,6 +628,11 @@ def prepare(report: str, **parameters: Any) -> Analysis:
             warnings.simplefilter("always")
             cohort = load_cohort(params["data"])
         notes.extend(str(w.message) for w in caught)
+    key = None
+    if params["audience"] == "external":
+        # the key comes from the environment (render_report passes it to the kernel) or the
+        # key file; it is never a notebook parameter, so it is never written into a report
+        key = privacy.privacy_key(params["pseudonym_key_file"])
     if params["data_cutoff"] is not None:
         config = config.replace(data_cutoff=params["data_cutoff"])
     if config.data_cutoff is not None:
@@ -536,11 +664,43 @@ def prepare(report: str, **parameters: Any) -> Analysis:
         by=by,
         parameters=params,
         title=params["title"] or spec.title,
+        audience=params["audience"],
+        threshold=params["suppression_threshold"],
+        key=key,
         targets=targets,
         notes=notes + list(cohort.warnings),
         started_at=started.isoformat().replace("+00:00", "Z"),
     )
+    analysis.notes = list(dict.fromkeys(analysis.redact(n) for n in analysis.notes))
     return analysis
+
+
+_WITHHELD = "withheld (external report)"
+_PATH_PARAMETERS = ("data", "config_file", "pseudonym_key_file")
+
+
+def _shown_parameters(a: Analysis) -> dict[str, Any]:
+    """The report parameters as shown: paths withheld from an external report (a folder or file
+    name can hold names or ids; the data are identified by their fingerprint instead)."""
+    if not a.external:
+        return dict(a.parameters)
+    return {k: (_WITHHELD if k in _PATH_PARAMETERS and v is not None else v)
+            for k, v in a.parameters.items()}  # fmt: skip
+
+
+def _privacy_banner(a: Analysis) -> str:
+    if a.external:
+        text = f"External — pseudonymised, small cells (<{a.threshold}) suppressed"
+        detail = (
+            f"Participant ids are replaced by keyed pseudonyms (ID-…); counts from 1 to "
+            f"{a.threshold - 1} are shown as &lt;{a.threshold}; * marks a value withheld "
+            "because it derives from a small count or would let one be worked out from a "
+            "total. Dates of enrolment are given by month only."
+        )
+        return (f'<p class="rs-audience rs-external"><strong>{_esc(text)}</strong><br>'
+                f'<span class="rs-sub">{detail}</span></p>')  # fmt: skip
+    return ('<p class="rs-audience rs-internal"><strong>Internal — contains identifiers, do '
+            "not share</strong></p>")  # fmt: skip
 
 
 # ---- header and provenance -----------------------------------------------------------------
@@ -568,18 +728,26 @@ def header(analysis: Analysis) -> Block:
     sites = sorted(tl["site"].astype("str").unique())
     arms = sorted(tl["arm"].astype("str").unique())
     enrolled = tl["enrolled_on"]
+    if a.external:
+        enrolment = f"{enrolled.min():%Y-%m} to {enrolled.max():%Y-%m}"
+        source = ("cohort folder (path withheld; identified by the data fingerprint)"
+                  if a.parameters.get("data") else (cohort.source or "in-memory cohort"))  # fmt: skip
+    else:
+        enrolment = f"{enrolled.min().date()} to {enrolled.max().date()}"
+        source = cohort.source or "in-memory cohort"
     versions = _versions()
     config_name = (
-        f"file {a.parameters['config_file']}" if a.parameters.get("config_file") else "defaults"
-    )
+        f"file {_shown_parameters(a)['config_file']}" if a.parameters.get("config_file")
+        else "defaults"
+    )  # fmt: skip
     if a.config.preset_name:
         config_name += f" (preset {a.config.preset_name})"
     spec = REPORTS[a.report]
     facts = [
-        ("Cohort", f"{cohort.source or 'in-memory cohort'}"),
-        ("Participants analysed", f"{n} · {len(sites)} site{'s' * (len(sites) != 1)} · "
+        ("Cohort", source),
+        ("Participants analysed", f"{a.count(n)} · {len(sites)} site{'s' * (len(sites) != 1)} · "
                                   f"{len(arms)} arm{'s' * (len(arms) != 1)}"),
-        ("Enrolment", f"{enrolled.min().date()} to {enrolled.max().date()}"),
+        ("Enrolment", enrolment),
         ("Data cut-off", cutoff),
         ("Compared by", a.group_title if a.by else "not grouped"),
         ("Analysis configuration", config_name),
@@ -587,7 +755,7 @@ def header(analysis: Analysis) -> Block:
     facts_html = "".join(f"<div><dt>{_esc(k)}</dt><dd>{_esc(v)}</dd></div>" for k, v in facts)
     params = pd.DataFrame(
         [{"parameter": k, "value": "None" if v is None else str(v)}
-         for k, v in a.parameters.items()]
+         for k, v in _shown_parameters(a).items()]
     )  # fmt: skip
     vers = pd.DataFrame([{"package": k, "version": v} for k, v in versions.items()])
     provenance_html = (
@@ -607,6 +775,7 @@ def header(analysis: Analysis) -> Block:
     body = (
         '<header class="rs-header">'
         f"<h1>{_esc(a.title)}</h1>"
+        f"{_privacy_banner(a)}"
         f'<p class="rs-subtitle">{_esc(spec.description[0].upper() + spec.description[1:])}.</p>'
         f'<dl class="rs-facts">{facts_html}</dl>'
         f"{provenance_html}"
@@ -618,14 +787,15 @@ def header(analysis: Analysis) -> Block:
         "title": a.title,
         "fingerprint": fingerprint,
         "data_cutoff": cutoff,
-        "source": cohort.source,
+        "source": source,
         "participants": n,
         "by": a.by,
-        "parameters": a.parameters,
+        "parameters": _shown_parameters(a),
         "config": a.config.to_dict(),
         "versions": versions,
         "run_at": a.started_at,
         "audience": a.audience,
+        "suppression_threshold": a.threshold if a.external else None,
     }
     return Block(body, _notes(a.notes, "Data notes"), name="header", provenance=provenance)
 
@@ -645,11 +815,13 @@ def at_a_glance(analysis: Analysis) -> Block:
         binary=["withdrawn", "adherent", "visa_a_responder_12", "reached_stage_4", "relapsed"],
         confidence=conf,
     )  # fmt: skip
-    summary = a.disclosed(summary, counts=["n", "count"])
-    km = a.km_summary[a.km_summary["stage"] == 4].set_index("group")["reached_by_week_12"]
-    km_all = a.km_summary_overall
+    summary = a.disclosed_summary(summary)
+    km = a.km_summary_shown
+    km = km[km["stage"] == 4].set_index("group")["reached_by_week_12"]
+    km_all = _disclosed_km_summary(a, a.km_summary_overall)
     km_all = km_all[km_all["stage"] == 4].set_index("group")["reached_by_week_12"]
-    rates = a.relapse_rates.assign(group=a.relapse_rates["group"].replace({"all": tables.OVERALL}))
+    rates = a.relapse_rates_shown
+    rates = rates.assign(group=rates["group"].replace({"all": tables.OVERALL}))
     rates = rates.set_index("group")
     groups = list(dict.fromkeys(summary["group"]))
     rows: dict[str, dict[str, str]] = {}
@@ -659,17 +831,17 @@ def at_a_glance(analysis: Analysis) -> Block:
 
     for g in groups:
         sizes = int((pm["group"] == g).sum()) if g != tables.OVERALL else len(pm)
-        col = f"{_group_name(g) if g != tables.OVERALL else 'Overall'} (n = {sizes})"
+        col = f"{_group_name(g) if g != tables.OVERALL else 'Overall'} (n = {a.count(sizes)})"
         r = {}
         w = cell(g, "withdrawn")
-        r["Withdrawn"] = tables.fmt_count_pct(w["count"], 100 * w["proportion"], 0)
+        r["Withdrawn"] = tables.fmt_count_pct(w["count"], _pct(w["proportion"]), 0)
         adh = cell(g, "adherence_sessions")
         r["Session adherence, weeks 1-12, mean (95% CI)"] = (
             f"{tables.fmt_pct(adh['mean'])} ({tables.fmt_ci(adh['ci_low'], adh['ci_high'], 0, percent=True)})"
         )
         ad = cell(g, "adherent")
         r[f"Adherent (≥ {a.config.adherent_threshold:.0%} of sessions)"] = tables.fmt_count_pct(
-            ad["count"], 100 * ad["proportion"], 0
+            ad["count"], _pct(ad["proportion"]), 0
         )
         stage4 = km_all if g == tables.OVERALL else km
         key = "all" if g == tables.OVERALL else g
@@ -680,7 +852,8 @@ def at_a_glance(analysis: Analysis) -> Block:
         )
         rs = cell(g, "visa_a_responder_12")
         r[f"VISA-A responders (change ≥ {a.config.visa_a_mcid:g})"] = (
-            tables.fmt_count_pct(rs["count"], 100 * rs["proportion"], 0) + f" of {int(rs['n'])}"
+            tables.fmt_count_pct(rs["count"], _pct(rs["proportion"]), 0)
+            + f" of {tables.fmt_count(rs['n'])}"
         )
         key_r = tables.OVERALL if g == tables.OVERALL else g
         if key_r in rates.index:
@@ -698,8 +871,10 @@ def at_a_glance(analysis: Analysis) -> Block:
         "Each row is defined in the appendix. Percentages are of participants with the outcome "
         "known; the stage-4 proportion accounts for follow-up that ended before week 12."
     )
+    count_rows = [k for k in frame.index
+                  if k.startswith(("Withdrawn", "Adherent", "VISA-A responders"))]  # fmt: skip
     return Block(
-        _table(frame, name="at_a_glance", left=[]),
+        _table(frame, name="at_a_glance", left=[], count_rows=count_rows),
         _caption(caption),
         name="at_a_glance",
         frames={"summary": summary},
@@ -712,10 +887,18 @@ def participant_flow(analysis: Analysis, *, diagram: bool = True) -> Block:
     a = analysis
     pm = a.participants
     by = "group" if a.by else None
-    flow = a.disclosed(tables.flow_counts(pm, by=by, window_days=a.window_days), counts=["n"])
-    reasons = a.disclosed(
-        tables.withdrawal_reasons(pm, by=by, window_days=a.window_days), counts=["n"]
-    )
+    flow_n = tables.flow_counts(pm, by=by, window_days=a.window_days)
+    flow = a.disclosed(flow_n, counts=["n"], derived={"percent": ["n"]}, lines=[["step"]],
+                       margin=("group", tables.OVERALL), relations=_flow_relations(flow_n))  # fmt: skip
+    reasons_n = tables.withdrawal_reasons(pm, by=by, window_days=a.window_days)
+    if a.external:  # a rare free-text reason is not shown at all
+        reasons_n = privacy.collapse_rare(
+            reasons_n, "reason", keys=["group", "when"], total=("group", tables.OVERALL),
+            threshold=a.threshold, other=f"other reasons (each fewer than {a.threshold})",
+        )  # fmt: skip
+    reasons = a.disclosed(reasons_n, counts=["n"], lines=[["reason", "when"]],
+                          margin=("group", tables.OVERALL),
+                          relations=_reason_relations(reasons_n))  # fmt: skip
     parts = []
     if diagram:
         fig, ax = _subplots(*plots.flow_diagram_size(flow, reasons))
@@ -730,15 +913,20 @@ def participant_flow(analysis: Analysis, *, diagram: bool = True) -> Block:
         )
     wide = tables.format_flow(flow)
     wide.columns = [_group_name(c) if c != tables.OVERALL else "Overall" for c in wide.columns]
-    parts.append(_table(wide, name="flow", caption="Participant flow, n (% of enrolled)"))
+    parts.append(_table(wide, name="flow", caption="Participant flow, n (% of enrolled)",
+                        counts=list(wide.columns)))  # fmt: skip
     if len(reasons):
-        r = reasons.pivot_table(index=["reason", "when"], columns="group", values="n",
-                                aggfunc="sum", fill_value=0)  # fmt: skip
-        cols = [tables.OVERALL, *[c for c in r.columns if c != tables.OVERALL]]
-        r = r[[c for c in cols if c in r.columns]].sort_values(tables.OVERALL, ascending=False)
+        numeric = reasons_n.pivot_table(index=["reason", "when"], columns="group", values="n",
+                                        aggfunc="sum", fill_value=0)  # fmt: skip
+        cols = [tables.OVERALL, *[c for c in numeric.columns if c != tables.OVERALL]]
+        numeric = numeric[[c for c in cols if c in numeric.columns]]
+        numeric = numeric.sort_values(tables.OVERALL, ascending=False)
+        shown = reasons.assign(n=reasons["n"].map(tables.fmt_count))
+        r = shown.pivot(index=["reason", "when"], columns="group", values="n")
+        r = r.reindex(index=numeric.index, columns=numeric.columns).fillna("0")
         r.columns = ["Overall" if c == tables.OVERALL else c for c in r.columns]
-        r = r.astype("int64").astype("str")
-        parts.append(_table(r, name="withdrawal_reasons", caption="Withdrawals by reason, n"))
+        parts.append(_table(r, name="withdrawal_reasons", caption="Withdrawals by reason, n",
+                            counts=list(r.columns)))  # fmt: skip
     else:
         parts.append(_caption("No participant withdrew before the data cut-off."))
     parts.append(
@@ -752,14 +940,68 @@ def participant_flow(analysis: Analysis, *, diagram: bool = True) -> Block:
     return Block(*parts, name="participant_flow", frames={"flow": flow, "reasons": reasons})
 
 
+def _table_one_relations(summary: pd.DataFrame) -> list[privacy.Relation]:
+    """Levels of a variable and its missing count add up to the group size (shown)."""
+    out: list[privacy.Relation] = []
+    cat = summary[summary["kind"] == "categorical"]
+    for _, part in cat.groupby(["variable", "group"], sort=False):
+        out.append((None, [(i, "count") for i in part.index] + [(part.index[0], "missing")]))
+    # missing counts across groups add up to Overall's (first level row of each variable)
+    first = summary.drop_duplicates(["variable", "group"])
+    for _, part in first.groupby("variable", sort=False):
+        total = part.index[part["group"] == tables.OVERALL]
+        parts = part.index[part["group"] != tables.OVERALL]
+        if len(total) and len(parts):
+            out.append(((total[0], "missing"), [(i, "missing") for i in parts]))
+    return out
+
+
+def _flow_relations(flow: pd.DataFrame) -> list[privacy.Relation]:
+    """The splits of the flow within each group (:func:`rehabstats.tables.flow_counts`)."""
+    splits = {
+        "enrolled": ["never_started", "started"],
+        "started": ["withdrawn_in_window", "in_window", "completed_window"],
+        "completed_window": ["not_returned", "returned_to_running"],
+    }
+    out: list[privacy.Relation] = []
+    for _, part in flow.groupby("group", sort=False):
+        index = dict(zip(part["step"], part.index, strict=True))
+        for total, steps in splits.items():
+            out.append(((index[total], "n"), [(index[s], "n") for s in steps]))
+    return out
+
+
+def _reason_relations(reasons: pd.DataFrame) -> list[privacy.Relation]:
+    """Withdrawals during / after the window by reason add up to the flow's counts of them."""
+    steps = {"during window": "withdrawn_in_window", "after window": "withdrawn_after_window"}
+    out: list[privacy.Relation] = []
+    for (_, when), part in reasons.groupby(["group", "when"], sort=False):
+        if when in steps and len(part) > 1:  # the total is the flow box's count
+            out.append((None, [(i, "n") for i in part.index]))
+    return out
+
+
 @section
 def table_one(analysis: Analysis) -> Block:
     """Table 1: baseline characteristics by group, with standardised mean differences."""
     a = analysis
-    summary, smd = tables.table_one(a.participants, by=a.by)
-    summary = a.disclosed(summary, counts=["n", "count", "missing"])
+    numeric, smd = tables.table_one(a.participants, by=a.by)
+    stats = ["mean", "sd", "median", "q1", "q3", "percent"]
+    summary = a.disclosed(numeric, counts=["n", "count", "missing"],
+                          derived={c: ["n", "count"] for c in stats},
+                          lines=[["variable", "level"]], margin=("group", tables.OVERALL),
+                          relations=_table_one_relations(numeric),
+                          denominators={"count": "n"})  # fmt: skip
+    if a.external:
+        summary.attrs["n"] = {g: a.count(v) for g, v in numeric.attrs["n"].items()}
+        withheld = summary[["n", "count", "missing"]].map(lambda v: isinstance(v, str))
+        hidden_vars = set(summary.loc[withheld.any(axis=1), "variable"])
+        smd = smd.astype({"smd": object})
+        smd.loc[smd["variable"].isin(hidden_vars), "smd"] = privacy.SECONDARY
     frame = tables.format_table_one(summary, smd)
-    frame.columns = [c.replace("Overall", "Overall") for c in frame.columns]
+    stat = frame.index.get_level_values(1)
+    count_rows = frame.index[stat.str.endswith("n (%)") | (stat == "missing, n")
+                             | (frame.index.get_level_values(0) == "Participants")]  # fmt: skip
     caption = (
         "Mean (SD) for age, body mass and VISA-A; median [Q1, Q3] for morning pain (a bounded "
         "scale); n (%) of participants with a value. SMD: standardised mean difference between "
@@ -770,7 +1012,7 @@ def table_one(analysis: Analysis) -> Block:
     )
     return Block(
         _table(frame, name="table_one", caption=f"Baseline characteristics by {a.group_title.lower()}"
-               if a.by else "Baseline characteristics"),
+               if a.by else "Baseline characteristics", count_rows=list(count_rows)),
         _caption(caption),
         name="table_one",
         frames={"summary": summary, "smd": smd},
@@ -794,12 +1036,12 @@ def _by_group_table(
     binary = [c for _, c, k in rows if k == "count"]
     summary = tables.group_summary(data, by=by, continuous=continuous, binary=binary,
                                    confidence=a.config.confidence_level)  # fmt: skip
-    summary = a.disclosed(summary, counts=["n", "count"])
+    summary = a.disclosed_summary(summary)
     out: dict[str, dict[str, str]] = {}
     for g in dict.fromkeys(summary["group"]):
         part = summary[summary["group"] == g].set_index("outcome")
         n_group = len(data) if g == tables.OVERALL else int((data["group"] == g).sum())
-        col = f"{'Overall' if g == tables.OVERALL else _group_name(g)} (n = {n_group})"
+        col = f"{'Overall' if g == tables.OVERALL else _group_name(g)} (n = {a.count(n_group)})"
         out[col] = {}
         for label, column, kind in rows:
             r = part.loc[column]
@@ -811,12 +1053,13 @@ def _by_group_table(
                 d = 0 if kind == "median_int" else 1
                 text = tables.fmt_median_iqr(r["median"], r["q1"], r["q3"], d)
             else:
-                text = tables.fmt_count_pct(r["count"], 100 * r["proportion"], 0)
-                if r["n"] != n_group:
-                    text += f" of {int(r['n'])}"
+                text = tables.fmt_count_pct(r["count"], _pct(r["proportion"]), 0)
+                if isinstance(r["n"], str) or r["n"] != n_group:
+                    text += f" of {tables.fmt_count(r['n'])}"
             out[col][label] = text
     frame_out = pd.DataFrame(out)
     frame_out.index.name = ""
+    frame_out.attrs["count_rows"] = [label for label, _, kind in rows if kind == "count"]
     if a.by is None:
         frame_out = frame_out.iloc[:, :1]
     return frame_out, summary
@@ -841,7 +1084,12 @@ def adherence(analysis: Analysis) -> Block:
                             threshold=a.config.adherent_threshold,
                             confidence=a.config.confidence_level)  # fmt: skip
     return Block(
-        _table(frame, name="adherence", caption="Adherence in weeks 1-12"),
+        _table(
+            frame,
+            name="adherence",
+            caption="Adherence in weeks 1-12",
+            count_rows=frame.attrs["count_rows"],
+        ),
         _caption(
             "Session adherence (the primary definition, CERT item 16) = completed / scheduled "
             "sessions; a session counts as completed with at least one set done. Volume "
@@ -981,7 +1229,12 @@ def pain_monitoring(analysis: Analysis) -> Block:
     )
     frame, summary = _by_group_table(a, rows, frame=pm)
     return Block(
-        _table(frame, name="pain_monitoring", caption="Pain monitoring in weeks 1-12"),
+        _table(
+            frame,
+            name="pain_monitoring",
+            caption="Pain monitoring in weeks 1-12",
+            count_rows=frame.attrs["count_rows"],
+        ),
         _caption(
             f"Pain-monitoring model (Silbernagel 2007) on each session day: pain during or "
             f"after exercise above {c.pain_limit:g}/10, or next-morning pain higher than that "
@@ -1015,7 +1268,12 @@ def visa_a(analysis: Analysis) -> Block:
     plots.visa_change(a.participants, hue="group" if a.by else None, ax=ax,
                       mcid=c.visa_a_mcid)  # fmt: skip
     parts = [
-        _table(frame, name="visa_a", caption="VISA-A (0-100, higher is better)"),
+        _table(
+            frame,
+            name="visa_a",
+            caption="VISA-A (0-100, higher is better)",
+            count_rows=frame.attrs["count_rows"],
+        ),
         _figure(
             fig,
             alt="VISA-A change from baseline to week 12 by group",
@@ -1030,6 +1288,17 @@ def visa_a(analysis: Analysis) -> Block:
                                          confidence=c.confidence_level)  # fmt: skip
         binary = tables.compare_binary(a.participants, "visa_a_responder_12", "group",
                                        confidence=c.confidence_level)  # fmt: skip
+        withheld = summary[["n", "count"]].map(lambda v: isinstance(v, str)).any(axis=1)
+        hidden = set(summary.loc[withheld, "outcome"]) if a.external else set()
+        if "visa_a_responder_12" in hidden:
+            binary = binary.iloc[0:0]  # a risk difference would give the withheld counts away
+        if "visa_a_change_12" in hidden:
+            cont = cont.iloc[0:0]  # so would the means of a group smaller than the threshold
+        if hidden & {"visa_a_responder_12", "visa_a_change_12"}:
+            parts.append(_caption(
+                "Comparisons involving a group with a count below "
+                f"{a.threshold} (participants, responders or non-responders) are not shown."
+            ))  # fmt: skip
         comparisons = pd.concat([cont, binary], ignore_index=True)
         frames["comparisons"] = comparisons
         parts.append(_table(_format_comparisons(comparisons, c.confidence_level),
@@ -1086,6 +1355,16 @@ def _format_comparisons(comp: pd.DataFrame, confidence: float) -> pd.DataFrame:
 # ---- stages --------------------------------------------------------------------------------
 
 
+def _km_until(a: Analysis, km: pd.DataFrame, durations: pd.DataFrame) -> dict[str, float]:
+    """Last day of each group's curve in an external report: the first event time with fewer
+    than ``threshold`` at risk (0, not drawn, for a group smaller than the threshold)."""
+    small = km[km["at_risk"] < a.threshold]
+    until = small.groupby(small["group"].astype("str"))["time_days"].min().to_dict()
+    sizes = durations.groupby(durations["group"].astype("str")).size()
+    until.update({str(g): 0.0 for g in sizes.index[sizes < a.threshold]})
+    return until
+
+
 _KM_AXES = {2: (56, 7), 3: (112, 14), 4: (182, 28)}
 """Time axis of each stage's KM plot: (last day shown, days between at-risk counts)."""
 
@@ -1109,22 +1388,23 @@ def time_to_stage(analysis: Analysis, *, stages: Sequence[int] = (2, 3, 4)) -> B
         durations = pd.DataFrame({"group": pm["group"],
                                   "duration": entry.fillna(pm["follow_up_days"])})  # fmt: skip
         at_risk = a.disclosed(tables.number_at_risk(durations, times), counts=["n"])
+        until = _km_until(a, km[km["stage"] == stage], durations) if a.external else None
         plots.km_curves(km, stage=stage, ax=ax, max_days=horizon, at_risk=at_risk,
-                        legend=i == 0, risk_labels=i == 0)  # fmt: skip
+                        legend=i == 0, risk_labels=i == 0, until=until)  # fmt: skip
         if window <= horizon:
             ax.axvline(a.config.window_weeks, color="#444444", ls=":", lw=1)
         if i:
             ax.set_ylabel("")
     conf = a.config.confidence_level
-    s = a.km_summary
+    s = a.km_summary_shown
     s = s[s["stage"].isin(stages)]
     rows = []
     for r in s.itertuples():
         rows.append({
             "stage": f"Stage {r.stage}",
             "group": _group_name(r.group),
-            "n": str(int(r.n)),
-            "entered": str(int(r.events)),
+            "n": tables.fmt_count(r.n),
+            "entered": tables.fmt_count(r.events),
             "median days": tables.fmt_num(r.median_days, 0),
             f"{conf:.0%} CI": tables.fmt_ci(r.median_ci_low, r.median_ci_high, 0),
             f"reached by week {a.config.window_weeks}": tables.fmt_pct(r.reached_by_week_12),
@@ -1138,7 +1418,13 @@ def time_to_stage(analysis: Analysis, *, stages: Sequence[int] = (2, 3, 4)) -> B
             f"{conf:.0%} pointwise confidence bands; follow-up ending without entry is "
             f"censored. The dotted line marks the end of week {a.config.window_weeks}; the "
             "numbers under each plot are participants still at risk (not yet in the stage, "
-            "still followed) at the times shown.",
+            "still followed) at the times shown."
+            + (
+                f" Curves end where fewer than {a.threshold} remain at risk; a group of fewer "
+                f"than {a.threshold} is not drawn."
+                if a.external
+                else ""
+            ),
         ),
         _table(
             frame,
@@ -1146,6 +1432,7 @@ def time_to_stage(analysis: Analysis, *, stages: Sequence[int] = (2, 3, 4)) -> B
             caption="Time to stage entry (Kaplan-Meier)",
             index=False,
             left=["stage", "group"],
+            counts=["n", "entered"],
         ),  # fmt: skip
         name="time_to_stage",
         frames={"km": km, "summary": s},
@@ -1156,7 +1443,9 @@ def time_to_stage(analysis: Analysis, *, stages: Sequence[int] = (2, 3, 4)) -> B
 def stage_occupancy(analysis: Analysis) -> Block:
     """Where participants are at the end of each week of the window (stacked bars)."""
     a = analysis
-    occ = a.disclosed(a.occupancy, counts=["n"])
+    occ = a.occupancy
+    if a.external:
+        occ = _occupancy_for_external(a, occ)
     groups = sorted(occ["group"].astype("str").unique())
     ncols = min(3, len(groups))
     nrows = int(np.ceil(len(groups) / ncols))
@@ -1171,7 +1460,11 @@ def stage_occupancy(analysis: Analysis) -> Block:
     for ax in axes[len(groups) :]:
         ax.set_axis_off()
     order = ["stage_4", "stage_3", "stage_2", "stage_1", "not_started", "withdrawn"]
-    fig.legend(handles=plots.legend_patches(order), loc="outside right upper", frameon=False,
+    handles = plots.legend_patches(order)
+    if a.external and (occ["state"] == _SUPPRESSED_STATE).any():
+        handles.append(Patch(color=plots.STAGE_COLORS.get(_SUPPRESSED_STATE, "#999"),
+                             label=f"withheld (a state with fewer than {a.threshold})"))  # fmt: skip
+    fig.legend(handles=handles, loc="outside right upper", frameon=False,
                fontsize=8.5)  # fmt: skip
     fig.supxlabel("Week since enrolment (week 1 = days 0-6)", fontsize=9.5)
     return Block(
@@ -1185,6 +1478,24 @@ def stage_occupancy(analysis: Analysis) -> Block:
         name="stage_occupancy",
         frames={"occupancy": occ},
     )
+
+
+_SUPPRESSED_STATE = "withheld"
+
+
+def _occupancy_for_external(a: Analysis, occ: pd.DataFrame) -> pd.DataFrame:
+    """Occupancy as drawn in an external report: the states of a week with fewer than
+    ``threshold`` participants (and the secondary cells that protect them) merged into one
+    "withheld" bar segment; weeks with fewer than ``threshold`` observed are left out."""
+    occ = occ.reset_index(drop=True)
+    shown = a.disclosed(occ, counts=["n"], derived={"proportion": ["n"]},
+                        lines=[["group", "week"]])  # fmt: skip
+    withheld = shown["n"].map(lambda v: isinstance(v, str))
+    merged = occ.assign(state=occ["state"].astype("str").where(~withheld, _SUPPRESSED_STATE))
+    merged = merged.groupby(["group", "week", "state"], sort=False, as_index=False,
+                            observed=True)[["n", "proportion"]].sum()  # fmt: skip
+    totals = merged.groupby(["group", "week"], observed=True)["n"].transform("sum")
+    return merged[totals >= a.threshold].reset_index(drop=True)
 
 
 @section
@@ -1214,7 +1525,12 @@ def checkpoint_fidelity(analysis: Analysis) -> Block:
     frame, summary = _by_group_table(a, rows, frame=data)
     c = a.config
     return Block(
-        _table(frame, name="checkpoint_fidelity", caption="Protocol fidelity"),
+        _table(
+            frame,
+            name="checkpoint_fidelity",
+            caption="Protocol fidelity",
+            count_rows=frame.attrs["count_rows"],
+        ),
         _caption(
             f"Checkpoint: an involved-side single-leg isometric hold at ≥ "
             f"{c.checkpoint_load_ratio:g}× body weight for ≥ {c.checkpoint_hold_s:g} s with "
@@ -1237,16 +1553,22 @@ def relapse(analysis: Analysis, *, rate_ratio: bool = True) -> Block:
     a = analysis
     c = a.config
     conf = c.confidence_level
-    rates = a.disclosed(a.relapse_rates, counts=["n_at_risk", "relapses"])
+    rates = a.relapse_rates_shown
     rows = [{
         "group": "Overall" if r.group == "all" and a.by else _group_name(r.group),
-        "at risk": str(int(r.n_at_risk)),
-        "relapses": str(int(r.relapses)),
+        "at risk": tables.fmt_count(r.n_at_risk),
+        "relapses": tables.fmt_count(r.relapses),
         "person-weeks": tables.fmt_num(r.person_weeks, 0),
         "rate per 1000 person-weeks": tables.fmt_num(r.rate_per_1000_pw, 1),
         f"{conf:.0%} CI (exact)": tables.fmt_ci(r.ci_low, r.ci_high, 1),
     } for r in rates.itertuples()]  # fmt: skip
     inc = a.relapse_incidence
+    withheld_groups: set[str] = set()
+    if a.external:  # no curve (nor table row) of a group whose counts are withheld
+        hidden = rates[rates[["n_at_risk", "relapses"]].map(
+            lambda v: isinstance(v, str)).any(axis=1)]  # fmt: skip
+        withheld_groups = set(hidden["group"].astype("str"))
+        inc = inc[~inc["group"].astype("str").isin(withheld_groups)]
     fig, ax = _subplots(8.5, 3.8)
     plots.cumulative_incidence(inc[inc["week"] <= 52], ax=ax,
                                markers_at=c.incidence_weeks)  # fmt: skip
@@ -1254,6 +1576,10 @@ def relapse(analysis: Analysis, *, rate_ratio: bool = True) -> Block:
     wide = at.assign(value=at["cumulative_incidence"].map(lambda v: tables.fmt_pct(v, 1)))
     wide = wide.pivot(index="group", columns="week", values="value")
     wide.columns = [f"week {w}" for w in wide.columns]
+    if withheld_groups:
+        extra = pd.DataFrame(privacy.SECONDARY, index=sorted(withheld_groups),
+                             columns=wide.columns)  # fmt: skip
+        wide = pd.concat([wide, extra])
     wide.index = [_group_name(g) for g in wide.index]
     parts = [
         _table(
@@ -1262,6 +1588,7 @@ def relapse(analysis: Analysis, *, rate_ratio: bool = True) -> Block:
             caption="Relapse after return to running or sport",
             index=False,
             left=["group"],
+            counts=["at risk", "relapses"],
         ),  # fmt: skip
         _figure(
             fig,
@@ -1276,17 +1603,23 @@ def relapse(analysis: Analysis, *, rate_ratio: bool = True) -> Block:
     if rate_ratio:
         rr = a.rate_ratio
         if len(rr):
-            r = rr.iloc[0]
+            counts = ["n_stopped_early", "relapses_stopped_early", "n_completers",
+                      "relapses_completers"]  # fmt: skip
+            r = a.disclosed(rr, counts=counts,
+                            derived={c: counts for c in rr.columns if c not in counts},
+                            denominators={"relapses_stopped_early": "n_stopped_early",
+                                          "relapses_completers": "n_completers"}).iloc[0]  # fmt: skip
             text = (
                 f"Participants who stopped loading before day {c.stopped_early_day} relapsed at "
                 f"{tables.fmt_num(r['rate_per_1000_pw_stopped_early'], 1)} per 1000 "
-                f"person-weeks ({int(r['relapses_stopped_early'])} relapses in "
-                f"{int(r['n_stopped_early'])} at risk), completers at "
+                f"person-weeks ({tables.fmt_count(r['relapses_stopped_early'])} relapses in "
+                f"{tables.fmt_count(r['n_stopped_early'])} at risk), completers at "
                 f"{tables.fmt_num(r['rate_per_1000_pw_completers'], 1)} "
-                f"({int(r['relapses_completers'])} in {int(r['n_completers'])}): rate ratio "
+                f"({tables.fmt_count(r['relapses_completers'])} in "
+                f"{tables.fmt_count(r['n_completers'])}): rate ratio "
                 f"{tables.fmt_num(r['rate_ratio'], 2)} ({conf:.0%} CI "
                 f"{tables.fmt_ci(r['ci_low'], r['ci_high'], 2)}, exact), "
-                f"{_p_text(r['p_value'])}."
+                f"{_p_text(r['p_value']) if not isinstance(r['p_value'], str) else 'p *'}."
             )
             parts.append(f"<p>{_esc(text)}</p>")
             frames["rate_ratio"] = rr
@@ -1308,7 +1641,15 @@ def relapse(analysis: Analysis, *, rate_ratio: bool = True) -> Block:
 def audit_dashboard(analysis: Analysis) -> Block:
     """The service against its targets: headline tiles, a bullet chart per metric, the table."""
     a = analysis
-    audit = a.disclosed(a.audit, counts=["n"])
+    audit = a.audit
+    plotted = audit
+    if a.external:
+        audit = _audit_for_external(a, audit)
+        withheld = audit["value"].map(lambda v: isinstance(v, str))
+        plotted = a.audit.assign(
+            n=audit["n"],
+            **{c: a.audit[c].where(~withheld) for c in ("value", "ci_low", "ci_high", "met")},
+        )
     overall = audit[audit["site"] == "All sites"]
     tiles = []
     for r in overall.itertuples():
@@ -1316,7 +1657,8 @@ def audit_dashboard(analysis: Analysis) -> Block:
                  else tables.fmt_num(r.value, 1))  # fmt: skip
         target = f"{r.target:.0%}" if r.unit == "proportion" else f"{r.target:g}"
         sign = "≥" if r.direction == "at_least" else "≤"
-        state = "unknown" if pd.isna(r.met) else ("met" if bool(r.met) else "missed")
+        state = ("withheld" if isinstance(r.met, str) else
+                 "unknown" if pd.isna(r.met) else ("met" if bool(r.met) else "missed"))  # fmt: skip
         css = {"met": "rs-met", "missed": "rs-missed"}.get(state, "")
         ci = (tables.fmt_ci(r.ci_low, r.ci_high, 0, percent=True) if r.unit == "proportion"
               else tables.fmt_ci(r.ci_low, r.ci_high, 1))  # fmt: skip
@@ -1324,7 +1666,7 @@ def audit_dashboard(analysis: Analysis) -> Block:
             f'<div class="rs-kpi {css}"><div class="rs-kpi-label">{_esc(r.label)}</div>'
             f'<div class="rs-kpi-value">{_esc(shown)}</div>'
             f'<div class="rs-kpi-detail">target {sign} {_esc(target)}: <strong>{state}</strong>'
-            f" · CI {_esc(ci)} · n = {int(r.n)}</div></div>"
+            f" · CI {_esc(ci)} · n = {_esc(tables.fmt_count(r.n))}</div></div>"
         )
     metrics = list(dict.fromkeys(audit["metric"]))
     n_sites = audit["site"].nunique()
@@ -1332,7 +1674,7 @@ def audit_dashboard(analysis: Analysis) -> Block:
     fig, axes = _subplots(11.0, (0.32 * n_sites + 1.1) * nrows + 0.4, nrows, 2, squeeze=False)
     axes = axes.ravel()
     for metric, ax in zip(metrics, axes, strict=False):
-        plots.audit_bullet(audit, metric=metric, ax=ax)
+        plots.audit_bullet(plotted, metric=metric, ax=ax)
     for ax in axes[len(metrics) :]:
         ax.set_axis_off()
     cells, marks = {}, {}
@@ -1343,12 +1685,14 @@ def audit_dashboard(analysis: Analysis) -> Block:
               else tables.fmt_ci(r.ci_low, r.ci_high, 1))  # fmt: skip
         sign = "≥ " if r.direction == "at_least" else "≤ "
         target = sign + (f"{r.target:.0%}" if prop else f"{r.target:g}")
-        mark = "" if pd.isna(r.met) else ("✓" if bool(r.met) else "✗")
+        known = not isinstance(r.met, str) and not pd.isna(r.met)
+        mark = ("✓" if bool(r.met) else "✗") if known else ""
         row = f"{r.label} (target {target})"
         cells.setdefault(row, {})[f"{r.site}"] = (
-            f'{value} {mark}<br><span class="rs-sub">{ci} · n = {int(r.n)}</span>'
+            f'{_esc(value)} {mark}<br><span class="rs-sub">{_esc(ci)} · n = '
+            f"{_esc(tables.fmt_count(r.n))}</span>"
         )
-        marks.setdefault(row, {})[f"{r.site}"] = None if pd.isna(r.met) else bool(r.met)
+        marks.setdefault(row, {})[f"{r.site}"] = bool(r.met) if known else None
     frame = pd.DataFrame(cells).T
     met = pd.DataFrame(marks).T.reindex(index=frame.index, columns=frame.columns)
 
@@ -1372,6 +1716,7 @@ def audit_dashboard(analysis: Analysis) -> Block:
             caption="Audit metrics by site: estimate (✓ target met, ✗ missed), then its 95% CI "
             "and n",
             styles=colour,
+            counts=list(frame.columns),
         ),  # fmt: skip
         _caption(
             "Targets are report parameters (target_*). Met/missed compares the point estimate "
@@ -1383,17 +1728,39 @@ def audit_dashboard(analysis: Analysis) -> Block:
     )
 
 
+_AUDIT_COUNTED = ("responders", "checkpoint_fidelity")
+"""Audit metrics that are proportions of participants (their numerator is a count)."""
+
+
+def _audit_for_external(a: Analysis, audit: pd.DataFrame) -> pd.DataFrame:
+    """Audit rows as shown outside the team: n is a count (sites add up to All sites); the
+    numerator of a proportion of participants (value · n) is a count too; the estimate, its
+    interval and met/missed go with them."""
+    audit = audit.reset_index(drop=True)
+    counted = audit["metric"].isin(_AUDIT_COUNTED)
+    numerator = (audit["value"] * audit["n"]).round().where(counted)
+    table = audit.assign(numerator=numerator)
+    shown = a.disclosed(
+        table, counts=["n", "numerator"],
+        derived={c: ["n", "numerator"] for c in ("value", "ci_low", "ci_high", "met")},
+        lines=[["metric"]], margin=("site", "All sites"), denominators={"numerator": "n"},
+    )  # fmt: skip
+    return shown.drop(columns="numerator")
+
+
 @section
 def review_list(analysis: Analysis) -> Block:
     """Participants who need attention at the data cut-off, with every reason."""
     a = analysis
     rl = a.disclosed(a.review)
     th = a.thresholds
-    counts = {REVIEW_REASONS[k]: int(rl[k].sum()) for k in REVIEW_REASONS} if len(rl) else {}
+    counts = ({REVIEW_REASONS[k]: a.count(rl[k].sum()) for k in REVIEW_REASONS} if len(rl)
+              else {})  # fmt: skip
     n_care = int(((~a.timeline["withdrawn"]) &
                   (a.timeline["follow_up_days"] <= 7 * th.horizon_weeks)).sum())  # fmt: skip
     intro = (
-        f"<p><strong>{len(rl)}</strong> of {n_care} participants under care (not withdrawn, "
+        f"<p><strong>{a.count(len(rl))}</strong> of {a.count(n_care)} participants under care "
+        "(not withdrawn, "
         f"follow-up ≤ {th.horizon_weeks} weeks) need attention at the cut-off "
         f"{(a.config.cutoff or a.cohort.data_cutoff).date()}.</p>"
     )
@@ -1401,7 +1768,8 @@ def review_list(analysis: Analysis) -> Block:
     if counts:
         summary = pd.DataFrame({"participants": {k: str(v) for k, v in counts.items()}})
         summary.index.name = "reason"
-        parts.append(_table(summary, name="review_reasons", caption="Reasons, n"))
+        parts.append(_table(summary, name="review_reasons", caption="Reasons, n",
+                            counts=["participants"]))  # fmt: skip
     if len(rl):
         shown = pd.DataFrame({
             "participant": a.participant_label(rl["participant_id"]),
@@ -1546,7 +1914,7 @@ def configuration(analysis: Analysis) -> Block:
     cfg["value"] = cfg["value"].map(lambda v: "null" if v is None else str(v))
     params = pd.DataFrame(
         [{"parameter": k, "value": "None" if v is None else str(v)}
-         for k, v in a.parameters.items()]
+         for k, v in _shown_parameters(a).items()]
     )  # fmt: skip
     notes = _notes(a.notes, "Every data and model note of this report")
     return Block(

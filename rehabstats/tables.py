@@ -46,6 +46,7 @@ __all__ = [
     "compare_continuous",
     "flow_counts",
     "fmt_ci",
+    "fmt_count",
     "fmt_count_pct",
     "fmt_mean_sd",
     "fmt_median_iqr",
@@ -349,10 +350,11 @@ def format_table_one(summary: pd.DataFrame, smd: pd.DataFrame, *, digits: int = 
             index.append((label, stat))
             body.append(cells + ([smd_text] if has_groups else []))
         missing = block.drop_duplicates("group").set_index("group")["missing"]
-        if missing.sum() > 0:
+        # a suppression marker (str) stands for a withheld, non-zero count
+        if pd.to_numeric(missing, errors="coerce").fillna(1).sum() > 0:
             index.append((label, "missing, n"))
             body.append(
-                [f"{int(missing.get(g, 0))}" for g in groups] + ([""] if has_groups else [])
+                [fmt_count(missing.get(g, 0)) for g in groups] + ([""] if has_groups else [])
             )
     out = pd.DataFrame(
         body,
@@ -856,8 +858,25 @@ def _missing(x: object) -> bool:
         return False
 
 
+def _withheld(*values: object) -> str | None:
+    """The marker of the first value that is a string (a suppressed cell, e.g. ``<5``, ``*``)."""
+    for v in values:
+        if isinstance(v, str):
+            return v
+    return None
+
+
+def fmt_count(x: object) -> str:
+    """A count; a suppression marker (``<5``, ``*``) as it is; an en dash for missing."""
+    if isinstance(x, str):
+        return x
+    return "–" if _missing(x) else str(int(x))  # type: ignore[call-overload]
+
+
 def fmt_num(x: object, digits: int = 1) -> str:
-    """A number with fixed decimals; an en dash for missing."""
+    """A number with fixed decimals; an en dash for missing; a suppression marker as it is."""
+    if isinstance(x, str):
+        return x
     if _missing(x):
         return "–"
     x = float(x)  # type: ignore[arg-type]
@@ -869,11 +888,17 @@ def fmt_num(x: object, digits: int = 1) -> str:
 
 def fmt_pct(p: object, digits: int = 0) -> str:
     """A proportion (0-1) as a percentage."""
+    if isinstance(p, str):
+        return p
     return "–" if _missing(p) else f"{fmt_num(100 * float(p), digits)}%"  # type: ignore[arg-type]
 
 
 def fmt_count_pct(count: object, percent: object, digits: int = 1) -> str:
-    """``n (p%)`` from a count and a percentage (0-100)."""
+    """``n (p%)`` from a count and a percentage (0-100); a withheld count or % shows its marker."""
+    if isinstance(count, str):
+        return count
+    if isinstance(percent, str):
+        return f"{int(count)} ({percent})"  # type: ignore[call-overload]
     if _missing(count):
         return "–"
     return f"{int(count)} ({fmt_num(percent, digits)}%)"  # type: ignore[call-overload]
@@ -881,6 +906,8 @@ def fmt_count_pct(count: object, percent: object, digits: int = 1) -> str:
 
 def fmt_mean_sd(mean: object, sd: object, digits: int = 1) -> str:
     """``mean (SD)``."""
+    if (w := _withheld(mean, sd)) is not None:
+        return w
     if _missing(mean):
         return "–"
     return f"{fmt_num(mean, digits)} ({fmt_num(sd, digits)})"
@@ -888,6 +915,8 @@ def fmt_mean_sd(mean: object, sd: object, digits: int = 1) -> str:
 
 def fmt_median_iqr(median: object, q1: object, q3: object, digits: int = 1) -> str:
     """``median [Q1, Q3]``."""
+    if (w := _withheld(median, q1, q3)) is not None:
+        return w
     if _missing(median):
         return "–"
     return f"{fmt_num(median, digits)} [{fmt_num(q1, digits)}, {fmt_num(q3, digits)}]"
@@ -895,6 +924,8 @@ def fmt_median_iqr(median: object, q1: object, q3: object, digits: int = 1) -> s
 
 def fmt_ci(low: object, high: object, digits: int = 1, *, percent: bool = False) -> str:
     """``low to high`` (a CI); percentages of proportions with ``percent``."""
+    if (w := _withheld(low, high)) is not None:
+        return w
     if _missing(low) or _missing(high):
         return "–"
     if percent:
