@@ -149,15 +149,11 @@ def group_labels(timeline: pd.DataFrame, by: str | None) -> pd.Series:
     if by is None:
         return pd.Series("all", index=timeline.index, name="group", dtype="str")
     if by not in GROUPABLE:
-        raise ParameterError(
-            f"cannot group by {by!r}; choose one of: {', '.join(GROUPABLE)}"
-        )
+        raise ParameterError(f"cannot group by {by!r}; choose one of: {', '.join(GROUPABLE)}")
     return timeline[by].astype("str").rename("group")
 
 
-def stage_on(
-    sessions: pd.DataFrame, points: pd.DataFrame, *, day_column: str = "day"
-) -> pd.Series:
+def stage_on(sessions: pd.DataFrame, points: pd.DataFrame, *, day_column: str = "day") -> pd.Series:
     """Stage on given participant-days: the stage of the latest scheduled session on or before.
 
     Parameters
