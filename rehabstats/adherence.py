@@ -12,7 +12,7 @@ import pandas as pd
 
 from rehabstats.cohort import Cohort
 from rehabstats.config import AnalysisConfig
-from rehabstats.timeline import observe, participant_timeline
+from rehabstats.timeline import _observed_rows, participant_timeline
 
 __all__ = ["adherence", "weekly_adherence"]
 
@@ -86,26 +86,31 @@ def adherence(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.Dat
     """
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
-    sessions = _window_sessions(cohort, timeline, config)
-    totals = _counts(sessions, ["participant_id"]).reindex(timeline.index)
-    scheduled = totals["sessions_scheduled"].fillna(0).astype("int64")
-    completed = totals["sessions_completed"].fillna(0).astype("int64")
-    adherence_sessions = completed / scheduled.where(scheduled > 0)
-    adherent = (adherence_sessions >= config.adherent_threshold).astype("boolean")
-    adherent = adherent.mask(adherence_sessions.isna())
-    stagnant_weeks = (
-        _load_stagnant_weeks(sessions).reindex(timeline.index).fillna(0).astype("int64")
+    n = len(timeline)
+    w = _window_arrays(cohort, timeline, config)
+    pos = w["pos"]
+    scheduled = np.bincount(pos, minlength=n).astype("int64")
+    completed = np.bincount(pos[w["completed"]], minlength=n).astype("int64")
+    prescribed = np.bincount(pos, weights=w["volume_prescribed"], minlength=n)
+    done = np.bincount(pos, weights=w["volume_done"], minlength=n)
+    some = scheduled > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        adherence_sessions = completed / np.where(some, scheduled, np.nan)
+        adherence_volume = np.where(some, done / np.where(some, prescribed, 1.0), np.nan)
+    adherent = pd.arrays.BooleanArray(
+        (adherence_sessions >= config.adherent_threshold) & some, ~some
     )
+    stagnant_weeks = _load_stagnant_arrays(w, n)
     out = pd.DataFrame(
         {
             "participant_id": timeline.index.astype("str"),
-            "sessions_scheduled": scheduled.to_numpy(),
-            "sessions_completed": completed.to_numpy(),
-            "adherence_sessions": adherence_sessions.to_numpy(dtype="float64"),
-            "adherence_volume": totals["adherence_volume"].to_numpy(dtype="float64"),
-            "adherent": adherent.array,
-            "load_stagnant_weeks": stagnant_weeks.to_numpy(),
-            "load_stagnant": (stagnant_weeks >= config.stagnation_weeks).to_numpy(),
+            "sessions_scheduled": scheduled,
+            "sessions_completed": completed,
+            "adherence_sessions": adherence_sessions,
+            "adherence_volume": adherence_volume,
+            "adherent": adherent,
+            "load_stagnant_weeks": stagnant_weeks,
+            "load_stagnant": stagnant_weeks >= config.stagnation_weeks,
         }
     )
     return out
@@ -143,82 +148,82 @@ def weekly_adherence(cohort: Cohort, *, config: AnalysisConfig | None = None) ->
     """
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
-    sessions = _window_sessions(cohort, timeline, config)
+    w = _window_arrays(cohort, timeline, config)
     last_week = np.minimum(
         config.window_weeks, timeline["follow_up_days"].to_numpy() // 7 + 1
     ).astype("int64")
     total = int(last_week.sum())
     starts = np.cumsum(last_week) - last_week
-    grid = pd.DataFrame(
+    grid_pos = np.repeat(np.arange(len(timeline)), last_week)
+    cell = starts[w["pos"]] + w["week"] - 1
+    scheduled = np.bincount(cell, minlength=total).astype("int64")
+    completed = np.bincount(cell[w["completed"]], minlength=total).astype("int64")
+    prescribed = np.bincount(cell, weights=w["volume_prescribed"], minlength=total)
+    done = np.bincount(cell, weights=w["volume_done"], minlength=total)
+    some = scheduled > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        adherence_sessions = completed / np.where(some, scheduled, np.nan)
+        adherence_volume = np.where(some, done / np.where(some, prescribed, 1.0), np.nan)
+    return pd.DataFrame(
         {
-            "participant_id": np.repeat(timeline.index.astype("str").to_numpy(), last_week),
+            "participant_id": timeline.index.astype("str").take(grid_pos).array,
             "week": np.arange(total, dtype="int64") - np.repeat(starts, last_week) + 1,
+            "sessions_scheduled": scheduled,
+            "sessions_completed": completed,
+            "adherence_sessions": adherence_sessions,
+            "adherence_volume": adherence_volume.astype("float64"),
         }
     )
-    weekly = _counts(sessions, ["participant_id", "week"])
-    out = grid.merge(weekly, how="left", left_on=["participant_id", "week"], right_index=True)
-    out[["sessions_scheduled", "sessions_completed"]] = (
-        out[["sessions_scheduled", "sessions_completed"]].fillna(0).astype("int64")
-    )
-    out["adherence_sessions"] = out["sessions_completed"] / out["sessions_scheduled"].where(
-        out["sessions_scheduled"] > 0
-    )
-    out["adherence_volume"] = out["adherence_volume"].astype("float64")
-    columns = [
-        "participant_id",
-        "week",
-        "sessions_scheduled",
-        "sessions_completed",
-        "adherence_sessions",
-        "adherence_volume",
-    ]
-    return out[columns].reset_index(drop=True)
 
 
-# ----------------------------------------------------------------------------------------------
-
-
-def _window_sessions(
+def _window_arrays(
     cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig
-) -> pd.DataFrame:
-    """Scheduled sessions in the window within follow-up, with text ids and volume columns."""
-    sessions = observe(cohort.sessions, "session_date", timeline, window_weeks=config.window_weeks)
-    sessions["participant_id"] = sessions["participant_id"].astype("str")
-    sessions["completed"] = sessions["completed_sets"] >= 1
-    prescribed = sessions["prescribed_sets"] * sessions["prescribed_reps"]
-    done = sessions["completed_sets"] * sessions["completed_reps"]
-    sessions["volume_prescribed"] = prescribed.astype("float64")
-    sessions["volume_done"] = np.minimum(done, prescribed).astype("float64")
-    return sessions
-
-
-def _counts(sessions: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Scheduled, completed and volume adherence per group of ``keys``."""
-    grouped = sessions.groupby(keys, sort=False)
-    out = pd.DataFrame(
-        {
-            "sessions_scheduled": grouped.size(),
-            "sessions_completed": grouped["completed"].sum(),
-            "adherence_volume": grouped["volume_done"].sum() / grouped["volume_prescribed"].sum(),
-        }
+) -> dict[str, np.ndarray]:
+    """Every scheduled session in the window within follow-up, as arrays: timeline position,
+    week, completion (``completed_sets >= 1``), prescribed volume, completed volume (capped
+    at the prescribed one), stage and load."""
+    sessions = cohort.sessions
+    rows, pos, day = _observed_rows(
+        sessions, "session_date", timeline, window_weeks=config.window_weeks
     )
+    prescribed = (
+        sessions["prescribed_sets"].to_numpy()[rows] * sessions["prescribed_reps"].to_numpy()[rows]
+    )
+    done = sessions["completed_sets"].to_numpy()[rows] * sessions["completed_reps"].to_numpy()[rows]
+    return {
+        "pos": pos,
+        "week": day // 7 + 1,
+        "completed": sessions["completed_sets"].to_numpy()[rows] >= 1,
+        "volume_prescribed": prescribed.astype("float64"),
+        "volume_done": np.minimum(done, prescribed).astype("float64"),
+        "stage": sessions["stage"].to_numpy()[rows],
+        "load_kg": sessions["load_kg"].to_numpy(dtype="float64", na_value=np.nan)[rows],
+    }
+
+
+def _load_stagnant_arrays(w: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Longest stagnant-load run (see :func:`adherence`) for every timeline position; 0
+    without load weeks."""
+    out = np.zeros(n, dtype="int64")
+    loaded = w["completed"] & np.isin(w["stage"], _LOAD_STAGES) & ~np.isnan(w["load_kg"])
+    pos, week, load = w["pos"][loaded], w["week"][loaded], w["load_kg"][loaded]
+    if len(pos) == 0:
+        return out
+    keys = (pos.astype("int64") << 32) + week
+    order = np.argsort(keys, kind="stable")
+    keys, load = keys[order], load[order]
+    new = np.r_[True, keys[1:] != keys[:-1]]
+    starts = np.flatnonzero(new)
+    weekly_max = np.maximum.reduceat(load, starts)
+    w_pos, w_week = keys[starts] >> 32, keys[starts] & 0xFFFFFFFF
+    first = np.r_[True, w_pos[1:] != w_pos[:-1]]
+    best = pd.Series(weekly_max).groupby(w_pos).cummax().to_numpy()
+    earlier_best = np.r_[np.nan, best[:-1]]
+    earlier_best[first] = np.nan
+    stagnant = weekly_max <= earlier_best  # NaN (first week) -> False
+    gap = np.r_[True, np.diff(w_week) != 1] | first
+    run = np.cumsum(~stagnant | gap) - 1
+    length = np.bincount(run, weights=stagnant).astype("int64")
+    run_pos = w_pos[np.r_[True, run[1:] != run[:-1]]]
+    np.maximum.at(out, run_pos, length)
     return out
-
-
-def _load_stagnant_weeks(sessions: pd.DataFrame) -> pd.Series:
-    """Longest stagnant-load run per participant (participants with load weeks only)."""
-    loaded = sessions[
-        sessions["completed"] & sessions["stage"].isin(_LOAD_STAGES) & sessions["load_kg"].notna()
-    ]
-    weekly = loaded.groupby(["participant_id", "week"], sort=True)["load_kg"].max().reset_index()
-    if weekly.empty:
-        return pd.Series(dtype="int64")
-    person = weekly.groupby("participant_id", sort=False)
-    earlier_best = person["load_kg"].cummax().groupby(weekly["participant_id"]).shift(1)
-    stagnant = (weekly["load_kg"] <= earlier_best).to_numpy()  # NaN (first week) -> False
-    first = ~weekly["participant_id"].duplicated().to_numpy()
-    gap = np.r_[True, np.diff(weekly["week"].to_numpy()) != 1] | first
-    # a run starts at every week that is not stagnant or follows a gap; number the runs
-    run = np.cumsum(~stagnant | gap)
-    length = pd.Series(stagnant.astype("int64")).groupby(run).cumsum()
-    return length.groupby(weekly["participant_id"].to_numpy()).max()

@@ -14,7 +14,7 @@ import pandas as pd
 from rehabstats.adherence import adherence, weekly_adherence
 from rehabstats.cohort import Cohort
 from rehabstats.config import AnalysisConfig
-from rehabstats.pain import pain_model, pain_monitoring, weekly_pain
+from rehabstats.pain import _weekly_arrays, pain_model, pain_monitoring
 from rehabstats.relapse import relapse_incidence, relapse_metrics, relapse_rates
 from rehabstats.stages import (
     stage_metrics,
@@ -22,7 +22,7 @@ from rehabstats.stages import (
     time_to_stage,
     time_to_stage_summary,
 )
-from rehabstats.timeline import observe, participant_timeline, stage_on
+from rehabstats.timeline import _observed_rows, _stage_on_codes, participant_timeline
 from rehabstats.visa import visa_a_outcomes
 
 __all__ = [
@@ -106,18 +106,25 @@ def weekly_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> p
     """
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
-    weeks = weekly_adherence(cohort, config=config)
-    weeks = weeks.assign(participant_id=weeks["participant_id"].astype("str"))
-    pain = weekly_pain(cohort, config=config)
-    pain = pain.assign(participant_id=pain["participant_id"].astype("str")).rename(
-        columns={"n_records": "n_morning_records"}
+    out = weekly_adherence(cohort, config=config)
+    # weekly_adherence's grid: every participant (timeline order), weeks 1..last_week
+    follow = timeline["follow_up_days"].to_numpy().astype("int64")
+    last_week = np.minimum(config.window_weeks, follow // 7 + 1).astype("int64")
+    starts = np.cumsum(last_week) - last_week
+    grid_pos = np.repeat(np.arange(len(timeline)), last_week)
+    pos, week, mean, n_records = _weekly_arrays(cohort, timeline, config)
+    cell = starts[pos] + week - 1
+    pain_mean = np.full(len(out), np.nan)
+    pain_mean[cell] = mean
+    records = np.full(len(out), np.nan)
+    records[cell] = n_records
+    out["pain_morning_mean"] = pain_mean
+    out["n_morning_records"] = records
+    end_day = np.minimum(7 * out["week"].to_numpy() - 1, follow[grid_pos])
+    rows, s_pos, s_day = _observed_rows(cohort.sessions, "session_date", timeline)
+    out["stage"] = _stage_on_codes(
+        s_pos, s_day, cohort.sessions["stage"].to_numpy(dtype="float64")[rows], grid_pos, end_day
     )
-    out = weeks.merge(pain, on=["participant_id", "week"], how="left", validate="one_to_one")
-    follow_up = timeline["follow_up_days"].reindex(out["participant_id"]).to_numpy()
-    end_day = np.minimum(7 * out["week"].to_numpy() - 1, follow_up)
-    sessions = observe(cohort.sessions, "session_date", timeline)
-    points = pd.DataFrame({"participant_id": out["participant_id"], "day": end_day})
-    out["stage"] = stage_on(sessions, points).to_numpy()
     extra = [c for c in out.columns if c not in WEEKLY_COLUMNS]
     return out[[*WEEKLY_COLUMNS, *extra]]
 

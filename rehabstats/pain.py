@@ -18,7 +18,14 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, SingularMatrixWa
 
 from rehabstats.cohort import Cohort
 from rehabstats.config import AnalysisConfig
-from rehabstats.timeline import group_labels, observe, participant_timeline, per_row
+from rehabstats.timeline import (
+    _day_keys,
+    _observed_rows,
+    group_labels,
+    observe,
+    participant_timeline,
+    per_row,
+)
 
 __all__ = [
     "morning_nrs",
@@ -49,6 +56,18 @@ def morning_nrs(
     flagged by a validation warning).
     """
     pain = cohort.pain
+    if isinstance(pain["participant_id"].dtype, pd.CategoricalDtype):
+        codes, day, nrs = _daily_morning(pain, timeline, window_weeks=window_weeks, by_code=True)
+        return pd.DataFrame(
+            {
+                "participant_id": pd.Categorical.from_codes(
+                    codes, dtype=pain["participant_id"].dtype
+                ),
+                "day": day,
+                "week": day // 7 + 1,
+                "nrs": nrs,
+            }
+        )
     morning = observe(
         pain[pain["timing"] == "morning"], "recorded_on", timeline, window_weeks=window_weeks
     )
@@ -61,6 +80,85 @@ def morning_nrs(
     return daily[["participant_id", "day", "week", "nrs"]]
 
 
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and lengths of the runs of equal values of a sorted key array."""
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    return starts, np.diff(np.r_[starts, n])
+
+
+def _run_means(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Mean of each run of ``values``, bit for bit as pandas' groupby ``mean``.
+
+    pandas sums a group's values in row order with Kahan compensation, then divides by the
+    count; the same float operations are done here, vectorised over the runs.
+    """
+    total = np.zeros(len(starts), dtype="float64")
+    compensation = np.zeros(len(starts), dtype="float64")
+    for k in range(int(counts.max(initial=0))):
+        sel = np.flatnonzero(counts > k) if k else np.arange(len(starts))
+        y = values[starts[sel] + k] - compensation[sel]
+        t = total[sel] + y
+        comp = (t - total[sel]) - y
+        comp[np.isnan(comp)] = 0.0
+        compensation[sel] = comp
+        total[sel] = t
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / counts
+
+
+def _sorted_by(keys: np.ndarray) -> np.ndarray | None:
+    """A stable order sorting ``keys``; None when they are sorted already."""
+    if len(keys) < 2 or bool(np.all(keys[1:] >= keys[:-1])):
+        return None
+    return np.argsort(keys, kind="stable")
+
+
+def _daily_morning(
+    pain: pd.DataFrame,
+    timeline: pd.DataFrame,
+    *,
+    window_weeks: int | None = None,
+    by_code: bool = False,
+    observed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Daily mean morning NRS as arrays ``(participant, day, nrs)`` sorted by both.
+
+    ``participant`` is the category code of ``participant_id`` (``by_code``; the order of
+    :func:`morning_nrs`) or the participant's position in ``timeline``. ``observed``: the
+    :func:`~rehabstats.timeline._observed_rows` of the morning rows, when already known.
+    """
+    if observed is None:
+        morning = np.flatnonzero((pain["timing"] == "morning").to_numpy(dtype=bool))
+        observed = _observed_rows(
+            pain, "recorded_on", timeline, window_weeks=window_weeks, rows=morning
+        )
+    rows, pos, day = observed
+    who = pain["participant_id"].cat.codes.to_numpy()[rows].astype("int64") if by_code else pos
+    nrs = pain["nrs"].to_numpy(dtype="float64")[rows]
+    keys = _day_keys(who, day)
+    order = _sorted_by(keys)
+    if order is not None:
+        keys, who, day, nrs = keys[order], who[order], day[order], nrs[order]
+    starts, counts = _runs(keys)
+    if len(starts) == len(keys):
+        return who, day, nrs
+    return who[starts], day[starts], _run_means(nrs, starts, counts)
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """``values`` at ``wanted`` among the sorted unique ``keys`` (NaN when absent)."""
+    if len(keys) == 0:
+        return np.full(len(wanted), np.nan)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, values[at], np.nan)
+
+
 def next_morning_rise(days: pd.DataFrame, morning: pd.DataFrame) -> pd.Series:
     """Next-morning NRS minus same-day morning NRS for each (participant_id, day) of ``days``.
 
@@ -68,6 +166,22 @@ def next_morning_rise(days: pd.DataFrame, morning: pd.DataFrame) -> pd.Series:
     rule using it is then unknown). The difference is rounded to 10 decimals, which removes
     float noise (5.3 − 3.3 gives exactly 2) and nothing an NRS can express.
     """
+    if (
+        isinstance(days["participant_id"].dtype, pd.CategoricalDtype)
+        and isinstance(morning["participant_id"].dtype, pd.CategoricalDtype)
+        and days["participant_id"].cat.categories.equals(morning["participant_id"].cat.categories)
+    ):
+        m_codes = morning["participant_id"].cat.codes.to_numpy().astype("int64")
+        m_keys = _day_keys(m_codes, morning["day"].to_numpy(dtype="int64"))
+        m_nrs = morning["nrs"].to_numpy(dtype="float64")
+        order = _sorted_by(m_keys)
+        if order is not None:
+            m_keys, m_nrs = m_keys[order], m_nrs[order]
+        codes = days["participant_id"].cat.codes.to_numpy().astype("int64")
+        wanted = _day_keys(codes, days["day"].to_numpy(dtype="int64"))
+        rise = _lookup(m_keys, m_nrs, wanted + 1) - _lookup(m_keys, m_nrs, wanted)
+        rise[codes < 0] = np.nan
+        return pd.Series(np.round(rise, _DECIMALS), index=days.index)
     lookup = pd.Series(
         morning["nrs"].to_numpy(),
         index=pd.MultiIndex.from_arrays(
@@ -142,36 +256,104 @@ def session_day_rules(cohort: Cohort, *, config: AnalysisConfig | None = None) -
 def _session_day_rules(
     cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig
 ) -> pd.DataFrame:
-    sessions = observe(cohort.sessions, "session_date", timeline, window_weeks=config.window_weeks)
-    days = sessions.loc[sessions["completed_sets"] >= 1, ["participant_id", "day", "week"]]
-    days = days.drop_duplicates(["participant_id", "day"])
-    order = pd.Series(np.arange(len(timeline)), index=timeline.index)
-    days = days.assign(_order=per_row(days["participant_id"], order))
-    days = days.sort_values(["_order", "day"], kind="stable").reset_index(drop=True)
-    days["participant_id"] = days["participant_id"].astype("str")
-
-    pain = observe(cohort.pain, "recorded_on", timeline)
-    pain["participant_id"] = pain["participant_id"].astype("str")
-    out = days[["participant_id", "day", "week"]].copy()
-    keys = pd.MultiIndex.from_frame(out[["participant_id", "day"]])
+    pos, day, highest, rise, _ = _session_day_arrays(cohort, timeline, config)
+    ids = timeline.index.astype("str")
+    out = pd.DataFrame(
+        {
+            "participant_id": ids.take(pos).array,
+            "day": day,
+            "week": day // 7 + 1,
+        }
+    )
     for timing in ("during", "after"):
-        peak = (
-            pain[pain["timing"] == timing]
-            .groupby(["participant_id", "day"], sort=False)["nrs"]
-            .max()
+        out[f"{timing}_violated"] = _nullable(
+            highest[timing] > config.pain_limit, ~np.isnan(highest[timing])
         )
-        highest = peak.reindex(keys).to_numpy(dtype="float64")
-        out[f"{timing}_violated"] = _nullable(highest > config.pain_limit, ~np.isnan(highest))
-
-    rise = next_morning_rise(out, morning_nrs(cohort, timeline)).to_numpy()
     rise_known = ~np.isnan(rise)
     out["not_settled"] = _nullable(rise > config.settle_tolerance, rise_known)
-    rules = out[["during_violated", "after_violated", "not_settled"]]
-    violated = rules.fillna(False).to_numpy(dtype=bool).any(axis=1)
-    known = rules.notna().to_numpy().any(axis=1)
+    violated, known = _violations(highest, rise, config)
     out["violation"] = _nullable(violated, known)
     out["flare"] = _nullable(rise >= config.flare_delta, rise_known)
     return out
+
+
+def _violations(
+    highest: dict[str, np.ndarray], rise: np.ndarray, config: AnalysisConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each session day violates a rule, and whether any rule is known."""
+    with np.errstate(invalid="ignore"):
+        violated = (
+            (highest["during"] > config.pain_limit)
+            | (highest["after"] > config.pain_limit)
+            | (rise > config.settle_tolerance)
+        )
+    known = ~np.isnan(highest["during"]) | ~np.isnan(highest["after"]) | ~np.isnan(rise)
+    return violated, known
+
+
+def _session_day_arrays(
+    cohort: Cohort,
+    timeline: pd.DataFrame,
+    config: AnalysisConfig,
+    daily: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray, tuple[np.ndarray, ...]]:
+    """Session days ``(position, day)`` in timeline order, the day's highest during/after
+    NRS (NaN without a rating), the next-morning rise (NaN when unknown) and the daily
+    morning NRS used (:func:`_daily_morning` by position, whole follow-up).
+
+    ``daily``: :func:`_daily_morning` (by position, whole follow-up), when already known.
+    """
+    sessions = cohort.sessions
+    rows, pos, day = _observed_rows(
+        sessions, "session_date", timeline, window_weeks=config.window_weeks
+    )
+    done = sessions["completed_sets"].to_numpy()[rows] >= 1
+    keys = _day_keys(pos[done], day[done])
+    order = _sorted_by(keys)
+    if order is not None:
+        keys = keys[order]
+    keys = keys[_runs(keys)[0]]
+    pos = (keys >> 32).astype("int64")
+    day = (keys - (pos << 32)) - (1 << 31)
+
+    pain = cohort.pain
+    p_rows, p_pos, p_day = _observed_rows(pain, "recorded_on", timeline)
+    timing = _timing_of(pain, p_rows)
+    nrs_all = pain["nrs"].to_numpy(dtype="float64")
+    highest = {}
+    for name in ("during", "after"):
+        sel = timing(name)
+        p_keys = _day_keys(p_pos[sel], p_day[sel])
+        nrs = nrs_all[p_rows[sel]]
+        order = _sorted_by(p_keys)
+        if order is not None:
+            p_keys, nrs = p_keys[order], nrs[order]
+        starts, _ = _runs(p_keys)
+        peak = np.fmax.reduceat(nrs, starts) if len(starts) else nrs[:0]
+        highest[name] = _lookup(p_keys[starts], peak, keys).astype("float64")
+
+    if daily is None:
+        sel = timing("morning")
+        daily = _daily_morning(pain, timeline, observed=(p_rows[sel], p_pos[sel], p_day[sel]))
+    m_pos, m_day, m_nrs = daily
+    m_keys = _day_keys(m_pos, m_day)
+    rise = _lookup(m_keys, m_nrs, keys + 1) - _lookup(m_keys, m_nrs, keys)
+    return pos, day, highest, np.round(rise, _DECIMALS), daily
+
+
+def _timing_of(pain: pd.DataFrame, rows: np.ndarray):
+    """A function giving, for a ``timing`` value, which of ``rows`` have it (bool array)."""
+    timing = pain["timing"]
+    if isinstance(timing.dtype, pd.CategoricalDtype):
+        codes = timing.cat.codes.to_numpy()[rows]
+        categories = list(timing.cat.categories)
+        return lambda name: (
+            codes == categories.index(name)
+            if name in categories
+            else np.zeros(len(rows), dtype=bool)
+        )
+    values = timing.to_numpy()[rows]
+    return lambda name: np.asarray(values == name, dtype=bool)
 
 
 def _nullable(flag: np.ndarray, known: np.ndarray) -> pd.arrays.BooleanArray:
@@ -220,18 +402,38 @@ def weekly_pain(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.D
 
 
 def _weekly_pain(cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
-    daily = morning_nrs(cohort, timeline, window_weeks=config.window_weeks)
-    weekly = (
-        daily.groupby(["participant_id", "week"], observed=True, sort=True)["nrs"]
-        .agg(pain_morning_mean="mean", n_records="size")
-        .reset_index()
+    pos, week, mean, n_records = _weekly_arrays(cohort, timeline, config)
+    return pd.DataFrame(
+        {
+            "participant_id": timeline.index.astype("str").take(pos).array,
+            "week": week,
+            "pain_morning_mean": mean,
+            "n_records": n_records,
+        }
     )
-    order = pd.Series(np.arange(len(timeline)), index=timeline.index)
-    weekly["_order"] = per_row(weekly["participant_id"], order)
-    weekly = weekly.sort_values(["_order", "week"], kind="stable").reset_index(drop=True)
-    weekly["participant_id"] = weekly["participant_id"].astype("str")
-    weekly["n_records"] = weekly["n_records"].astype("int64")
-    return weekly[["participant_id", "week", "pain_morning_mean", "n_records"]]
+
+
+def _weekly_arrays(
+    cohort: Cohort,
+    timeline: pd.DataFrame,
+    config: AnalysisConfig,
+    daily: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weekly morning pain as arrays (position, week, mean, days) in timeline, week order.
+
+    ``daily``: :func:`_daily_morning` (by position, whole follow-up), when already known (the
+    window's days are a subset of it: daily means are per day).
+    """
+    if daily is None:
+        pos, day, nrs = _daily_morning(cohort.pain, timeline, window_weeks=config.window_weeks)
+    else:
+        pos, day, nrs = daily
+        inside = (day >= 0) & (day < 7 * config.window_weeks)
+        pos, day, nrs = pos[inside], day[inside], nrs[inside]
+    week = day // 7 + 1
+    starts, counts = _runs(_day_keys(pos, week))
+    mean = _run_means(nrs, starts, counts)
+    return pos[starts], week[starts], mean, counts.astype("int64")
 
 
 def pain_monitoring(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
@@ -286,42 +488,44 @@ def pain_monitoring(cohort: Cohort, *, config: AnalysisConfig | None = None) -> 
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     index = timeline.index.astype("str")
+    n = len(timeline)
 
-    rules = _session_day_rules(cohort, timeline, config)
-    per_person = rules.assign(
-        _violation=rules["violation"].fillna(False).astype(bool),
-        _known=rules["violation"].notna(),
-        _flare=rules["flare"].fillna(False).astype(bool),
-    ).groupby("participant_id", sort=False)
-    session_days = per_person.size().reindex(index, fill_value=0)
-    violation_days = per_person["_violation"].sum().reindex(index, fill_value=0)
-    known_days = per_person["_known"].sum().reindex(index, fill_value=0)
-    flares = per_person["_flare"].sum().reindex(index, fill_value=0)
+    pos, _, highest, rise, daily = _session_day_arrays(cohort, timeline, config)
+    violated, known = _violations(highest, rise, config)
+    with np.errstate(invalid="ignore"):
+        flare = rise >= config.flare_delta
+    session_days = np.bincount(pos, minlength=n).astype("int64")
+    violation_days = np.bincount(pos[violated & known], minlength=n).astype("int64")
+    known_days = np.bincount(pos[known], minlength=n).astype("int64")
+    flares = np.bincount(pos[flare], minlength=n).astype("int64")
 
-    weekly = _weekly_pain(cohort, timeline, config)
-    means = weekly.set_index("participant_id")["pain_morning_mean"]
-    first = means[weekly["week"].to_numpy() == 1].reindex(index)
-    last = means[weekly["week"].to_numpy() == config.window_weeks].reindex(index)
+    w_pos, w_week, w_mean, w_records = _weekly_arrays(cohort, timeline, config, daily)
+    first = np.full(n, np.nan)
+    at = w_week == 1
+    first[w_pos[at]] = w_mean[at]
+    last = np.full(n, np.nan)
+    at = w_week == config.window_weeks
+    last[w_pos[at]] = w_mean[at]
 
-    full = weekly[weekly["n_records"] >= config.rising_min_records]
-    earlier = full.assign(week=full["week"] + 1)
-    pairs = full.merge(earlier, on=["participant_id", "week"], suffixes=("", "_previous"))
-    rise = np.round(pairs["pain_morning_mean"] - pairs["pain_morning_mean_previous"], _DECIMALS)
-    weeks_rising = (rise > 0).groupby(pairs["participant_id"]).sum().reindex(index, fill_value=0)
+    full = w_records >= config.rising_min_records
+    f_pos, f_week, f_mean = w_pos[full], w_week[full], w_mean[full]
+    pair = (f_pos[1:] == f_pos[:-1]) & (f_week[1:] == f_week[:-1] + 1)
+    up = np.round(f_mean[1:] - f_mean[:-1], _DECIMALS) > 0
+    weeks_rising = np.bincount(f_pos[1:][pair & up], minlength=n).astype("int64")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = violation_days / np.where(known_days > 0, known_days, np.nan)
 
     return pd.DataFrame(
         {
             "participant_id": index,
-            "pain_morning_week1": first.to_numpy(dtype="float64"),
-            "pain_morning_week12": last.to_numpy(dtype="float64"),
-            "pain_change": (last - first).to_numpy(dtype="float64"),
-            "session_days": session_days.to_numpy(dtype="int64"),
-            "pmm_violation_days": violation_days.to_numpy(dtype="int64"),
-            "pmm_violation_rate": (violation_days / known_days.where(known_days > 0)).to_numpy(
-                dtype="float64"
-            ),
-            "flares": flares.to_numpy(dtype="int64"),
-            "weeks_rising": weeks_rising.to_numpy(dtype="int64"),
+            "pain_morning_week1": first,
+            "pain_morning_week12": last,
+            "pain_change": last - first,
+            "session_days": session_days,
+            "pmm_violation_days": violation_days,
+            "pmm_violation_rate": rate,
+            "flares": flares,
+            "weeks_rising": weeks_rising,
         }
     )
 

@@ -137,6 +137,72 @@ def observe(
     return out
 
 
+def _observed_rows(
+    frame: pd.DataFrame,
+    date_column: str,
+    timeline: pd.DataFrame,
+    *,
+    window_weeks: int | None = None,
+    rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows :func:`observe` keeps, without copying the table.
+
+    Returns ``(kept, position, day)``: the positions of the kept rows in ``frame`` (among
+    ``rows`` when given), each kept row's participant position in ``timeline`` and its day
+    (int64), in table order. Same filter and day arithmetic as :func:`observe`.
+    """
+    ids = frame["participant_id"]
+    # one padding entry so that gathers stay in bounds when nobody is analysed
+    enrolled = np.r_[
+        np.asarray(timeline["enrolled_on"].to_numpy(), dtype="datetime64[ns]").view("int64"), 0
+    ]
+    follow_up = np.r_[timeline["follow_up_days"].to_numpy().astype("float64"), -np.inf]
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        # one gather per row from per-category tables (the last entry is for code -1)
+        lookup = np.r_[timeline.index.get_indexer(ids.cat.categories), -1].astype("int64")
+        codes = ids.cat.codes.to_numpy()
+        if rows is not None:
+            codes = codes[rows]
+        pos = lookup[codes]
+    else:
+        values = ids.to_numpy() if rows is None else ids.to_numpy()[rows]
+        pos = timeline.index.get_indexer(values).astype("int64")
+        lookup = None
+    if lookup is None:
+        known = pos >= 0
+        row_enrolled = enrolled[np.where(known, pos, 0)]
+        row_follow = np.where(known, follow_up[np.where(known, pos, 0)], -np.inf)
+    else:
+        analysed = lookup >= 0
+        safe = np.where(analysed, lookup, 0)
+        row_enrolled = np.where(analysed, enrolled[safe], 0)[codes]
+        row_follow = np.where(analysed, follow_up[safe], -np.inf)[codes]
+    dates = np.asarray(frame[date_column].to_numpy(), dtype="datetime64[ns]").view("int64")
+    if rows is not None:
+        dates = dates[rows]
+    # the float arithmetic of observe: timedelta64[ns] / timedelta64(1, "D") (int64 ns cast
+    # to float64, divided by the day's ns); the gathered buffer is reused for the difference
+    nat = dates == np.iinfo("int64").min
+    delta = np.subtract(dates, row_enrolled, out=row_enrolled)
+    day = np.divide(delta, float(86_400 * 10**9))
+    keep = np.less_equal(day, row_follow)  # -inf for participants not analysed
+    if nat.any():
+        keep &= ~nat
+    if window_weeks is not None:
+        keep &= (day >= 0) & (day < 7 * window_weeks)
+    if keep.all():  # the usual case for a whole table: no copies of the kept rows
+        out_rows = np.arange(len(keep)) if rows is None else np.asarray(rows)
+        return out_rows, pos, day.astype("int64")
+    kept = np.flatnonzero(keep)
+    out_rows = kept if rows is None else np.asarray(rows)[kept]
+    return out_rows, pos[kept], day[kept].astype("int64")
+
+
+def _day_keys(pos: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """One int64 per (participant position, day); ``key + 1`` is the next day."""
+    return (pos.astype("int64") << 32) + (day.astype("int64") + (1 << 31))
+
+
 GROUPABLE = ("site", "arm", "tendinopathy_type", "sex")
 """Participant columns a metric can be grouped ``by``."""
 
@@ -168,16 +234,55 @@ def stage_on(sessions: pd.DataFrame, points: pd.DataFrame, *, day_column: str = 
     -------
     Series aligned with ``points`` (float: NaN before a participant's first session).
     """
-    right = sessions[["participant_id", "day", "stage"]].copy()
-    right["participant_id"] = right["participant_id"].astype("str")
-    right = right.sort_values("day", kind="stable")
-    left = pd.DataFrame(
-        {
-            "participant_id": points["participant_id"].astype("str").to_numpy(),
-            "day": points[day_column].to_numpy().astype("int64"),
-            "_pos": np.arange(len(points)),
-        }
-    ).sort_values("day", kind="stable")
-    merged = pd.merge_asof(left, right, on="day", by="participant_id", direction="backward")
-    stage = merged.sort_values("_pos")["stage"].to_numpy(dtype="float64")
-    return pd.Series(stage, index=points.index, name="stage")
+    s_ids, p_ids = sessions["participant_id"], points["participant_id"]
+    if isinstance(s_ids.dtype, pd.CategoricalDtype):
+        categories = s_ids.cat.categories
+        s_codes = s_ids.cat.codes.to_numpy().astype("int64")
+    else:
+        s_codes, categories = pd.factorize(s_ids.astype("str"))
+        s_codes = s_codes.astype("int64")
+        categories = pd.Index(categories)
+    if isinstance(p_ids.dtype, pd.CategoricalDtype) and p_ids.cat.categories.equals(categories):
+        p_codes = p_ids.cat.codes.to_numpy().astype("int64")
+    else:
+        p_codes = categories.astype("str").get_indexer(p_ids.astype("str").to_numpy())
+        p_codes = p_codes.astype("int64")
+    out = _stage_on_codes(
+        s_codes,
+        sessions["day"].to_numpy().astype("int64"),
+        sessions["stage"].to_numpy(dtype="float64"),
+        p_codes,
+        points[day_column].to_numpy().astype("int64"),
+    )
+    return pd.Series(out, index=points.index, name="stage")
+
+
+def _stage_on_codes(
+    s_codes: np.ndarray,
+    s_day: np.ndarray,
+    stage: np.ndarray,
+    p_codes: np.ndarray,
+    p_day: np.ndarray,
+) -> np.ndarray:
+    """:func:`stage_on` on integer participant codes (sessions in source order; -1 = none)."""
+    s_codes = np.asarray(s_codes, dtype="int64")
+    s_day = np.asarray(s_day, dtype="int64")
+    stage = np.asarray(stage, dtype="float64")
+    p_codes = np.asarray(p_codes, dtype="int64")
+    p_day = np.asarray(p_day, dtype="int64")
+    valid = s_codes >= 0
+    s_codes, s_day, stage = s_codes[valid], s_day[valid], stage[valid]
+    out = np.full(len(p_codes), np.nan)
+    if len(s_day) and len(p_day):
+        low = min(int(s_day.min()), int(p_day.min()))
+        span = max(int(s_day.max()), int(p_day.max())) - low + 1
+        s_key = s_codes * span + (s_day - low)
+        # by participant and day; several sessions on one day keep source order, the last wins
+        order = np.argsort(s_key, kind="stable")
+        s_key, s_codes, stage = s_key[order], s_codes[order], stage[order]
+        p_key = p_codes * span + (p_day - low)
+        at = np.searchsorted(s_key, p_key, side="right") - 1
+        safe = np.maximum(at, 0)
+        hit = (at >= 0) & (p_codes >= 0) & (s_codes[safe] == p_codes)
+        out = np.where(hit, stage[safe], np.nan)
+    return out
