@@ -39,6 +39,7 @@ import pyarrow as pa
 from scipy.signal import lfilter
 
 from rehabstats.cohort import Cohort
+from rehabstats.schema import TABLES, table_spec
 
 __all__ = [
     "DEFAULT_PARAMETERS",
@@ -49,57 +50,9 @@ __all__ = [
 ]
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "participants": (
-        "participant_id",
-        "site",
-        "arm",
-        "tendinopathy_type",
-        "sex",
-        "age_years",
-        "body_mass_kg",
-        "enrolled_on",
-        "withdrawn_on",
-        "withdrawal_reason",
-    ),
-    "sessions": (
-        "participant_id",
-        "session_date",
-        "stage",
-        "prescribed_sets",
-        "prescribed_reps",
-        "completed_sets",
-        "completed_reps",
-        "load_kg",
-        "surface",
-    ),
-    "pain": ("participant_id", "recorded_on", "timing", "nrs"),
-    "visa_a": (
-        "participant_id",
-        "assessed_on",
-        "q1",
-        "q2",
-        "q3",
-        "q4",
-        "q5",
-        "q6",
-        "q7",
-        "q8a",
-        "q8b",
-        "q8c",
-        "total",
-    ),
-    "function_tests": (
-        "participant_id",
-        "assessed_on",
-        "test",
-        "side",
-        "value",
-        "external_load_kg",
-        "pain_nrs",
-    ),
-    "events": ("participant_id", "event_date", "event", "note"),
+    name: tuple(table_spec(name).columns) for name in TABLES
 }
-"""Column names of each table, in order (METRICS.md §2)."""
+"""Column names of each table, in order, read from the data contract (data_schema/)."""
 
 _STR = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 _NO_DAY = -(10**6)  # "no such day" marker in integer day arrays
