@@ -13,6 +13,7 @@ effects and their standard errors by 1/50 and the variance components by 1/2500.
 from __future__ import annotations
 
 import json
+import warnings
 from functools import cache
 from pathlib import Path
 
@@ -200,3 +201,63 @@ def test_model_uses_weekly_means_within_the_window():
     out = pain_model(cohort_from_rows(people, pain=pain, data_cutoff="2024-12-31"))
     assert out.attrs["n_observations"] == 9  # 3 participants x weeks 1-3
     assert isinstance(out, pd.DataFrame)
+
+
+def test_fit_reaches_the_maximum_where_statsmodels_default_stops_short():
+    # On this simulated cohort statsmodels' default fit (BFGS from its own start) reports a REML
+    # log-likelihood several units below the maximum. The reported random-slope model must be
+    # the maximum: compare with an independent statsmodels fit by Powell, then BFGS from
+    # Powell's estimate (the slow, thorough route), on the model data pain_model describes.
+    import statsmodels.formula.api as smf
+
+    from rehabstats.pain import weekly_pain
+    from rehabstats.simulate import simulate_cohort
+
+    with pytest.warns(Warning):
+        cohort = simulate_cohort(500, seed=0)
+    out = pain_model(cohort, by="arm").set_index("term")
+    assert (out["model"] == "random_slope").all() and out["converged"].all()
+
+    weekly = weekly_pain(cohort).dropna(subset=["pain_morning_mean"])
+    arms = cohort.participants.set_index("participant_id")["arm"]
+    data = pd.DataFrame(
+        {
+            "participant": weekly["participant_id"].astype(str).to_numpy(),
+            "t": weekly["week"].to_numpy(dtype=float) - 1,
+            "pain": weekly["pain_morning_mean"].to_numpy(dtype=float),
+            "group": arms.reindex(weekly["participant_id"].astype(str)).to_numpy(),
+        }
+    )
+    assert len(data) == out.attrs["n_observations"]
+    model = smf.mixedlm("pain ~ t * group", data, groups=data["participant"], re_formula="~t")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        default = model.fit(reml=True)
+        powell = model.fit(reml=True, method="powell")
+        best = model.fit(reml=True, method="bfgs", start_params=powell.params_object, gtol=1e-6)
+    assert best.llf - default.llf > 1  # the case this test is about
+    for term in ("Intercept", "t", "group[T.hsr]", "t:group[T.staged]"):
+        assert out.loc[term, "estimate"] == pytest.approx(best.fe_params[term], abs=1e-5)
+        assert out.loc[term, "std_err"] == pytest.approx(best.bse_fe[term], rel=1e-4)
+    assert out.loc["var_slope", "estimate"] == pytest.approx(best.cov_re.iloc[1, 1], rel=1e-4)
+    assert out.loc["var_residual", "estimate"] == pytest.approx(best.scale, rel=1e-5)
+
+
+def test_thorough_route_runs_when_the_quick_fit_falls_short():
+    # _fit tries BFGS from the given start first; when that ends below the nested model's
+    # log-likelihood (here: a floor set above any attainable value) it also runs Powell and
+    # BFGS-from-Powell and keeps the highest converged maximum — still lme4's optimum here.
+    from rehabstats import pain
+
+    ref = reference()["lmer_sleepstudy"]
+    data = pd.DataFrame(
+        {
+            "participant": ref["data"]["subject"],
+            "t": np.asarray(ref["data"]["days"], dtype=float),
+            "pain": np.asarray(ref["data"]["reaction"], dtype=float),
+        }
+    )
+    fit = pain._fit(data, "pain ~ t", random_slope=True, floor=1e9)
+    assert fit.result.converged
+    assert relative(fit.result.fe_params["t"], ref["fixef"]["Days"]) < 1e-6
+    assert relative(fit.result.cov_re.iloc[1, 1], ref["var_slope"]) < 1e-4
