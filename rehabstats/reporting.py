@@ -550,13 +550,22 @@ class RenderResult:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+_UNIX_PATH_MAX = 104
+"""Longest Unix socket path used (the system limit is 104-108 bytes, by platform)."""
+
+KERNEL_PRELOAD = "import rehabstats.sections"
+"""Run by each report kernel as it starts (``IPKernelApp.exec_lines``): the libraries every
+report imports load while this process is still importing papermill, instead of after."""
+
+
 def _kernel_manager_class(workdir: Path, log: Any, env: Mapping[str, str] | None = None) -> type:
     """A kernel manager running ipykernel on this interpreter, in ``workdir``, over IPC.
 
     The kernel's own stdout/stderr (start-up messages, shutdown notices) go to ``log`` instead
     of the terminal; a failing render quotes its end. ``env`` is added to the kernel's
     environment (the pseudonym key of an external report travels this way, never as a
-    notebook parameter).
+    notebook parameter). The kernel imports :data:`KERNEL_PRELOAD` while it starts, and the
+    manager keeps the clients it hands out so that :meth:`close` can stop them.
     """
     kernel_env = {"PYDEVD_DISABLE_FILE_VALIDATION": "1", **(env or {})}
     from jupyter_client.kernelspec import KernelSpec
@@ -577,6 +586,7 @@ def _kernel_manager_class(workdir: Path, log: Any, env: Mapping[str, str] | None
                         "-f",
                         "{connection_file}",
                         "--HistoryManager.hist_file=:memory:",
+                        f"--IPKernelApp.exec_lines={KERNEL_PRELOAD}",
                     ],
                     display_name=f"Python {sys.version_info[0]}.{sys.version_info[1]} (rehabstats)",
                     language="python",
@@ -589,15 +599,42 @@ def _kernel_manager_class(workdir: Path, log: Any, env: Mapping[str, str] | None
             kw.setdefault("stderr", log)
             await super()._async_launch_kernel(kernel_cmd, **kw)
 
+        def client(self, **kwargs: Any) -> Any:
+            kc = super().client(**kwargs)
+            self._clients = [*getattr(self, "_clients", []), kc]
+            return kc
+
+        async def close(self) -> None:
+            """Stop the clients, kill the kernel if it still runs, free its sockets."""
+            for kc in getattr(self, "_clients", []):
+                kc.stop_channels()
+            try:
+                if await self.is_alive():
+                    await self.shutdown_kernel(now=True)
+            finally:
+                await self.cleanup_resources()
+
         @default("transport")
         def _transport_default(self) -> str:
-            return "ipc" if os.name == "posix" else "tcp"
+            # Unix sockets in the private work folder; TCP on localhost (connection signed with
+            # the key in the private connection file) where the socket path would be too long
+            longest = workdir / "kernel-000000000000.json-ipc-4"
+            return "ipc" if os.name == "posix" and len(str(longest)) < _UNIX_PATH_MAX else "tcp"
 
         @default("connection_file")
         def _connection_file_default(self) -> str:
             return str(workdir / f"kernel-{uuid.uuid4().hex[:12]}.json")
 
     return SameEnvironmentKernelManager
+
+
+def _kernel_failure(report: str, problem: str, workdir: Path) -> RenderError:
+    """A RenderError quoting the end of the kernel's own output."""
+    log = workdir / "kernel.log"
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    return RenderError(
+        f"report {report!r} {problem}" + (f"\nKernel output:\n{tail}" if tail.strip() else "")
+    )
 
 
 def render_report(
@@ -674,13 +711,22 @@ def render_report(
         if isinstance(progress, Mapping):
             progress_bar.update(progress)
 
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
+    from jupyter_core.utils import run_sync
 
     workdir = Path(tempfile.mkdtemp(prefix="rehabstats-render-"))
     kernel_log = open(workdir / "kernel.log", "wb")  # noqa: SIM115 - closed in finally
+    # the kernel starts before papermill is imported: it boots and loads the report libraries
+    # on another core while this process imports papermill, nbformat and nbclient
+    km = _kernel_manager_class(workdir, kernel_log, kernel_env)(kernel_name="rehabstats-python")
     try:
         executed = workdir / f"{report}.ipynb"
+        try:
+            run_sync(km.start_kernel)(cwd=str(workdir))
+        except Exception as exc:  # launch, socket or path errors alike
+            raise _kernel_failure(report, f"could not start its kernel: {exc}", workdir) from exc
+        import papermill
+        from papermill.exceptions import PapermillExecutionError
+
         try:
             papermill.execute_notebook(
                 str(notebook_path(report)),
@@ -693,9 +739,8 @@ def render_report(
                 request_save_on_cell_execute=False,
                 start_timeout=start_timeout,
                 execution_timeout=timeout,
-                kernel_manager_class=_kernel_manager_class(workdir, kernel_log, kernel_env),
+                km=km,
                 resources={"metadata": {"path": str(workdir)}},
-                shutdown_kernel="immediate",  # every cell has run; do not wait on the kernel
             )
         except PapermillExecutionError as exc:
             failed = html_path.with_suffix(".failed.ipynb")
@@ -707,11 +752,7 @@ def render_report(
             ) from exc
         except (RuntimeError, TimeoutError) as exc:  # the kernel died or did not start
             kernel_log.flush()
-            tail = (workdir / "kernel.log").read_text(errors="replace")[-2000:]
-            raise RenderError(
-                f"report {report!r} could not be executed: {exc}"
-                + (f"\nKernel output:\n{tail}" if tail.strip() else "")
-            ) from exc
+            raise _kernel_failure(report, f"could not be executed: {exc}", workdir) from exc
         import nbformat
 
         nb = nbformat.read(executed, as_version=4)
@@ -732,8 +773,11 @@ def render_report(
         _atomic_write(notebook_out, nb_text.encode("utf-8"))
         _atomic_write(html_path, html.encode("utf-8"))
     finally:
-        kernel_log.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            run_sync(km.close)()  # every cell has run: do not wait on the kernel
+        finally:
+            kernel_log.close()
+            shutil.rmtree(workdir, ignore_errors=True)
     return RenderResult(
         report=report,
         html_path=html_path,

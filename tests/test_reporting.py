@@ -365,3 +365,28 @@ def test_a_failing_cell_keeps_the_notebook_and_says_where(tmp_path):
     failed = out.with_suffix(".failed.ipynb")
     assert failed.exists() and not out.exists()
     assert json.loads(failed.read_text())["cells"]
+
+
+def test_a_kernel_that_cannot_start_is_a_render_error(tmp_path, monkeypatch):
+    # the kernel runs on this interpreter; point it at one that does not exist
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    out = tmp_path / "audit.html"
+    with pytest.raises(RenderError, match=r"report 'clinic_audit' could not start its kernel"):
+        render_report("clinic_audit", out=out, parameters={"demo_participants": 20})
+    assert not out.exists() and not out.with_suffix(".ipynb").exists()
+    assert not list(tmp_path.glob("rehabstats-render-*"))  # the work folder is removed
+
+
+@pytest.mark.slow
+def test_renders_under_a_temporary_folder_too_long_for_unix_sockets(tmp_path, monkeypatch):
+    # Unix socket paths are limited to ~104-108 bytes; the kernel's sockets live in the render's
+    # work folder under the temporary folder, so a long TMPDIR must fall back to localhost TCP
+    deep = tmp_path / ("t" * 60) / ("u" * 60)
+    deep.mkdir(parents=True)
+    assert len(str(deep)) > 110
+    monkeypatch.setattr("tempfile.tempdir", str(deep))
+    out = tmp_path / "audit.html"
+    result = render_report("clinic_audit", out=out, parameters={"demo_participants": 20})
+    assert result.html_path == out and out.exists()
+    assert not list(deep.iterdir())
