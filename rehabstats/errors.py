@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "CohortValidationError",
@@ -83,6 +85,8 @@ class ValidationReport:
 
     def to_frame(self) -> pd.DataFrame:
         """Problems as a DataFrame with columns table, row, column, value, rule."""
+        import pandas as pd  # here, not at import: the command line starts reports without it
+
         frame = pd.DataFrame(
             [asdict(p) for p in self.problems],
             columns=["table", "row", "column", "value", "rule"],
@@ -104,6 +108,8 @@ class ValidationReport:
         """Problems as a plain-text table, sorted by table and row."""
         if self.ok:
             return "no problems"
+        import pandas as pd
+
         frame = self.to_frame().sort_values(["table", "row", "column"], na_position="first")
         shown = frame if max_rows is None else frame.head(max_rows)
         text = shown.fillna({"column": "", "row": pd.NA}).to_string(index=False, na_rep="")
