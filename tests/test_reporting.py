@@ -390,3 +390,45 @@ def test_renders_under_a_temporary_folder_too_long_for_unix_sockets(tmp_path, mo
     result = render_report("clinic_audit", out=out, parameters={"demo_participants": 20})
     assert result.html_path == out and out.exists()
     assert not list(deep.iterdir())
+
+
+@pytest.mark.parametrize(("cores", "gated"), [(1, True), (2, True), (3, False), (8, False)])
+def test_demo_staggers_kernel_starts_to_the_cores(tmp_path, monkeypatch, cores, gated):
+    # with n cores, n - 1 kernels (at least one) start alongside this process's own start-up;
+    # the rest wait until the first render has imported papermill
+    from rehabstats import reporting
+
+    seen = {}
+
+    def fake_render(name, data, *, start_after=None, imported=None, **kwargs):
+        seen[name] = (start_after is not None, imported is not None)
+        if imported is not None:
+            imported.set()
+        if start_after is not None:
+            assert start_after.wait(timeout=30)
+        return name
+
+    monkeypatch.setattr(reporting, "_render", fake_render)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert reporting.render_demo(tmp_path, progress=False) == ["cohort_report", "clinic_audit"]
+    assert seen == {"cohort_report": (False, True), "clinic_audit": (gated, False)}
+
+
+def test_demo_gate_opens_when_the_first_report_fails(tmp_path, monkeypatch):
+    # the first report failing before it imports papermill must not leave the others waiting
+    from rehabstats import reporting
+
+    started = []
+
+    def fake_render(name, data, *, start_after=None, imported=None, **kwargs):
+        if name == "cohort_report":
+            raise RenderError("could not start its kernel")
+        assert start_after is not None and start_after.wait(timeout=30)
+        started.append(name)
+        return name
+
+    monkeypatch.setattr(reporting, "_render", fake_render)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with pytest.raises(RenderError, match="could not start its kernel"):
+        reporting.render_demo(tmp_path, progress=False)
+    assert started == ["clinic_audit"]
