@@ -920,7 +920,7 @@ def participant_flow(analysis: Analysis, *, diagram: bool = True) -> Block:
                                         aggfunc="sum", fill_value=0)  # fmt: skip
         cols = [tables.OVERALL, *[c for c in numeric.columns if c != tables.OVERALL]]
         numeric = numeric[[c for c in cols if c in numeric.columns]]
-        numeric = numeric.sort_values(tables.OVERALL, ascending=False)
+        numeric = tables.order_reasons(numeric)
         shown = reasons.assign(n=reasons["n"].map(tables.fmt_count))
         r = shown.pivot(index=["reason", "when"], columns="group", values="n")
         r = r.reindex(index=numeric.index, columns=numeric.columns).fillna("0")

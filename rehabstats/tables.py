@@ -512,6 +512,28 @@ def withdrawal_reasons(
     return counts.drop(columns="_g").reset_index(drop=True)[columns]
 
 
+WITHDRAWAL_STEPS = ("before starting", "during window", "after window")
+"""The flow steps a withdrawal is counted in (``when`` of :func:`withdrawal_reasons`)."""
+
+
+def order_reasons(wide: pd.DataFrame, *, column: str = OVERALL) -> pd.DataFrame:
+    """Order a withdrawal table indexed by (reason, when) for reading.
+
+    Reasons by decreasing total of ``column`` (then alphabetically), and within a reason its
+    flow steps in flow order (:data:`WITHDRAWAL_STEPS`), so that each reason's rows stay
+    together.
+    """
+    reason = wide.index.get_level_values("reason")
+    when = wide.index.get_level_values("when")
+    total = wide[column].groupby(reason).transform("sum").to_numpy()
+    rank = {step: i for i, step in enumerate(WITHDRAWAL_STEPS)}
+    key = pd.DataFrame(
+        {"total": -total, "reason": reason, "step": [rank.get(w, len(rank)) for w in when]}
+    )
+    positions = key.sort_values(["total", "reason", "step"], kind="stable").index
+    return wide.iloc[positions]
+
+
 def format_flow(flow: pd.DataFrame) -> pd.DataFrame:
     """Flow counts as display strings: rows = steps, columns = groups, cells ``n (%)``."""
     wide = flow.assign(

@@ -287,3 +287,30 @@ def test_formatting_helpers():
     assert tables.fmt_p(0.0004) == "<0.001"
     assert tables.fmt_p(0.04567) == "0.046"
     assert tables.fmt_p(None) == "–"
+
+
+def test_order_reasons_keeps_each_reasons_rows_together():
+    # illness: 4 during + 1 after = 5 in total; lost: 1 after + 1 during = 2; moved: 2 during.
+    # Sorting rows by their own count would split illness (4 ... 1) and lost around "moved";
+    # by reason total: illness (5) first, then lost and moved (2 each, alphabetical), and within
+    # a reason the flow order before starting < during window < after window.
+    index = pd.MultiIndex.from_tuples(
+        [
+            ("illness", "during window"),
+            ("moved", "during window"),
+            ("lost", "after window"),
+            ("lost", "during window"),
+            ("illness", "after window"),
+        ],
+        names=["reason", "when"],
+    )
+    wide = pd.DataFrame({OVERALL: [4, 2, 1, 1, 1], "a": [1, 2, 0, 1, 1]}, index=index)
+    ordered = tables.order_reasons(wide)
+    assert list(ordered.index) == [
+        ("illness", "during window"),
+        ("illness", "after window"),
+        ("lost", "during window"),
+        ("lost", "after window"),
+        ("moved", "during window"),
+    ]
+    assert ordered.loc[("lost", "after window"), "a"] == 0  # rows move whole
