@@ -4,7 +4,7 @@ The issue's target: ``rehabstats demo`` (both reports, default demo cohort) in u
 papermill + nbconvert need for an empty notebook on the same machine. Both are timed the way a
 user meets them: a fresh Python process each run (imports, kernel start, execution, HTML
 conversion, writing the files), wall-clock, the median of ``--repeat`` runs after one warm-up
-run of each (file-system caches).
+run of each (file-system caches), the two alternating.
 
 Usage::
 
@@ -66,8 +66,11 @@ def main() -> None:
             demo_cmd += ["--participants", str(args.participants)]
         timed(empty_cmd)  # warm-up
         timed(demo_cmd)
-        empty = [timed(empty_cmd) for _ in range(args.repeat)]
-        demo = [timed(demo_cmd) for _ in range(args.repeat)]
+        empty: list[float] = []
+        demo: list[float] = []
+        for _ in range(args.repeat):  # alternated, so that a drift in machine speed hits both
+            empty.append(timed(empty_cmd))
+            demo.append(timed(demo_cmd))
         sizes = {p.name: p.stat().st_size for p in Path(work, "reports").glob("*.html")}
 
     figures = {

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import json
 import os
 import re
@@ -938,14 +939,15 @@ _TOC_HEADING = re.compile(r'<h2 id="([^"]+)">(.*?)<a class="anchor-link"', re.S)
 _TOC_PLACEHOLDER = '<nav class="rs-toc" data-rs-toc=""></nav>'
 
 
-def to_html(nb: Any) -> str:
-    """An executed report notebook as self-contained HTML (no inputs, no prompts, no scripts).
+_EXPORTER_LOCK = threading.Lock()
 
-    The header's table-of-contents placeholder is filled with links to the ``##`` sections.
-    """
+
+@functools.cache
+def _exporter() -> Any:
+    """The report's nbconvert HTML exporter (use under ``_EXPORTER_LOCK``)."""
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(
+    return HTMLExporter(
         template_name="rehabstats_report",
         extra_template_basedirs=[str(template_dir())],
         exclude_input=True,
@@ -954,7 +956,15 @@ def to_html(nb: Any) -> str:
         embed_images=True,
         anchor_link_text="",
     )
-    body, _ = exporter.from_notebook_node(nb)
+
+
+def to_html(nb: Any) -> str:
+    """An executed report notebook as self-contained HTML (no inputs, no prompts, no scripts).
+
+    The header's table-of-contents placeholder is filled with links to the ``##`` sections.
+    """
+    with _EXPORTER_LOCK:  # one exporter per process: its templates are compiled once
+        body, _ = _exporter().from_notebook_node(nb)
     headings = _TOC_HEADING.findall(body)
     if headings and _TOC_PLACEHOLDER in body:
         links = "".join(
