@@ -142,9 +142,10 @@ def test_unknown_report():
 
 def test_bad_parameters_fail_before_any_kernel_starts(tmp_path, monkeypatch):
     def boom(*args, **kwargs):  # pragma: no cover - must not be reached
-        raise AssertionError("papermill was called")
+        raise AssertionError("a kernel was started or papermill was called")
 
     monkeypatch.setattr(papermill, "execute_notebook", boom)
+    monkeypatch.setattr("rehabstats.reporting._kernel_manager_class", boom)
     with pytest.raises(ParameterError):
         render_report("cohort_report", out=tmp_path / "r.html", parameters={"group": "x"})
     bad = tmp_path / "bad.yaml"
