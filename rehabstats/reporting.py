@@ -637,7 +637,10 @@ def _kernel_manager_class(workdir: Path, log: Any, env: Mapping[str, str] | None
 
 
 _CELL_TIMEOUT = 1800
+"""Longest time one report cell may run, in seconds (:func:`render_report`'s default)."""
+
 _START_TIMEOUT = 120
+"""Longest time a report kernel may take to start, in seconds."""
 
 
 def _kernel_failure(report: str, problem: str, workdir: Path) -> RenderError:
@@ -656,8 +659,8 @@ def render_report(
     out: str | os.PathLike,
     parameters: Mapping[str, Any] | None = None,
     progress: bool | Mapping[str, Any] | None = None,
-    timeout: float | None = 1800,
-    start_timeout: float = 120,
+    timeout: float | None = _CELL_TIMEOUT,
+    start_timeout: float = _START_TIMEOUT,
 ) -> RenderResult:
     """Execute a report notebook and write it as one self-contained HTML file.
 
