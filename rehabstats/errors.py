@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -13,6 +14,7 @@ __all__ = [
     "CohortValidationError",
     "ConfigError",
     "DataWarning",
+    "Note",
     "ParameterError",
     "Problem",
     "RehabstatsError",
@@ -31,6 +33,46 @@ class RehabstatsWarning(UserWarning):
 
 class DataWarning(RehabstatsWarning):
     """Suspicious but legal input data (e.g. diary entries after withdrawal)."""
+
+
+class Note(str):
+    """A data note (a warning's text) whose counts are kept apart from the words.
+
+    It is a ``str`` (the note as read inside the team), and it keeps the template and the
+    counts so that a report leaving the team can show every count through the small-cell rule
+    (:meth:`with_counts`). Every count a note shows goes in ``counts``; other values (table
+    names, dates, thresholds) go in ``values``.
+
+    Examples
+    --------
+    >>> n = Note("{n} participants enrolled after {cutoff}", counts={"n": 4}, cutoff="2024-06-30")
+    >>> str(n)
+    '4 participants enrolled after 2024-06-30'
+    >>> n.with_counts(lambda k: "<5" if 0 < k < 5 else str(k))
+    '<5 participants enrolled after 2024-06-30'
+    """
+
+    template: str
+    counts: dict[str, int]
+    values: dict[str, Any]
+
+    def __new__(cls, template: str, /, *, counts: dict[str, int] | None = None, **values: Any):
+        counts = dict(counts or {})
+        self = super().__new__(
+            cls, template.format(**values, **counts) if counts or values else template
+        )
+        self.template = (
+            template if counts or values else template.replace("{", "{{").replace("}", "}}")
+        )
+        self.counts = counts
+        self.values = values
+        return self
+
+    def with_counts(self, show: Callable[[int], str]) -> str:
+        """The note with every count shown as ``show(count)`` (e.g. small-cell suppression)."""
+        return self.template.format(
+            **self.values, **{k: show(int(v)) for k, v in self.counts.items()}
+        )
 
 
 class ConfigError(RehabstatsError, ValueError):
@@ -76,7 +118,7 @@ class ValidationReport:
     """
 
     problems: list[Problem] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Note] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

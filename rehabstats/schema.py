@@ -22,7 +22,7 @@ import pandas as pd
 import pandera.pandas as pa
 import yaml
 
-from rehabstats.errors import Problem, ValidationReport
+from rehabstats.errors import Note, Problem, ValidationReport
 
 __all__ = [
     "DATE_COLUMNS",
@@ -417,9 +417,16 @@ def _check_cross_table(
         after = pd.Series(table[date_col].to_numpy() > withdrawn, index=table.index)
         if after.any():
             report.warnings.append(
-                f"{name}: {int(after.sum())} rows dated after the participant's withdrawn_on "
-                f"({table.loc[after, 'participant_id'].nunique()} participants); they are kept "
-                "in the table and excluded from every metric (data after obs_end)."
+                Note(
+                    "{table}: {rows} rows dated after the participant's withdrawn_on "
+                    "({people} participants); they are kept in the table and excluded from "
+                    "every metric (data after obs_end).",
+                    counts={
+                        "rows": int(after.sum()),
+                        "people": int(table.loc[after, "participant_id"].nunique()),
+                    },
+                    table=name,
+                )
             )
     _check_visa_items(raws.get("visa_a"), tables.get("visa_a"), rows.get("visa_a"), report)
 
@@ -470,8 +477,11 @@ def _check_visa_items(
     empty = ~complete & visa["total"].isna()
     if empty.any():
         report.warnings.append(
-            f"visa_a: {int(empty.sum())} assessments have a missing item and no total; "
-            "their score is missing (no pro-rating)."
+            Note(
+                "visa_a: {n} assessments have a missing item and no total; "
+                "their score is missing (no pro-rating).",
+                counts={"n": int(empty.sum())},
+            )
         )
 
 
@@ -483,8 +493,11 @@ def _check_duplicates(tables: Mapping[str, pd.DataFrame], report: ValidationRepo
     dup = morning.duplicated(["participant_id", "recorded_on"], keep=False)
     if dup.any():
         report.warnings.append(
-            f"pain: {int(dup.sum())} morning ratings share a participant and day with another "
-            "morning rating; the day's morning NRS is their mean."
+            Note(
+                "pain: {n} morning ratings share a participant and day with another "
+                "morning rating; the day's morning NRS is their mean.",
+                counts={"n": int(dup.sum())},
+            )
         )
 
 

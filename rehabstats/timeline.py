@@ -19,7 +19,7 @@ import pandas as pd
 
 from rehabstats.cohort import Cohort
 from rehabstats.config import AnalysisConfig
-from rehabstats.errors import DataWarning, ParameterError
+from rehabstats.errors import DataWarning, Note, ParameterError
 
 __all__ = [
     "GROUPABLE",
@@ -68,8 +68,12 @@ def participant_timeline(cohort: Cohort, config: AnalysisConfig | None = None) -
     late = people["enrolled_on"] > cutoff
     if late.any():
         warnings.warn(
-            f"{int(late.sum())} participants enrolled after the data cut-off {cutoff.date()} "
-            "are not analysed (no follow-up yet).",
+            Note(
+                "{n} participants enrolled after the data cut-off {cutoff} are not analysed "
+                "(no follow-up yet).",
+                counts={"n": int(late.sum())},
+                cutoff=cutoff.date().isoformat(),
+            ),
             DataWarning,
             stacklevel=2,
         )
