@@ -145,11 +145,18 @@ _MARKER_LT = re.compile(r"<(?=\d)")
 
 
 def _esc(value: object) -> str:
+    """Text as HTML: ``&``, ``<``, ``>`` and both quotes escaped.
+
+    Every text from the data (sites, arms, reasons, ids), the parameters (title) or the code is
+    escaped where it lands in HTML: by :func:`_table`, :func:`_caption`, :func:`_figure`,
+    :func:`_notes` and :func:`_heading`, or with this function where HTML is put together.
+    """
     return html.escape(str(value))
 
 
 def _caption(text: str) -> str:
-    return f'<p class="rs-caption">{text}</p>'
+    """A caption paragraph (``text`` is escaped)."""
+    return f'<p class="rs-caption">{_esc(text)}</p>'
 
 
 def _heading(text: str) -> str:
@@ -157,17 +164,18 @@ def _heading(text: str) -> str:
 
 
 def _figure(fig: Figure, *, alt: str, caption: str = "") -> str:
-    """A matplotlib figure as an inline PNG (data URI) with alt text and a caption."""
+    """A matplotlib figure as an inline PNG (data URI) with alt text and a caption (escaped)."""
     buf = io.BytesIO()
-    fig.savefig(
-        buf, format="png", dpi=_PNG_DPI, bbox_inches="tight", facecolor="white",
-        metadata={"Software": None},
-    )  # fmt: skip
+    with mpl.rc_context(plots.STYLE):  # texts made while drawing are literal too
+        fig.savefig(
+            buf, format="png", dpi=_PNG_DPI, bbox_inches="tight", facecolor="white",
+            metadata={"Software": None},
+        )  # fmt: skip
     png = buf.getvalue()
     width_px = int.from_bytes(png[16:20], "big")
     shown = round(width_px * _CSS_DPI / _PNG_DPI)
     data = base64.b64encode(png).decode("ascii")
-    cap = f"<figcaption>{caption}</figcaption>" if caption else ""
+    cap = f"<figcaption>{_esc(caption)}</figcaption>" if caption else ""
     return (
         f'<figure class="rs-figure"><img src="data:image/png;base64,{data}" alt="{_esc(alt)}" '
         f'width="{shown}">{cap}</figure>'
@@ -195,18 +203,27 @@ def _table(
     styles: Callable[[Any], Any] | None = None,
     counts: Sequence[Any] = (),
     count_rows: Sequence[Any] = (),
+    markup: Sequence[Any] = (),
 ) -> str:
     """A formatted (string) DataFrame as a styled HTML table.
 
-    Cells of the ``counts`` columns and of the ``count_rows`` rows (index labels) hold counts of
+    Every cell, every index and column label (group names become column headers) and the
+    caption are escaped here, the one place report tables are made; only the cells of the
+    ``markup`` columns are shown as they are (HTML put together from escaped parts). Cells of
+    the ``counts`` columns and of the ``count_rows`` rows (index labels) hold counts of
     participants or events; they get the class ``rs-count`` (what the privacy tests check).
     """
     frame = frame.copy()
     frame.index.names = [None] * frame.index.nlevels
     frame.columns.name = None
     styler = frame.style.set_uuid(name).set_table_attributes('class="rs-table"')
+    styler = styler.format(_esc)
+    markup = [c for c in markup if c in frame.columns]
+    if markup:
+        styler = styler.format(str, subset=markup)
+    styler = styler.format_index(_esc, axis=0).format_index(_esc, axis=1)
     if caption:
-        styler = styler.set_caption(caption)
+        styler = styler.set_caption(_esc(caption))
     if not index:
         styler = styler.hide(axis="index")
     classes = pd.DataFrame("", index=frame.index, columns=frame.columns)
@@ -693,12 +710,12 @@ def _privacy_banner(a: Analysis) -> str:
         text = f"External — pseudonymised, small cells (<{a.threshold}) suppressed"
         detail = (
             f"Participant ids are replaced by keyed pseudonyms (ID-…); counts from 1 to "
-            f"{a.threshold - 1} are shown as &lt;{a.threshold}; * marks a value withheld "
+            f"{a.threshold - 1} are shown as <{a.threshold}; * marks a value withheld "
             "because it derives from a small count or would let one be worked out from a "
             "total. Dates of enrolment are given by month only."
         )
         return (f'<p class="rs-audience rs-external"><strong>{_esc(text)}</strong><br>'
-                f'<span class="rs-sub">{detail}</span></p>')  # fmt: skip
+                f'<span class="rs-sub">{_esc(detail)}</span></p>')  # fmt: skip
     return ('<p class="rs-audience rs-internal"><strong>Internal — contains identifiers, do '
             "not share</strong></p>")  # fmt: skip
 
@@ -762,7 +779,7 @@ def header(analysis: Analysis) -> Block:
         '<details class="rs-provenance"><summary>Provenance: data fingerprint, parameters, '
         "software versions</summary>"
         f'<p>Data fingerprint (SHA-256 of the cohort tables): <span class="rs-mono">'
-        f"{fingerprint}</span></p>"
+        f"{_esc(fingerprint)}</span></p>"
         f"<p>Run at {_esc(a.started_at)} (UTC) on {_esc(platform.platform(terse=True))}; "
         f"rehabstats {_esc(versions['rehabstats'])}.</p>"
         '<div class="rs-grid">'
@@ -1162,7 +1179,7 @@ def pain_model(analysis: Analysis) -> Block:
     ref = a.groups[0] if a.by and len(a.groups) > 1 else None
     if model.empty or model["model"].iloc[0] == "none":
         note = model["note"].iloc[0] if len(model) else "no data"
-        return Block(_caption(f"The pain model could not be fitted: {_esc(note)}"),
+        return Block(_caption(f"The pain model could not be fitted: {note}"),
                      name="pain_model")  # fmt: skip
     fixed = model[model["std_err"].notna()]
     variance = model[model["std_err"].isna()]
@@ -1199,7 +1216,7 @@ def pain_model(analysis: Analysis) -> Block:
     return Block(
         _table(frame, name="pain_model", caption="Pain trajectory model: fixed effects and "
                "variance components", index=False, left=["term"]),
-        _caption(_esc(info)),
+        _caption(info),
         _notes(notes, "Model notes"),
         name="pain_model",
         frames={"model": model},
@@ -1307,7 +1324,7 @@ def visa_a(analysis: Analysis) -> Block:
                             left=["outcome", "comparison", "test"]))  # fmt: skip
         ref = a.groups[0]
         parts.append(_caption(
-            f"Reference group: {_esc(ref)}. Change: Welch's t-test (unequal variances) with "
+            f"Reference group: {ref}. Change: Welch's t-test (unequal variances) with "
             "the mean difference and Hedges' g"
             + (", after a Welch ANOVA across all groups" if len(a.groups) > 2 else "")
             + "; responders: Pearson's chi-squared test (Cramér's V) and the risk difference "
@@ -1628,7 +1645,7 @@ def relapse(analysis: Analysis, *, rate_ratio: bool = True) -> Block:
         f"At risk from the first return to running or sport. Relapse: the earliest of a "
         f"recorded relapse, {c.relapse_days} consecutive days of morning pain above "
         f"{c.pain_limit:g}/10, or a session back in stage ≤ {c.relapse_regression_stage} "
-        f"(rules applied: {_esc(rules)}). Rates: relapses per 1000 person-weeks at risk, exact "
+        f"(rules applied: {rules}). Rates: relapses per 1000 person-weeks at risk, exact "
         "Poisson (Garwood) intervals."
     ))  # fmt: skip
     return Block(*parts, name="relapse", frames=frames)
@@ -1665,7 +1682,7 @@ def audit_dashboard(analysis: Analysis) -> Block:
         tiles.append(
             f'<div class="rs-kpi {css}"><div class="rs-kpi-label">{_esc(r.label)}</div>'
             f'<div class="rs-kpi-value">{_esc(shown)}</div>'
-            f'<div class="rs-kpi-detail">target {sign} {_esc(target)}: <strong>{state}</strong>'
+            f'<div class="rs-kpi-detail">target {sign} {_esc(target)}: <strong>{_esc(state)}</strong>'
             f" · CI {_esc(ci)} · n = {_esc(tables.fmt_count(r.n))}</div></div>"
         )
     metrics = list(dict.fromkeys(audit["metric"]))
@@ -1717,6 +1734,7 @@ def audit_dashboard(analysis: Analysis) -> Block:
             "and n",
             styles=colour,
             counts=list(frame.columns),
+            markup=list(frame.columns),  # value, mark, CI and n: escaped one by one above
         ),  # fmt: skip
         _caption(
             "Targets are report parameters (target_*). Met/missed compares the point estimate "
@@ -1759,10 +1777,13 @@ def review_list(analysis: Analysis) -> Block:
     n_care = int(((~a.timeline["withdrawn"]) &
                   (a.timeline["follow_up_days"] <= 7 * th.horizon_weeks)).sum())  # fmt: skip
     intro = (
-        f"<p><strong>{a.count(len(rl))}</strong> of {a.count(n_care)} participants under care "
-        "(not withdrawn, "
-        f"follow-up ≤ {th.horizon_weeks} weeks) need attention at the cut-off "
-        f"{(a.config.cutoff or a.cohort.data_cutoff).date()}.</p>"
+        f"<p><strong>{_esc(a.count(len(rl)))}</strong> "
+        + _esc(
+            f"of {a.count(n_care)} participants under care (not withdrawn, follow-up ≤ "
+            f"{th.horizon_weeks} weeks) need attention at the cut-off "
+            f"{(a.config.cutoff or a.cohort.data_cutoff).date()}."
+        )
+        + "</p>"
     )
     parts = [intro]
     if counts:
