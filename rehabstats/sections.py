@@ -45,7 +45,7 @@ from matplotlib.patches import Patch
 from rehabstats import plots, privacy, tables
 from rehabstats.cohort import Cohort
 from rehabstats.config import AnalysisConfig
-from rehabstats.errors import ParameterError
+from rehabstats.errors import Note, ParameterError
 from rehabstats.reporting import PROVENANCE_MIMETYPE, REPORTS, validate_parameters
 from rehabstats.review import REVIEW_REASONS, AuditTargets, ReviewThresholds
 
@@ -275,18 +275,33 @@ def section(fn: Callable[..., Block]) -> Callable[..., Block]:
         for w in caught:
             if issubclass(w.category, DeprecationWarning | FutureWarning):
                 continue
-            text = analysis.redact(str(w.message))
-            if text not in analysis.notes:
-                analysis.notes.append(text)
+            note = _message(w)
+            if note not in analysis.notes:
+                analysis.notes.append(note)
         new = analysis.notes[before:]
         if new and fn.__name__ != "header":
-            block.parts.append(_notes(new, "Notes"))
+            block.parts.append(_notes([analysis.note_text(n) for n in new], "Notes"))
         if analysis.external:  # safety net: no identifier in any text of the block
-            block.parts = [p if p.startswith("<figure") else analysis.redact(p)
+            block.parts = [p if p.startswith("<figure") else analysis.redact_html(p)
                            for p in block.parts]  # fmt: skip
         return block
 
     return wrapper
+
+
+def _message(w: warnings.WarningMessage) -> str:
+    """A caught warning's text: the :class:`~rehabstats.errors.Note` it carries (its counts
+    kept apart, for an external report) or its text."""
+    message = w.message
+    args = message.args if isinstance(message, Warning) else ()
+    if len(args) == 1 and isinstance(args[0], Note):
+        return args[0]
+    return message if isinstance(message, Note) else str(message)
+
+
+_PLAIN_NUMBER = re.compile(r"(?<![\w.,:/\-])\d+(?![\w:/\-]|[.,]\d)")
+"""A whole number standing alone in a note's text: not part of a decimal, a date, a time, a
+range or an identifier (what might be a count)."""
 
 
 def _pct(proportion: object) -> object:
@@ -340,7 +355,7 @@ class Analysis:
     key: bytes | None = field(default=None, repr=False)
     targets: AuditTargets = field(default_factory=AuditTargets)
     thresholds: ReviewThresholds = field(default_factory=ReviewThresholds)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # Note objects where a warning carried one
     started_at: str = ""
 
     # -- privacy (audience "external": rehabstats.privacy) ------------------------------
@@ -422,6 +437,36 @@ class Analysis:
             return text
         return privacy.redact_ids(text, self._id_labels)
 
+    @cached_property
+    def _id_labels_html(self) -> dict[str, str]:
+        return {html.escape(k): html.escape(v) for k, v in self._id_labels.items()}
+
+    def redact_html(self, text: str) -> str:
+        """HTML with participant ids (as escaped in it) replaced by their labels."""
+        if not self.external:
+            return text
+        return privacy.redact_ids(text, self._id_labels_html)
+
+    def note_text(self, note: str) -> str:
+        """A data note as this audience may read it.
+
+        ``internal``: the note. ``external``: every count of a :class:`~rehabstats.errors.Note`
+        as :meth:`count` shows it (``<5`` for 1 to threshold − 1); a plain-text note (from a
+        statistics library, say) does not say which of its numbers are counts, so every whole
+        number in it from 1 to threshold − 1 standing alone (not in a decimal, date or
+        identifier) is withheld as ``*``. Participant ids are replaced by their labels.
+        """
+        if not self.external:
+            return str(note)
+        if isinstance(note, Note):
+            text = note.with_counts(self.count)
+        else:
+            text = _PLAIN_NUMBER.sub(
+                lambda m: privacy.SECONDARY if 1 <= int(m.group(0)) < self.threshold
+                else m.group(0), str(note),
+            )  # fmt: skip
+        return self.redact(text)
+
     # -- computation -------------------------------------------------------------------------
 
     def compute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -430,11 +475,11 @@ class Analysis:
             warnings.simplefilter("always")
             result = fn(*args, **kwargs)
         for w in caught:
-            text = str(w.message)  # several metrics repeat one data warning: shown once
+            note = _message(w)  # several metrics repeat one data warning: shown once
             if issubclass(w.category, DeprecationWarning | FutureWarning):
                 continue
-            if text not in self.notes:
-                self.notes.append(text)
+            if note not in self.notes:
+                self.notes.append(note)
         return result
 
     @property
@@ -634,9 +679,12 @@ def prepare(report: str, **parameters: Any) -> Analysis:
             interim = cohort.participants["enrolled_on"].max() - pd.Timedelta(days=30)
             cohort = cohort.with_cutoff(interim.normalize())
             notes.append(
-                f"Demo: the simulated cohort is analysed at an interim cut-off "
-                f"({cohort.data_cutoff.date()}, 30 days before the last enrolment) so that "
-                "the audit shows participants still in the programme."
+                Note(
+                    "Demo: the simulated cohort is analysed at an interim cut-off ({cutoff}, "
+                    "30 days before the last enrolment) so that the audit shows participants "
+                    "still in the programme.",
+                    cutoff=cohort.data_cutoff.date().isoformat(),
+                )
             )
     else:
         from rehabstats.io import load_cohort
@@ -644,7 +692,7 @@ def prepare(report: str, **parameters: Any) -> Analysis:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             cohort = load_cohort(params["data"])
-        notes.extend(str(w.message) for w in caught)
+        notes.extend(_message(w) for w in caught)
     key = None
     if params["audience"] == "external":
         # the key comes from the environment (render_report passes it to the kernel) or the
@@ -688,7 +736,7 @@ def prepare(report: str, **parameters: Any) -> Analysis:
         notes=notes + list(cohort.warnings),
         started_at=started.isoformat().replace("+00:00", "Z"),
     )
-    analysis.notes = list(dict.fromkeys(analysis.redact(n) for n in analysis.notes))
+    analysis.notes = list(dict.fromkeys(analysis.notes))  # shown by note_text (disclosure)
     return analysis
 
 
@@ -814,7 +862,8 @@ def header(analysis: Analysis) -> Block:
         "audience": a.audience,
         "suppression_threshold": a.threshold if a.external else None,
     }
-    return Block(body, _notes(a.notes, "Data notes"), name="header", provenance=provenance)
+    notes = _notes([a.note_text(n) for n in a.notes], "Data notes")
+    return Block(body, notes, name="header", provenance=provenance)
 
 
 # ---- overview ------------------------------------------------------------------------------
@@ -1141,7 +1190,8 @@ def pain_trajectories(analysis: Analysis) -> Block:
         _figure(
             fig,
             alt="Weekly mean morning pain per participant and group",
-            caption=f"Mean morning pain (NRS 0-10, on waking) per week for {n} participants with "
+            caption=f"Mean morning pain (NRS 0-10, on waking) per week for {a.count(n)} "
+            "participants with "
             "diary data: thin lines are individuals, thick lines the group means with their "
             f"{a.config.confidence_level:.0%} confidence bands (t-based).",
         ),
@@ -1177,9 +1227,13 @@ def pain_model(analysis: Analysis) -> Block:
     model = a.pain_model
     attrs = dict(model.attrs)
     ref = a.groups[0] if a.by and len(a.groups) > 1 else None
+    listed = attrs.get("notes")  # one by one, Note objects kept (pain.pain_model)
+    if listed is None:  # plain text: note_text treats its small numbers as counts
+        listed = sorted({n for n in model["note"].dropna().astype("str") if n})
+    notes = [a.note_text(n) for n in listed]
     if model.empty or model["model"].iloc[0] == "none":
-        note = model["note"].iloc[0] if len(model) else "no data"
-        return Block(_caption(f"The pain model could not be fitted: {note}"),
+        why = "; ".join(notes) or "no data"
+        return Block(_caption(f"The pain model could not be fitted: {why}"),
                      name="pain_model")  # fmt: skip
     fixed = model[model["std_err"].notna()]
     variance = model[model["std_err"].isna()]
@@ -1208,11 +1262,11 @@ def pain_model(analysis: Analysis) -> Block:
         + " + (1 | participant)" * (kind != "random_slope")
         + f", t = week − 1. Model reported: {kind.replace('_', ' ')}; "
         + ("converged" if converged else "NOT converged: interpret with caution")
-        + (f"; {attrs['n_observations']} participant-weeks from {attrs['n_participants']} "
-           "participants" if "n_observations" in attrs else "")
+        + (f"; {a.count(attrs['n_observations'])} participant-weeks from "
+           f"{a.count(attrs['n_participants'])} participants" if "n_observations" in attrs
+           else "")
         + "."
     )  # fmt: skip
-    notes = sorted({n for n in model["note"].dropna().astype("str") if n})
     return Block(
         _table(frame, name="pain_model", caption="Pain trajectory model: fixed effects and "
                "variance components", index=False, left=["term"]),
@@ -1282,8 +1336,11 @@ def visa_a(analysis: Analysis) -> Block:
     ]  # fmt: skip
     frame, summary = _by_group_table(a, rows)
     fig, ax = _subplots(7.5, 4.2)
+    change = summary[summary["outcome"] == "visa_a_change_12"]  # n as the table shows it
+    shown_n = {("all" if g == tables.OVERALL and not a.by else str(g)): n
+               for g, n in zip(change["group"], change["n"], strict=True)}  # fmt: skip
     plots.visa_change(a.participants, hue="group" if a.by else None, ax=ax,
-                      mcid=c.visa_a_mcid)  # fmt: skip
+                      mcid=c.visa_a_mcid, counts=shown_n)  # fmt: skip
     parts = [
         _table(
             frame,
@@ -1845,9 +1902,9 @@ def swimmer(analysis: Analysis, *, limit: int | None = None) -> Block:
                   max_days=float(chosen["follow_up_days"].max()))  # fmt: skip
     shown = len(chosen)
     more = len(pm) - shown
-    hidden = f"; {more} not shown (swimmer_limit = {limit})" if more > 0 else ""
+    hidden = f"; {a.count(more)} not shown (swimmer_limit = {limit})" if more > 0 else ""
     caption = (
-        f"{shown} participants by site and enrolment, chosen in this order: those on the "
+        f"{a.count(shown)} participants by site and enrolment, chosen in this order: those on the "
         f"review list, the others under care, then the most recently enrolled others{hidden}. "
         "Bars: the stage entered first on each day range (later regressions are not drawn), "
         "ending at the cut-off or withdrawal. Bold labels are on the review list."
@@ -1937,7 +1994,7 @@ def configuration(analysis: Analysis) -> Block:
         [{"parameter": k, "value": "None" if v is None else str(v)}
          for k, v in _shown_parameters(a).items()]
     )  # fmt: skip
-    notes = _notes(a.notes, "Every data and model note of this report")
+    notes = _notes([a.note_text(n) for n in a.notes], "Every data and model note of this report")
     return Block(
         _table(cfg, name="configuration", caption="Analysis configuration", index=False,
                left=["key", "value", "description"], wrap=["description"]),
