@@ -14,8 +14,13 @@ small cells before anything is formatted).
 For an ``external`` audience (:mod:`rehabstats.privacy`) every table passes through
 :meth:`Analysis.disclosed` (small counts shown as ``<5``, derived values and secondary cells as
 ``*``), participant ids are replaced by keyed pseudonyms (:meth:`Analysis.participant_label`),
-data notes are redacted, dates of enrolment are coarsened to months, and the provenance shows
-the data fingerprint instead of the data folder's path.
+data notes show their counts through the same rule and are redacted
+(:meth:`Analysis.note_text`), dates of enrolment are coarsened to months, and the provenance
+shows the data fingerprint instead of the data folder's path.
+
+Every text from the data or the parameters is HTML-escaped where it lands: :func:`_table`
+(cells, index and column labels, caption), :func:`_caption`, :func:`_figure`, :func:`_notes`,
+:func:`_heading`, and :func:`_esc` where a section puts HTML together (docs/privacy.md).
 """
 
 from __future__ import annotations
