@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.parse
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -1537,6 +1538,12 @@ def _h(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def _href(relative: str) -> str:
+    """A link to a file under the index's folder: ``./`` and each path segment percent-encoded,
+    so that no name is read as a scheme (``javascript:``, ``http:``), a query or a fragment."""
+    return "./" + "/".join(urllib.parse.quote(part, safe="") for part in relative.split("/"))
+
+
 def _when(value: Any) -> str:
     """``2026-01-31T02:30:05Z`` as ``2026-01-31 02:30`` (the index says times are UTC)."""
     text = str(value or "")
@@ -1602,7 +1609,7 @@ def write_index(
         html_rel = (last.get("outputs") or {}).get("html")
         exists = bool(html_rel) and (root / html_rel).is_file()
         job = _h(doc.get("job"))
-        link = f'<a href="{_h(html_rel)}">{job}</a>' if exists else f"{job} (no report)"
+        link = f'<a href="{_href(html_rel)}">{job}</a>' if exists else f"{job} (no report)"
         note = str(doc.get("reason", ""))
         if doc.get("error"):
             note = str(doc["error"].get("summary", ""))
@@ -1611,7 +1618,7 @@ def write_index(
         note_html = _h(note)
         failed_nb = (doc.get("outputs") or {}).get("failed_notebook")
         if status == "failed" and failed_nb and (root / failed_nb).is_file():
-            note_html += f' (<a href="{_h(failed_nb)}">failed notebook</a>)'
+            note_html += f' (<a href="{_href(failed_nb)}">failed notebook</a>)'
         if not is_current:
             note_html += " <em>(no longer produced by the job file)</em>"
         audience = str(doc.get("audience", "?"))

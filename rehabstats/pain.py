@@ -18,6 +18,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, SingularMatrixWa
 
 from rehabstats.cohort import Cohort
 from rehabstats.config import AnalysisConfig
+from rehabstats.errors import Note
 from rehabstats.timeline import (
     _day_keys,
     _observed_rows,
@@ -595,7 +596,9 @@ def pain_model(
             Why the model fell back to random intercepts, a failed check, and the warnings
             statsmodels issued (see Notes); empty when there is nothing to say.
 
-        ``DataFrame.attrs`` holds ``formula``, ``n_observations`` and ``n_participants``.
+        ``DataFrame.attrs`` holds ``formula``, ``n_observations``, ``n_participants`` and
+        ``notes``, the notes of ``note`` one by one (:class:`~rehabstats.errors.Note` objects
+        where they hold counts or data values, for reports that leave the team).
 
     Notes
     -----
@@ -668,15 +671,23 @@ def pain_model(
         formula = "pain ~ t"
         if by is not None and levels:
             notes.append(
-                f"only one {by} group ({levels[0]}) has morning pain ratings; "
-                "fitted pain ~ t without group terms"
+                Note(
+                    "only one {by} group ({group}) has morning pain ratings; "
+                    "fitted pain ~ t without group terms",
+                    by=by,
+                    group=str(levels[0]),
+                )
             )
     n_participants = int(data["participant"].nunique())
     attrs = {"formula": formula, "n_observations": len(data), "n_participants": n_participants}
     if n_participants < 2:
         notes.append(
-            f"{n_participants} participants with morning pain ratings in the window; "
-            "a mixed model needs at least 2"
+            Note(
+                "{n} participants with morning pain ratings in the window; "
+                "a mixed model needs at least {minimum}",
+                counts={"n": n_participants},
+                minimum=2,
+            )
         )
         return _no_model(notes, attrs)
 
@@ -702,9 +713,11 @@ def pain_model(
             )
         if slope.problems:
             notes.append(
-                "random-slope model not used ("
-                + "; ".join(slope.problems)
-                + "); refitted with a random intercept only"
+                Note(
+                    "random-slope model not used ({problems}); refitted with a random "
+                    "intercept only",
+                    problems="; ".join(slope.problems),  # convergence checks: no counts
+                )
             )
             notes.extend(f"random-slope fit warned: {m}" for m in slope.messages)
         else:
@@ -713,13 +726,16 @@ def pain_model(
         notes.extend(fit.problems)
         return _no_model(notes, attrs)
     if fit.problems:
-        notes.append(f"{kind.replace('_', '-')} model: " + "; ".join(fit.problems))
+        notes.append(
+            Note("{kind} model: {problems}", kind=kind.replace("_", "-"),
+                 problems="; ".join(fit.problems))
+        )  # fmt: skip
     notes.extend(f"statsmodels warned: {m}" for m in fit.messages)
     table = _model_table(fit.result, alpha)
     table["model"] = kind
     table["converged"] = not fit.problems
     table["note"] = " | ".join(notes)
-    table.attrs.update(attrs)
+    table.attrs.update(attrs, notes=list(notes))
     return table[_MODEL_COLUMNS]
 
 
@@ -898,5 +914,5 @@ def _no_model(notes: list[str], attrs: dict[str, object]) -> pd.DataFrame:
             "note": [" | ".join(notes)],
         }
     )
-    table.attrs.update(attrs)
+    table.attrs.update(attrs, notes=list(notes))
     return table

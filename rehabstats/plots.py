@@ -97,8 +97,13 @@ STYLE: dict[str, Any] = {
     "figure.dpi": 100,
     "savefig.dpi": 110,
     "figure.facecolor": "white",
+    # labels come from the data (sites, arms, reasons, ids): "$...$" is text, never mathtext
+    # (a site called "a$b$c" or "$\\x$" would be typeset wrongly or stop the figure)
+    "text.parse_math": False,
 }
-"""rcParams applied (in a context manager) while a figure is drawn."""
+"""rcParams applied (in a context manager) while a figure is drawn. Text is drawn literally
+(``text.parse_math`` off): every label may hold data. Labels set on texts that exist before a
+plot function runs (tick labels, titles of Axes made elsewhere) say ``parse_math=False``."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -305,6 +310,7 @@ def visa_change(
     ax: Axes | None = None,
     value: str = "visa_a_change_12",
     mcid: float | None = 14,
+    counts: Mapping[str, object] | None = None,
 ) -> Axes:
     """VISA-A change from baseline to 12 weeks per group: box plot with the individual points.
 
@@ -314,6 +320,9 @@ def visa_change(
         ``visa_a_outcomes`` output (visa_a_change_12 ...) with the ``hue`` column.
     mcid : float, optional
         Minimal clinically important difference, drawn as the responder line.
+    counts : mapping, optional
+        The n shown under each group (group -> count or suppression marker, ``all`` without
+        ``hue``), e.g. as a report that leaves the team may show them; default: counted.
     """
     import seaborn as sns
 
@@ -347,9 +356,10 @@ def visa_change(
             )
             sns.stripplot(data=data, x=key, y=value, hue=key, order=order, palette=palette,
                           size=2.6, alpha=0.6, jitter=0.18, ax=ax, legend=False)  # fmt: skip
-        counts = data[key].value_counts()
+        shown = dict(data[key].value_counts()) if counts is None else dict(counts)
         ax.set_xticks(range(len(order)))
-        ax.set_xticklabels([f"{g}\n(n = {counts[g]})" for g in order])
+        ax.set_xticklabels([f"{g}\n(n = {_n(shown.get(g, '–'))})" for g in order],
+                           parse_math=False)  # fmt: skip
     ax.axhline(0, color="#444444", lw=0.8)
     if mcid is not None:
         ax.axhline(
@@ -504,7 +514,7 @@ def add_at_risk_table(
                 )
     table.set_yticks(range(rows))
     names = [g if g not in ("all", OVERALL) else "All" for g in groups]
-    table.set_yticklabels(names if labels else [""] * rows, fontsize=8)
+    table.set_yticklabels(names if labels else [""] * rows, fontsize=8, parse_math=False)
     for tick, g in zip(table.get_yticklabels(), groups, strict=False):
         tick.set_color(colors.get(g, "#333333"))
     table.tick_params(axis="both", length=0)
@@ -567,7 +577,8 @@ def stage_occupancy(
     ax.set_ylabel("Participants, % (n above bars)")
     ax.grid(axis="x", visible=False)
     if group is not None:
-        ax.set_title("All participants" if str(group) in ("all", OVERALL) else str(group))
+        ax.set_title("All participants" if str(group) in ("all", OVERALL) else str(group),
+                     parse_math=False)  # fmt: skip
     if legend:
         handles, labels = ax.get_legend_handles_labels()
         ax.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -678,7 +689,7 @@ def swimmer(
         label="Withdrawn",
     )
     ax.set_yticks(y)
-    ax.set_yticklabels(data[label].astype("str"), fontsize=7.5)
+    ax.set_yticklabels(data[label].astype("str"), fontsize=7.5, parse_math=False)
     if "needs_review" in data:
         for tick, flag in zip(
             ax.get_yticklabels(), data["needs_review"].fillna(False), strict=True
@@ -800,7 +811,8 @@ def audit_bullet(
                 linewidths=1.8,
             )
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{s} (n = {_n(n)})" for s, n in zip(data["site"], data["n"], strict=True)])
+    ax.set_yticklabels([f"{s} (n = {_n(n)})" for s, n in zip(data["site"], data["n"], strict=True)],
+                       parse_math=False)  # fmt: skip
     ax.set_ylim(len(data) - 0.5, -0.7)
     ax.set_xlim(lo_lim, hi_lim)
     if unit == "proportion":

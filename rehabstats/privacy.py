@@ -177,7 +177,9 @@ def redact_ids(text: str, labels: Mapping[str, str]) -> str:
     """``text`` with every identifier of ``labels`` (id → label) replaced by its label.
 
     Identifiers are matched as whole tokens (letters, digits, ``_ . -``), so an id inside a
-    longer word is left alone; used on data notes and warnings shown in external reports.
+    longer word is left alone; used on data notes and warnings shown in external reports. An
+    id holding other characters (a space, ``<``, ``&`` ...: ids are free text) is matched as it
+    is, where no letter or digit touches it.
     """
     if not labels:
         return text
@@ -189,6 +191,11 @@ def redact_ids(text: str, labels: Mapping[str, str]) -> str:
         stripped = token.strip(".-_")  # "P000123." at the end of a sentence
         return token.replace(stripped, labels[stripped]) if stripped in labels else token
 
+    other = sorted((i for i in labels if i and not _TOKEN.fullmatch(i)), key=len, reverse=True)
+    if other:  # first: such an id can hold a token that is another id
+        pattern = "|".join(re.escape(i) for i in other)
+        text = re.sub(rf"(?<![A-Za-z0-9_])(?:{pattern})(?![A-Za-z0-9_])",
+                      lambda m: labels[m.group(0)], text)  # fmt: skip
     return _TOKEN.sub(swap, text)
 
 

@@ -14,8 +14,13 @@ small cells before anything is formatted).
 For an ``external`` audience (:mod:`rehabstats.privacy`) every table passes through
 :meth:`Analysis.disclosed` (small counts shown as ``<5``, derived values and secondary cells as
 ``*``), participant ids are replaced by keyed pseudonyms (:meth:`Analysis.participant_label`),
-data notes are redacted, dates of enrolment are coarsened to months, and the provenance shows
-the data fingerprint instead of the data folder's path.
+data notes show their counts through the same rule and are redacted
+(:meth:`Analysis.note_text`), dates of enrolment are coarsened to months, and the provenance
+shows the data fingerprint instead of the data folder's path.
+
+Every text from the data or the parameters is HTML-escaped where it lands: :func:`_table`
+(cells, index and column labels, caption), :func:`_caption`, :func:`_figure`, :func:`_notes`,
+:func:`_heading`, and :func:`_esc` where a section puts HTML together (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from matplotlib.patches import Patch
 from rehabstats import plots, privacy, tables
 from rehabstats.cohort import Cohort
 from rehabstats.config import AnalysisConfig
-from rehabstats.errors import ParameterError
+from rehabstats.errors import Note, ParameterError
 from rehabstats.reporting import PROVENANCE_MIMETYPE, REPORTS, validate_parameters
 from rehabstats.review import REVIEW_REASONS, AuditTargets, ReviewThresholds
 
@@ -145,11 +150,18 @@ _MARKER_LT = re.compile(r"<(?=\d)")
 
 
 def _esc(value: object) -> str:
+    """Text as HTML: ``&``, ``<``, ``>`` and both quotes escaped.
+
+    Every text from the data (sites, arms, reasons, ids), the parameters (title) or the code is
+    escaped where it lands in HTML: by :func:`_table`, :func:`_caption`, :func:`_figure`,
+    :func:`_notes` and :func:`_heading`, or with this function where HTML is put together.
+    """
     return html.escape(str(value))
 
 
 def _caption(text: str) -> str:
-    return f'<p class="rs-caption">{text}</p>'
+    """A caption paragraph (``text`` is escaped)."""
+    return f'<p class="rs-caption">{_esc(text)}</p>'
 
 
 def _heading(text: str) -> str:
@@ -157,17 +169,18 @@ def _heading(text: str) -> str:
 
 
 def _figure(fig: Figure, *, alt: str, caption: str = "") -> str:
-    """A matplotlib figure as an inline PNG (data URI) with alt text and a caption."""
+    """A matplotlib figure as an inline PNG (data URI) with alt text and a caption (escaped)."""
     buf = io.BytesIO()
-    fig.savefig(
-        buf, format="png", dpi=_PNG_DPI, bbox_inches="tight", facecolor="white",
-        metadata={"Software": None},
-    )  # fmt: skip
+    with mpl.rc_context(plots.STYLE):  # texts made while drawing are literal too
+        fig.savefig(
+            buf, format="png", dpi=_PNG_DPI, bbox_inches="tight", facecolor="white",
+            metadata={"Software": None},
+        )  # fmt: skip
     png = buf.getvalue()
     width_px = int.from_bytes(png[16:20], "big")
     shown = round(width_px * _CSS_DPI / _PNG_DPI)
     data = base64.b64encode(png).decode("ascii")
-    cap = f"<figcaption>{caption}</figcaption>" if caption else ""
+    cap = f"<figcaption>{_esc(caption)}</figcaption>" if caption else ""
     return (
         f'<figure class="rs-figure"><img src="data:image/png;base64,{data}" alt="{_esc(alt)}" '
         f'width="{shown}">{cap}</figure>'
@@ -195,18 +208,27 @@ def _table(
     styles: Callable[[Any], Any] | None = None,
     counts: Sequence[Any] = (),
     count_rows: Sequence[Any] = (),
+    markup: Sequence[Any] = (),
 ) -> str:
     """A formatted (string) DataFrame as a styled HTML table.
 
-    Cells of the ``counts`` columns and of the ``count_rows`` rows (index labels) hold counts of
+    Every cell, every index and column label (group names become column headers) and the
+    caption are escaped here, the one place report tables are made; only the cells of the
+    ``markup`` columns are shown as they are (HTML put together from escaped parts). Cells of
+    the ``counts`` columns and of the ``count_rows`` rows (index labels) hold counts of
     participants or events; they get the class ``rs-count`` (what the privacy tests check).
     """
     frame = frame.copy()
     frame.index.names = [None] * frame.index.nlevels
     frame.columns.name = None
     styler = frame.style.set_uuid(name).set_table_attributes('class="rs-table"')
+    styler = styler.format(_esc)
+    markup = [c for c in markup if c in frame.columns]
+    if markup:
+        styler = styler.format(str, subset=markup)
+    styler = styler.format_index(_esc, axis=0).format_index(_esc, axis=1)
     if caption:
-        styler = styler.set_caption(caption)
+        styler = styler.set_caption(_esc(caption))
     if not index:
         styler = styler.hide(axis="index")
     classes = pd.DataFrame("", index=frame.index, columns=frame.columns)
@@ -258,18 +280,33 @@ def section(fn: Callable[..., Block]) -> Callable[..., Block]:
         for w in caught:
             if issubclass(w.category, DeprecationWarning | FutureWarning):
                 continue
-            text = analysis.redact(str(w.message))
-            if text not in analysis.notes:
-                analysis.notes.append(text)
+            note = _message(w)
+            if note not in analysis.notes:
+                analysis.notes.append(note)
         new = analysis.notes[before:]
         if new and fn.__name__ != "header":
-            block.parts.append(_notes(new, "Notes"))
+            block.parts.append(_notes([analysis.note_text(n) for n in new], "Notes"))
         if analysis.external:  # safety net: no identifier in any text of the block
-            block.parts = [p if p.startswith("<figure") else analysis.redact(p)
+            block.parts = [p if p.startswith("<figure") else analysis.redact_html(p)
                            for p in block.parts]  # fmt: skip
         return block
 
     return wrapper
+
+
+def _message(w: warnings.WarningMessage) -> str:
+    """A caught warning's text: the :class:`~rehabstats.errors.Note` it carries (its counts
+    kept apart, for an external report) or its text."""
+    message = w.message
+    args = message.args if isinstance(message, Warning) else ()
+    if len(args) == 1 and isinstance(args[0], Note):
+        return args[0]
+    return message if isinstance(message, Note) else str(message)
+
+
+_PLAIN_NUMBER = re.compile(r"(?<![\w.,:/\-])\d+(?![\w:/\-]|[.,]\d)")
+"""A whole number standing alone in a note's text: not part of a decimal, a date, a time, a
+range or an identifier (what might be a count)."""
 
 
 def _pct(proportion: object) -> object:
@@ -323,7 +360,7 @@ class Analysis:
     key: bytes | None = field(default=None, repr=False)
     targets: AuditTargets = field(default_factory=AuditTargets)
     thresholds: ReviewThresholds = field(default_factory=ReviewThresholds)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # Note objects where a warning carried one
     started_at: str = ""
 
     # -- privacy (audience "external": rehabstats.privacy) ------------------------------
@@ -405,6 +442,36 @@ class Analysis:
             return text
         return privacy.redact_ids(text, self._id_labels)
 
+    @cached_property
+    def _id_labels_html(self) -> dict[str, str]:
+        return {html.escape(k): html.escape(v) for k, v in self._id_labels.items()}
+
+    def redact_html(self, text: str) -> str:
+        """HTML with participant ids (as escaped in it) replaced by their labels."""
+        if not self.external:
+            return text
+        return privacy.redact_ids(text, self._id_labels_html)
+
+    def note_text(self, note: str) -> str:
+        """A data note as this audience may read it.
+
+        ``internal``: the note. ``external``: every count of a :class:`~rehabstats.errors.Note`
+        as :meth:`count` shows it (``<5`` for 1 to threshold − 1); a plain-text note (from a
+        statistics library, say) does not say which of its numbers are counts, so every whole
+        number in it from 1 to threshold − 1 standing alone (not in a decimal, date or
+        identifier) is withheld as ``*``. Participant ids are replaced by their labels.
+        """
+        if not self.external:
+            return str(note)
+        if isinstance(note, Note):
+            text = note.with_counts(self.count)
+        else:
+            text = _PLAIN_NUMBER.sub(
+                lambda m: privacy.SECONDARY if 1 <= int(m.group(0)) < self.threshold
+                else m.group(0), str(note),
+            )  # fmt: skip
+        return self.redact(text)
+
     # -- computation -------------------------------------------------------------------------
 
     def compute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -413,11 +480,11 @@ class Analysis:
             warnings.simplefilter("always")
             result = fn(*args, **kwargs)
         for w in caught:
-            text = str(w.message)  # several metrics repeat one data warning: shown once
+            note = _message(w)  # several metrics repeat one data warning: shown once
             if issubclass(w.category, DeprecationWarning | FutureWarning):
                 continue
-            if text not in self.notes:
-                self.notes.append(text)
+            if note not in self.notes:
+                self.notes.append(note)
         return result
 
     @property
@@ -617,9 +684,12 @@ def prepare(report: str, **parameters: Any) -> Analysis:
             interim = cohort.participants["enrolled_on"].max() - pd.Timedelta(days=30)
             cohort = cohort.with_cutoff(interim.normalize())
             notes.append(
-                f"Demo: the simulated cohort is analysed at an interim cut-off "
-                f"({cohort.data_cutoff.date()}, 30 days before the last enrolment) so that "
-                "the audit shows participants still in the programme."
+                Note(
+                    "Demo: the simulated cohort is analysed at an interim cut-off ({cutoff}, "
+                    "30 days before the last enrolment) so that the audit shows participants "
+                    "still in the programme.",
+                    cutoff=cohort.data_cutoff.date().isoformat(),
+                )
             )
     else:
         from rehabstats.io import load_cohort
@@ -627,7 +697,7 @@ def prepare(report: str, **parameters: Any) -> Analysis:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             cohort = load_cohort(params["data"])
-        notes.extend(str(w.message) for w in caught)
+        notes.extend(_message(w) for w in caught)
     key = None
     if params["audience"] == "external":
         # the key comes from the environment (render_report passes it to the kernel) or the
@@ -671,7 +741,7 @@ def prepare(report: str, **parameters: Any) -> Analysis:
         notes=notes + list(cohort.warnings),
         started_at=started.isoformat().replace("+00:00", "Z"),
     )
-    analysis.notes = list(dict.fromkeys(analysis.redact(n) for n in analysis.notes))
+    analysis.notes = list(dict.fromkeys(analysis.notes))  # shown by note_text (disclosure)
     return analysis
 
 
@@ -693,12 +763,12 @@ def _privacy_banner(a: Analysis) -> str:
         text = f"External — pseudonymised, small cells (<{a.threshold}) suppressed"
         detail = (
             f"Participant ids are replaced by keyed pseudonyms (ID-…); counts from 1 to "
-            f"{a.threshold - 1} are shown as &lt;{a.threshold}; * marks a value withheld "
+            f"{a.threshold - 1} are shown as <{a.threshold}; * marks a value withheld "
             "because it derives from a small count or would let one be worked out from a "
             "total. Dates of enrolment are given by month only."
         )
         return (f'<p class="rs-audience rs-external"><strong>{_esc(text)}</strong><br>'
-                f'<span class="rs-sub">{detail}</span></p>')  # fmt: skip
+                f'<span class="rs-sub">{_esc(detail)}</span></p>')  # fmt: skip
     return ('<p class="rs-audience rs-internal"><strong>Internal — contains identifiers, do '
             "not share</strong></p>")  # fmt: skip
 
@@ -762,7 +832,7 @@ def header(analysis: Analysis) -> Block:
         '<details class="rs-provenance"><summary>Provenance: data fingerprint, parameters, '
         "software versions</summary>"
         f'<p>Data fingerprint (SHA-256 of the cohort tables): <span class="rs-mono">'
-        f"{fingerprint}</span></p>"
+        f"{_esc(fingerprint)}</span></p>"
         f"<p>Run at {_esc(a.started_at)} (UTC) on {_esc(platform.platform(terse=True))}; "
         f"rehabstats {_esc(versions['rehabstats'])}.</p>"
         '<div class="rs-grid">'
@@ -797,7 +867,8 @@ def header(analysis: Analysis) -> Block:
         "audience": a.audience,
         "suppression_threshold": a.threshold if a.external else None,
     }
-    return Block(body, _notes(a.notes, "Data notes"), name="header", provenance=provenance)
+    notes = _notes([a.note_text(n) for n in a.notes], "Data notes")
+    return Block(body, notes, name="header", provenance=provenance)
 
 
 # ---- overview ------------------------------------------------------------------------------
@@ -1124,7 +1195,8 @@ def pain_trajectories(analysis: Analysis) -> Block:
         _figure(
             fig,
             alt="Weekly mean morning pain per participant and group",
-            caption=f"Mean morning pain (NRS 0-10, on waking) per week for {n} participants with "
+            caption=f"Mean morning pain (NRS 0-10, on waking) per week for {a.count(n)} "
+            "participants with "
             "diary data: thin lines are individuals, thick lines the group means with their "
             f"{a.config.confidence_level:.0%} confidence bands (t-based).",
         ),
@@ -1160,9 +1232,13 @@ def pain_model(analysis: Analysis) -> Block:
     model = a.pain_model
     attrs = dict(model.attrs)
     ref = a.groups[0] if a.by and len(a.groups) > 1 else None
+    listed = attrs.get("notes")  # one by one, Note objects kept (pain.pain_model)
+    if listed is None:  # plain text: note_text treats its small numbers as counts
+        listed = sorted({n for n in model["note"].dropna().astype("str") if n})
+    notes = [a.note_text(n) for n in listed]
     if model.empty or model["model"].iloc[0] == "none":
-        note = model["note"].iloc[0] if len(model) else "no data"
-        return Block(_caption(f"The pain model could not be fitted: {_esc(note)}"),
+        why = "; ".join(notes) or "no data"
+        return Block(_caption(f"The pain model could not be fitted: {why}"),
                      name="pain_model")  # fmt: skip
     fixed = model[model["std_err"].notna()]
     variance = model[model["std_err"].isna()]
@@ -1191,15 +1267,15 @@ def pain_model(analysis: Analysis) -> Block:
         + " + (1 | participant)" * (kind != "random_slope")
         + f", t = week − 1. Model reported: {kind.replace('_', ' ')}; "
         + ("converged" if converged else "NOT converged: interpret with caution")
-        + (f"; {attrs['n_observations']} participant-weeks from {attrs['n_participants']} "
-           "participants" if "n_observations" in attrs else "")
+        + (f"; {a.count(attrs['n_observations'])} participant-weeks from "
+           f"{a.count(attrs['n_participants'])} participants" if "n_observations" in attrs
+           else "")
         + "."
     )  # fmt: skip
-    notes = sorted({n for n in model["note"].dropna().astype("str") if n})
     return Block(
         _table(frame, name="pain_model", caption="Pain trajectory model: fixed effects and "
                "variance components", index=False, left=["term"]),
-        _caption(_esc(info)),
+        _caption(info),
         _notes(notes, "Model notes"),
         name="pain_model",
         frames={"model": model},
@@ -1265,8 +1341,11 @@ def visa_a(analysis: Analysis) -> Block:
     ]  # fmt: skip
     frame, summary = _by_group_table(a, rows)
     fig, ax = _subplots(7.5, 4.2)
+    change = summary[summary["outcome"] == "visa_a_change_12"]  # n as the table shows it
+    shown_n = {("all" if g == tables.OVERALL and not a.by else str(g)): n
+               for g, n in zip(change["group"], change["n"], strict=True)}  # fmt: skip
     plots.visa_change(a.participants, hue="group" if a.by else None, ax=ax,
-                      mcid=c.visa_a_mcid)  # fmt: skip
+                      mcid=c.visa_a_mcid, counts=shown_n)  # fmt: skip
     parts = [
         _table(
             frame,
@@ -1307,7 +1386,7 @@ def visa_a(analysis: Analysis) -> Block:
                             left=["outcome", "comparison", "test"]))  # fmt: skip
         ref = a.groups[0]
         parts.append(_caption(
-            f"Reference group: {_esc(ref)}. Change: Welch's t-test (unequal variances) with "
+            f"Reference group: {ref}. Change: Welch's t-test (unequal variances) with "
             "the mean difference and Hedges' g"
             + (", after a Welch ANOVA across all groups" if len(a.groups) > 2 else "")
             + "; responders: Pearson's chi-squared test (Cramér's V) and the risk difference "
@@ -1628,7 +1707,7 @@ def relapse(analysis: Analysis, *, rate_ratio: bool = True) -> Block:
         f"At risk from the first return to running or sport. Relapse: the earliest of a "
         f"recorded relapse, {c.relapse_days} consecutive days of morning pain above "
         f"{c.pain_limit:g}/10, or a session back in stage ≤ {c.relapse_regression_stage} "
-        f"(rules applied: {_esc(rules)}). Rates: relapses per 1000 person-weeks at risk, exact "
+        f"(rules applied: {rules}). Rates: relapses per 1000 person-weeks at risk, exact "
         "Poisson (Garwood) intervals."
     ))  # fmt: skip
     return Block(*parts, name="relapse", frames=frames)
@@ -1665,7 +1744,7 @@ def audit_dashboard(analysis: Analysis) -> Block:
         tiles.append(
             f'<div class="rs-kpi {css}"><div class="rs-kpi-label">{_esc(r.label)}</div>'
             f'<div class="rs-kpi-value">{_esc(shown)}</div>'
-            f'<div class="rs-kpi-detail">target {sign} {_esc(target)}: <strong>{state}</strong>'
+            f'<div class="rs-kpi-detail">target {sign} {_esc(target)}: <strong>{_esc(state)}</strong>'
             f" · CI {_esc(ci)} · n = {_esc(tables.fmt_count(r.n))}</div></div>"
         )
     metrics = list(dict.fromkeys(audit["metric"]))
@@ -1717,6 +1796,7 @@ def audit_dashboard(analysis: Analysis) -> Block:
             "and n",
             styles=colour,
             counts=list(frame.columns),
+            markup=list(frame.columns),  # value, mark, CI and n: escaped one by one above
         ),  # fmt: skip
         _caption(
             "Targets are report parameters (target_*). Met/missed compares the point estimate "
@@ -1759,10 +1839,13 @@ def review_list(analysis: Analysis) -> Block:
     n_care = int(((~a.timeline["withdrawn"]) &
                   (a.timeline["follow_up_days"] <= 7 * th.horizon_weeks)).sum())  # fmt: skip
     intro = (
-        f"<p><strong>{a.count(len(rl))}</strong> of {a.count(n_care)} participants under care "
-        "(not withdrawn, "
-        f"follow-up ≤ {th.horizon_weeks} weeks) need attention at the cut-off "
-        f"{(a.config.cutoff or a.cohort.data_cutoff).date()}.</p>"
+        f"<p><strong>{_esc(a.count(len(rl)))}</strong> "
+        + _esc(
+            f"of {a.count(n_care)} participants under care (not withdrawn, follow-up ≤ "
+            f"{th.horizon_weeks} weeks) need attention at the cut-off "
+            f"{(a.config.cutoff or a.cohort.data_cutoff).date()}."
+        )
+        + "</p>"
     )
     parts = [intro]
     if counts:
@@ -1824,9 +1907,9 @@ def swimmer(analysis: Analysis, *, limit: int | None = None) -> Block:
                   max_days=float(chosen["follow_up_days"].max()))  # fmt: skip
     shown = len(chosen)
     more = len(pm) - shown
-    hidden = f"; {more} not shown (swimmer_limit = {limit})" if more > 0 else ""
+    hidden = f"; {a.count(more)} not shown (swimmer_limit = {limit})" if more > 0 else ""
     caption = (
-        f"{shown} participants by site and enrolment, chosen in this order: those on the "
+        f"{a.count(shown)} participants by site and enrolment, chosen in this order: those on the "
         f"review list, the others under care, then the most recently enrolled others{hidden}. "
         "Bars: the stage entered first on each day range (later regressions are not drawn), "
         "ending at the cut-off or withdrawal. Bold labels are on the review list."
@@ -1916,7 +1999,7 @@ def configuration(analysis: Analysis) -> Block:
         [{"parameter": k, "value": "None" if v is None else str(v)}
          for k, v in _shown_parameters(a).items()]
     )  # fmt: skip
-    notes = _notes(a.notes, "Every data and model note of this report")
+    notes = _notes([a.note_text(n) for n in a.notes], "Every data and model note of this report")
     return Block(
         _table(cfg, name="configuration", caption="Analysis configuration", index=False,
                left=["key", "value", "description"], wrap=["description"]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
@@ -85,6 +87,29 @@ def test_visa_change(ax):
     assert "points" in ax.get_ylabel()
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks == ["a\n(n = 4)", "b\n(n = 5)"]
+
+
+def test_visa_change_shows_the_counts_given(ax):
+    # a report that leaves the team gives the n as it may show them (small ones as "<5")
+    outcomes = pd.DataFrame({"group": ["a"] * 3 + ["b"] * 6, "visa_a_change_12": range(9)})
+    plots.visa_change(outcomes, ax=ax, counts={"a": "<5", "b": 6})
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a\n(n = <5)", "b\n(n = 6)"]
+
+
+def test_data_labels_are_drawn_literally():
+    # a site, arm or id holding "$" is text: mathtext would stop on the unknown symbol \x
+    # (and typeset "a$b$c" as math); every plot function draws such labels as they are
+    label = "a$b$c $\\x$"
+    fig = Figure(figsize=(6, 4))
+    axes = fig.subplots(1, 3)
+    outcomes = pd.DataFrame({"group": [label] * 3 + ["b"] * 3, "visa_a_change_12": range(6)})
+    plots.visa_change(outcomes, ax=axes[0])
+    inc = pd.DataFrame({"group": [label] * 2, "week": [4, 8], "cumulative_incidence": [0.1, 0.2]})
+    plots.cumulative_incidence(inc, ax=axes[1])
+    plots.km_curves(km_table().replace({"group": {"a": label}}), stage=4, ax=axes[2])
+    fig.savefig(io.BytesIO(), format="png")  # draws every text
+    assert axes[1].get_legend().get_texts()[0].get_text() == label
+    assert label + "\n(n = 3)" in [t.get_text() for t in axes[0].get_xticklabels()]
 
 
 def km_table() -> pd.DataFrame:

@@ -251,6 +251,48 @@ def test_external_report_has_no_identifier_key_or_small_count(report, external_r
     assert result.provenance["audience"] == "external"
 
 
+class _Notes(HTMLParser):
+    """Text of every item of the notes boxes (data notes, section notes, model notes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[str] = []
+        self._depth = 0  # inside a div.rs-notes: the depth of open divs
+        self._item: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "div" and (self._depth or "rs-notes" in (dict(attrs).get("class") or "")):
+            self._depth += 1
+        if tag == "li" and self._depth:
+            self._item = []
+
+    def handle_endtag(self, tag):
+        if tag == "div" and self._depth:
+            self._depth -= 1
+        if tag == "li" and self._item is not None:
+            self.items.append("".join(self._item).strip())
+            self._item = None
+
+    def handle_data(self, data):
+        if self._item is not None:
+            self._item.append(data)
+
+
+@pytest.mark.parametrize("report", ["clinic_audit", "cohort_report"])
+def test_external_report_notes_show_no_small_count(report, external_renders):
+    html = external_renders[report].html_path.read_text()
+    parser = _Notes()
+    parser.feed(html)
+    assert parser.items  # the cohort has data notes (visa_a items, late enrolment ...)
+    # a whole number standing alone (not in a date such as 2025-05-02, a decimal or an id)
+    alone = re.compile(r"(?<![\w.,:/-])\d+(?![\w:/-]|[.,]\d)")
+    small = [t for t in parser.items if any(1 <= int(n) <= 4 for n in alone.findall(t))]
+    assert small == [], small
+    if report == "clinic_audit":  # 3 participants enrolled after the interim cut-off
+        late = [t for t in parser.items if "enrolled after the data cut-off" in t]
+        assert late and all(t.startswith("<5 participants") for t in late), late
+
+
 def test_external_render_without_key_fails_before_a_kernel_starts(cohort, tmp_path, monkeypatch):
     folder, _, _ = cohort
     monkeypatch.delenv(PSEUDONYM_KEY_ENV, raising=False)
@@ -277,3 +319,119 @@ def test_internal_report_shows_identifiers(cohort, tmp_path, monkeypatch):
     assert shown and shown <= set(ids)  # the review list names participants
     assert not re.search(r"ID-[0-9a-f]{8}", html)
     assert KEY not in html
+
+
+# ---- data notes and captions in external reports -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def analyses():
+    """The same small demo cohort analysed for the team and for readers outside it."""
+    from rehabstats import sections
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv(PSEUDONYM_KEY_ENV, KEY)
+    try:
+        return {audience: sections.prepare("cohort_report", demo_participants=40,
+                                           audience=audience)
+                for audience in ("internal", "external")}  # fmt: skip
+    finally:
+        mp.undo()
+
+
+def test_note_counts_go_through_the_small_cell_rule(analyses):
+    from rehabstats.errors import Note
+
+    external, internal = analyses["external"], analyses["internal"]
+    note = Note("{n} participants enrolled after {cutoff}; {rows} rows, {none} dropped",
+                counts={"n": 4, "rows": 12, "none": 0}, cutoff="2024-06-03")  # fmt: skip
+    assert external.note_text(note) == (
+        "<5 participants enrolled after 2024-06-03; 12 rows, 0 dropped"  # 4 hidden, 12 and 0 not
+    )
+    assert (
+        internal.note_text(note)
+        == str(note)
+        == ("4 participants enrolled after 2024-06-03; 12 rows, 0 dropped")
+    )
+
+
+def test_plain_text_notes_withhold_every_small_whole_number(analyses):
+    external = analyses["external"]
+    pid = external.cohort.participants["participant_id"].iloc[0]
+    label = external.participant_label(pd.Series([pid])).iloc[0]
+    # a note that is not a Note does not say which numbers are counts: whole numbers from 1 to
+    # 4 standing alone are withheld as "*"; dates, decimals, ids and larger numbers stay
+    text = f"3 rows of {pid} on 2024-01-03 at 1.5 (2); 12 others, 0 lost, 4%"
+    assert external.note_text(text) == (
+        f"* rows of {label} on 2024-01-03 at 1.5 (*); 12 others, 0 lost, *%"
+    )
+    assert analyses["internal"].note_text(text) == text
+
+
+def test_section_notes_keep_the_note_and_disclose_its_counts(analyses):
+    import warnings
+
+    from rehabstats import sections
+    from rehabstats.errors import DataWarning, Note
+
+    @sections.section
+    def noisy(analysis):
+        warnings.warn(Note("{n} participants were odd", counts={"n": 3}), DataWarning,
+                      stacklevel=1)  # fmt: skip
+        return sections.Block("<p>body</p>", name="noisy")
+
+    for audience, shown in (("external", "&lt;5 participants were odd"),
+                            ("internal", "3 participants were odd")):  # fmt: skip
+        a = analyses[audience]
+        before = list(a.notes)
+        try:
+            html = noisy(a)._repr_html_()
+            assert shown in html
+            assert isinstance(a.notes[-1], Note)  # kept (not its text): shown per audience
+        finally:
+            a.notes[:] = before
+    assert "3 participants" not in noisy(analyses["external"])._repr_html_()
+
+
+def test_counts_in_captions_and_model_notes_of_a_small_cohort(analyses):
+    import dataclasses
+
+    from rehabstats import sections
+
+    a = analyses["external"]
+    pid = a.cohort.participants["participant_id"].iloc[:1]
+    small = dataclasses.replace(a, cohort=a.cohort.filter(participant_id=pid), notes=[])
+    # one participant: the pain model cannot be fitted ("1 participants with morning pain
+    # ratings"), the trajectories are of 1 participant, the swimmer plot shows 1
+    model = sections.pain_model(small)._repr_html_()
+    assert "&lt;5 participants with morning pain ratings" in model
+    assert "1 participants" not in model
+    trajectories = sections.pain_trajectories(small)._repr_html_()
+    assert "for &lt;5 participants with diary data" in trajectories
+    swimmer = sections.swimmer(small)._repr_html_()
+    assert "&lt;5 participants by site" in swimmer and "1 participants" not in swimmer
+
+
+def test_visa_plot_shows_the_n_of_the_table(analyses, monkeypatch):
+    from rehabstats import plots, sections
+
+    seen = {}
+    draw = plots.visa_change
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs.get("counts") or {})
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "visa_change", spy)
+    a = analyses["external"]
+    block = sections.visa_a(a)
+    summary = block.frames["summary"]
+    change = summary[summary["outcome"] == "visa_a_change_12"].set_index("group")["n"]
+    assert seen and all(seen[g] == change[g] for g in seen)  # suppressed as in the table
+    assert set(a.groups) <= set(seen)
+
+
+def test_ids_holding_any_character_are_redacted():
+    labels = {"<b>A & B</b> 1": "ID-aaaaaaaa", "P1": "ID-bbbbbbbb"}
+    text = "rows of <b>A & B</b> 1 and P1; not X<b>A & B</b> 1"
+    assert redact_ids(text, labels) == "rows of ID-aaaaaaaa and ID-bbbbbbbb; not X<b>A & B</b> 1"
