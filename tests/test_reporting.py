@@ -295,6 +295,18 @@ def test_rendered_html_is_self_contained_without_code(report):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("report", list(REPORTS))
+def test_captions_name_the_interval_method_of_bounded_quantities(report):
+    # adherence and pain bands in both reports, at a glance (cohort report) and the audit's
+    # adherence interval (clinic audit): bounded means get the logit-transformed interval
+    text = rendered_demo()[report].read_text(encoding="utf-8")
+    assert "t-based" not in text
+    assert text.count("logit-transformed t interval") >= 3
+    assert "survey::svyciprop" in text
+    assert "transform, Greenwood variance; within 0-100%" in text  # Kaplan-Meier bands
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("report", list(REPORTS))
 def test_executed_notebook_kept_beside_with_provenance(report):
     html_path = rendered_demo()[report]
     nb = nbformat.read(html_path.with_suffix(".ipynb"), as_version=4)
