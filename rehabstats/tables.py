@@ -660,7 +660,8 @@ def _bounded_interval(
     at_high = np.asarray(smallest, dtype="float64") >= b
     inside = enough & ~at_low & ~at_high
     with np.errstate(divide="ignore", invalid="ignore"):
-        pi = np.where(inside, p, 0.5)
+        # a mean rounded onto a bound while some value lies inside stays (just) inside
+        pi = np.clip(np.where(inside, p, 0.5), 1e-15, 1 - 1e-15)
         centre = np.log(pi / (1 - pi))
         half = tcrit * np.where(inside, s, 0.0) / np.sqrt(np.where(enough, n, 1)) / (pi * (1 - pi))
         low = stats.logistic.cdf(centre - half)
