@@ -20,6 +20,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import papermill
 import pytest
 
@@ -291,6 +292,24 @@ def test_rendered_html_is_self_contained_without_code(report):
         not in text
     )
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("report", list(REPORTS))
+def test_data_notes_count_rows_after_the_report_cutoff(report, tmp_path):
+    # the report's data_cutoff parameter: rows after it are not analysed and the header's data
+    # notes say how many, per table (the notes of every report come from the same analysis)
+    from rehabstats import sections
+
+    tables = simulate_tables(30, seed=4)
+    folder = write_cohort(tables, tmp_path / "cohort")
+    cutoff = pd.Timestamp("2024-09-30")
+    pain_after = int((tables["pain"]["recorded_on"] > cutoff).sum())
+    assert pain_after > 0
+    analysis = sections.prepare(report, data=str(folder), data_cutoff="2024-09-30")
+    html = "".join(sections.header(analysis).parts)
+    assert f"pain: {pain_after} rows dated after the data cut-off 2024-09-30 are not analysed." in (
+        html
+    )
 
 
 @pytest.mark.slow
