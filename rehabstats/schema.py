@@ -28,6 +28,7 @@ from rehabstats.errors import Note, Problem, ValidationReport
 
 __all__ = [
     "DATE_COLUMNS",
+    "LABEL_COLUMNS",
     "OPTIONAL_TABLES",
     "REQUIRED_TABLES",
     "TABLES",
@@ -648,6 +649,48 @@ def _check_outlying_latest_dates(
     )
 
 
+LABEL_COLUMNS: dict[str, str] = {"site": "sites", "arm": "arms", "withdrawal_reason": "reasons"}
+"""Participant label columns that reports group or tabulate by, with what their values are."""
+
+
+def _label_key(values: pd.Series) -> pd.Series:
+    """Labels compared without case and with any run of blanks as one space."""
+    return values.str.replace(r"\s+", " ", regex=True).str.strip().str.casefold()
+
+
+def _check_label_variants(tables: Mapping[str, pd.DataFrame], report: ValidationReport) -> None:
+    """Warn when labels of one column differ only in case or spacing (``HSR``/``hsr``).
+
+    They stay as they are (nothing is merged or guessed) and are analysed as different groups;
+    the note names each variant with the number of participants carrying it.
+    """
+    people = tables.get("participants")
+    if people is None:
+        return
+    for column, what in LABEL_COLUMNS.items():
+        if column not in people:
+            continue
+        counts = people[column].dropna().astype("str").value_counts(sort=False)
+        if len(counts) < 2:
+            continue
+        frame = pd.DataFrame({"label": counts.index, "n": counts.to_numpy()})
+        frame["key"] = _label_key(frame["label"]).to_numpy()
+        frame = frame[frame.duplicated("key", keep=False)]
+        frame = frame.sort_values(["key", "n", "label"], ascending=[True, False, True])
+        for _, group in frame.groupby("key", sort=False):  # one per set of variants (few)
+            labels, ns = group["label"].tolist(), group["n"].tolist()
+            parts = [f"'{{v{i}}}' ({{n{i}}})" for i in range(len(labels))]
+            listing = ", ".join(parts[:-1]) + " and " + parts[-1]
+            report.warnings.append(
+                Note(
+                    f"participants.{column}: {listing} differ only in case or spacing; they are "
+                    f"analysed as different {what} — correct the labels in the source.",
+                    counts={f"n{i}": int(n) for i, n in enumerate(ns)},
+                    **{f"v{i}": label for i, label in enumerate(labels)},
+                )
+            )
+
+
 # --------------------------------------------------------------------------------------------
 # Entry point
 
@@ -717,6 +760,7 @@ def validate_tables(
         _check_cross_table(raws, tables, rows, report)
     _check_future_dates(raws, tables, rows, loaded, report, default=loaded_on is None)
     _check_outlying_latest_dates(raws, tables, rows, loaded, report)
+    _check_label_variants(tables, report)
     _check_duplicates(tables, report)
     if not report.ok:
         return tables, report

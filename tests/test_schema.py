@@ -376,6 +376,47 @@ def test_dates_after_the_load_date_are_not_also_outlying():
     assert not [w for w in report.warnings if "Outlying" in w]
 
 
+def test_labels_differing_only_in_case_or_spacing_are_named_with_their_counts():
+    # arms HSR (2) / hsr (1); sites Leeds / "leeds " (the trailing blank is stripped on reading,
+    # the case stays) and "Leeds  North" (two spaces) / "leeds north"; reasons likewise. They
+    # stay as typed (analysed as different groups); a warning names each variant
+    people = [
+        {"participant_id": "p1", "arm": "HSR", "site": "Leeds"},
+        {"participant_id": "p2", "arm": "HSR", "site": "leeds "},
+        {"participant_id": "p3", "arm": "hsr", "site": "Leeds  North"},
+        {"participant_id": "p4", "arm": "staged", "site": "leeds north"},
+        {"participant_id": "p5", "arm": "staged", "site": "York"},
+    ]
+    for pid, reason in (("p1", "moved away"), ("p2", "Moved  away"), ("p3", "injury")):
+        person = next(p for p in people if p["participant_id"] == pid)
+        person.update(withdrawn_on="2024-02-01", withdrawal_reason=reason)
+    tables, report = validate_tables(tables_from_rows(people))
+    assert report.ok
+    notes = [w for w in report.warnings if "differ only in case or spacing" in w]
+    assert notes == [
+        "participants.site: 'Leeds' (1) and 'leeds' (1) differ only in case or spacing; they "
+        "are analysed as different sites — correct the labels in the source.",
+        "participants.site: 'Leeds  North' (1) and 'leeds north' (1) differ only in case or "
+        "spacing; they are analysed as different sites — correct the labels in the source.",
+        "participants.arm: 'HSR' (2) and 'hsr' (1) differ only in case or spacing; they are "
+        "analysed as different arms — correct the labels in the source.",
+        "participants.withdrawal_reason: 'Moved  away' (1) and 'moved away' (1) differ only "
+        "in case or spacing; they are analysed as different reasons — correct the labels in "
+        "the source.",
+    ]
+    assert notes[2].counts == {"n0": 2, "n1": 1}
+    # nothing merged: the labels are loaded as typed (surrounding blanks stripped)
+    assert tables["participants"]["arm"].tolist() == ["HSR", "HSR", "hsr", "staged", "staged"]
+    assert tables["participants"]["site"].tolist()[1] == "leeds"
+
+
+def test_distinct_labels_do_not_warn():
+    people = [{"participant_id": f"p{i}", "arm": arm, "site": "s1"}
+              for i, arm in enumerate(["hsr", "hsr", "staged", "alfredson"])]  # fmt: skip
+    _, report = validate_tables(tables_from_rows(people))
+    assert not [w for w in report.warnings if "case or spacing" in w]
+
+
 def test_typed_input_is_checked_too():
     """Parquet/XLSX arrive typed: a float stage is not a whole number, a text date is parsed."""
     participants = pd.DataFrame(
