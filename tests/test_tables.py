@@ -402,6 +402,21 @@ def test_compare_binary_risk_difference_and_chi_squared():
     assert pair["ci_low"] < pair["estimate"] < pair["ci_high"]
 
 
+@pytest.mark.filterwarnings("ignore:Low count")
+def test_compare_binary_newcombe_interval_stays_within_minus_one_to_one():
+    # audit of the bounded intervals: Newcombe's hybrid score interval combines two Wilson
+    # intervals (each within [0, 1]), so it cannot leave [-1, 1] even at the extremes. 1 of 1
+    # against 0 of 1: estimate 1, upper limit exactly 1
+    rows = []
+    for a, b in (([False], [True]), ([False] * 3, [True] * 3), ([True] * 4, [False] * 2)):
+        frame = pd.DataFrame({"g": ["a"] * len(a) + ["b"] * len(b), "r": a + b})
+        row = tables.compare_binary(frame, "r", "g").iloc[-1]
+        assert -1 <= row["ci_low"] <= row["estimate"] <= row["ci_high"] <= 1
+        rows.append(row)
+    assert rows[0]["ci_high"] == pytest.approx(1.0)  # b's Wilson upper 1, a's lower 0
+    assert rows[2]["estimate"] == -1.0 and rows[2]["ci_low"] == pytest.approx(-1.0)
+
+
 def test_number_at_risk_counts_durations_at_or_after_each_time():
     durations = pd.DataFrame({"group": ["a", "a", "a", "b"], "duration": [0.0, 10.0, 30.0, 5.0]})
     out = tables.number_at_risk(durations, [0, 10, 20, 40])
