@@ -177,9 +177,11 @@ def metrics(
         warnings.simplefilter("always", DataWarning)
         cohort = load_cohort(data)
         written = write_metrics(cohort, out, by=by, config=config, model=model)
-    for w in caught:
-        if issubclass(w.category, DataWarning):
-            click.echo(f"warning: {w.message}", err=True)
+    # every metric repeats the data notes of the cut-off: each is shown once
+    for message in dict.fromkeys(
+        str(w.message) for w in caught if issubclass(w.category, DataWarning)
+    ):
+        click.echo(f"warning: {message}", err=True)
     click.echo(f"wrote {len(written)} files to {out}: {', '.join(p.name for p in written)}")
 
 

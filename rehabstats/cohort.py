@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from rehabstats.errors import CohortValidationError, DataWarning
+from rehabstats.errors import CohortValidationError, DataWarning, Note
 from rehabstats.schema import DATE_COLUMNS, TABLES, table_spec, validate_tables
 
 __all__ = ["Cohort"]
@@ -53,6 +55,7 @@ class Cohort:
         data_cutoff: str | pd.Timestamp | None = None,
         source: str | None = None,
         row_offset: Mapping[str, int] | None = None,
+        loaded_on: str | dt.date | pd.Timestamp | None = None,
     ) -> Cohort:
         """Validate tables and build a cohort.
 
@@ -67,13 +70,16 @@ class Cohort:
             Description of the source, kept for reports.
         row_offset : mapping of str to int, optional
             See :func:`rehabstats.schema.validate_tables`.
+        loaded_on : str, date or Timestamp, optional
+            The day the data are loaded; a date after it is a validation problem. Default:
+            today where it is latest on Earth (see :func:`rehabstats.schema.validate_tables`).
 
         Raises
         ------
         CohortValidationError
             Listing every broken rule (table, row, column, value, rule); nothing is built.
         """
-        parsed, report = validate_tables(tables, row_offset=row_offset)
+        parsed, report = validate_tables(tables, row_offset=row_offset, loaded_on=loaded_on)
         if not report.ok:
             raise CohortValidationError(report, source=source)
         for message in report.warnings:
@@ -101,8 +107,82 @@ class Cohort:
         return len(self.participants)
 
     def with_cutoff(self, data_cutoff: str | pd.Timestamp) -> Cohort:
-        """The same cohort analysed at another data cut-off."""
+        """The same cohort analysed at another data cut-off.
+
+        Rows dated after it are kept and not analysed; :meth:`cutoff_notes` counts them.
+        """
         return replace(self, data_cutoff=_as_date(data_cutoff))
+
+    def cutoff_notes(
+        self, cutoff: str | pd.Timestamp | None = None, *, enrolments: bool = True
+    ) -> list[Note]:
+        """Data notes counting what lies after a data cut-off and is therefore not analysed.
+
+        Parameters
+        ----------
+        cutoff : str or Timestamp, optional
+            The cut-off in force (default: the cohort's own).
+        enrolments : bool
+            Include the note on participants enrolled after the cut-off
+            (:func:`rehabstats.timeline.participant_timeline` issues that one itself).
+
+        Returns
+        -------
+        list of Note
+            In table order: participants enrolled after the cut-off, withdrawals dated after it
+            (those participants are followed to the cut-off), then one note per child table
+            with rows dated after it (e.g. ``pain: 12 rows dated after the data cut-off
+            2024-06-30 are not analysed.``). Empty when nothing lies after the cut-off, as
+            with the default cut-off (the latest date).
+        """
+        at = self.data_cutoff if cutoff is None else _as_date(cutoff)
+        key = (at, enrolments)
+        if key not in self._note_cache:
+            self._note_cache[key] = self._cutoff_notes(at, enrolments)
+        return list(self._note_cache[key])
+
+    @cached_property
+    def _note_cache(self) -> dict[tuple[pd.Timestamp, bool], list[Note]]:
+        return {}
+
+    def _cutoff_notes(self, at: pd.Timestamp, enrolments: bool) -> list[Note]:
+        cutoff = at.date().isoformat()
+        notes: list[Note] = []
+        people = self.participants
+        late = people["enrolled_on"] > at
+        if enrolments and late.any():
+            notes.append(
+                Note(
+                    "{n} participants enrolled after the data cut-off {cutoff} are not "
+                    "analysed (no follow-up yet).",
+                    counts={"n": int(late.sum())},
+                    cutoff=cutoff,
+                )
+            )
+        withdrawn_later = ~late & (people["withdrawn_on"] > at)
+        if withdrawn_later.any():
+            notes.append(
+                Note(
+                    "participants: withdrawn_on after the data cut-off {cutoff} in {n} rows; "
+                    "those withdrawals are not yet counted (the participants are followed to "
+                    "the cut-off).",
+                    counts={"n": int(withdrawn_later.sum())},
+                    cutoff=cutoff,
+                )
+            )
+        for name, column in DATE_COLUMNS.items():
+            after = int((self.tables[name][column] > at).sum())
+            if after:
+                notes.append(
+                    Note(
+                        "{table}: {rows} rows dated after the data cut-off {cutoff} are not "
+                        "analysed.",
+                        counts={"rows": after},
+                        table=name,
+                        cutoff=cutoff,
+                    )
+                )
+        return notes
 
     def filter(
         self,
@@ -157,7 +237,7 @@ class Cohort:
             "data_cutoff": self.data_cutoff.date().isoformat(),
             "sites": sorted(self.participants["site"].unique().tolist()),
             "arms": sorted(self.participants["arm"].unique().tolist()),
-            "warnings": list(self.warnings),
+            "warnings": [*self.warnings, *self.cutoff_notes()],
         }
 
     def __repr__(self) -> str:

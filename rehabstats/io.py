@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -85,12 +86,17 @@ def read_tables(
 
 def validate_folder(
     source: str | os.PathLike,
+    *,
+    loaded_on: str | dt.date | pd.Timestamp | None = None,
 ) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
-    """Read and validate a cohort folder; returns the parsed tables and the full report."""
+    """Read and validate a cohort folder; returns the parsed tables and the full report.
+
+    ``loaded_on``: see :func:`load_cohort`.
+    """
     raw, offsets, report = read_tables(source)
     if not report.ok:
         return {}, report
-    tables, checked = validate_tables(raw, row_offset=offsets)
+    tables, checked = validate_tables(raw, row_offset=offsets, loaded_on=loaded_on)
     return tables, checked
 
 
@@ -98,6 +104,7 @@ def load_cohort(
     source: str | os.PathLike,
     *,
     data_cutoff: str | pd.Timestamp | None = None,
+    loaded_on: str | dt.date | pd.Timestamp | None = None,
 ) -> Cohort:
     """Load and validate a cohort folder.
 
@@ -109,6 +116,10 @@ def load_cohort(
         an absent optional table means no records.
     data_cutoff : str or Timestamp, optional
         Analysis date (ISO ``YYYY-MM-DD``). Default: the latest date found in any table.
+    loaded_on : str, date or Timestamp, optional
+        The day the data are loaded: a date after it is a validation problem (a typo such as
+        2042 for 2024). Default: today where it is latest on Earth (UTC+14), so that no
+        time zone's today is rejected. A plausibility bound only, never an analysis date.
 
     Returns
     -------
@@ -123,7 +134,9 @@ def load_cohort(
     raw, offsets, report = read_tables(source)
     if not report.ok:
         raise CohortValidationError(report, source=str(source))
-    return Cohort.from_tables(raw, data_cutoff=data_cutoff, source=str(source), row_offset=offsets)
+    return Cohort.from_tables(
+        raw, data_cutoff=data_cutoff, source=str(source), row_offset=offsets, loaded_on=loaded_on
+    )
 
 
 def write_cohort(

@@ -11,7 +11,9 @@ rule is broken.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +28,7 @@ from rehabstats.errors import Note, Problem, ValidationReport
 
 __all__ = [
     "DATE_COLUMNS",
+    "LABEL_COLUMNS",
     "OPTIONAL_TABLES",
     "REQUIRED_TABLES",
     "TABLES",
@@ -34,6 +37,7 @@ __all__ = [
     "contract_markdown",
     "data_schema_dir",
     "table_spec",
+    "today_anywhere",
     "validate_tables",
 ]
 
@@ -502,6 +506,192 @@ def _check_duplicates(tables: Mapping[str, pd.DataFrame], report: ValidationRepo
 
 
 # --------------------------------------------------------------------------------------------
+# Dates against the load date and against each other
+
+
+def today_anywhere() -> pd.Timestamp:
+    """Today's date where it is latest on Earth (UTC+14): the default load date.
+
+    No record can be dated later than this wherever the data were entered, so a later date is
+    a typo; a machine in a time zone behind the clinic's does not turn today's diary entries
+    into errors.
+    """
+    return pd.Timestamp((dt.datetime.now(dt.UTC) + dt.timedelta(hours=14)).date())
+
+
+def _as_load_date(value: str | dt.date | pd.Timestamp | None) -> pd.Timestamp:
+    if value is None:
+        return today_anywhere()
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value.strip()):
+        raise ValueError(f"loaded_on must be an ISO date YYYY-MM-DD, got {value!r}")
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None or stamp != stamp.normalize():
+        raise ValueError(f"loaded_on must be a date without a time of day, got {value!r}")
+    return stamp
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _date_text(values: pd.Series) -> pd.Series:
+    """Source values of a date column as text; typed whole-day dates as YYYY-MM-DD."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        iso = values.dt.strftime("%Y-%m-%d")
+        return _text(iso.where(values.eq(values.dt.normalize()), values.astype("str")))
+    return _text(values)
+
+
+def _date_cells(tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, str, pd.Series]]:
+    """(table, column, parsed dates) for every date column of the contract present."""
+    return [
+        (name, f.name, tables[name][f.name])
+        for name in TABLES
+        if name in tables
+        for f in table_spec(name).fields
+        if f.type == "date" and f.name in tables[name]
+    ]
+
+
+def _check_future_dates(
+    raws: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, pd.DataFrame],
+    rows: Mapping[str, np.ndarray],
+    loaded_on: pd.Timestamp,
+    report: ValidationReport,
+    *,
+    default: bool,
+) -> None:
+    """Dates later than the day the data are loaded cannot be data yet: a problem each."""
+    day = loaded_on.date().isoformat()
+    rule = (
+        f"must not be in the future (after {day}, today in the latest time zone): "
+        "a future date is a typo; check the year"
+        if default
+        else f"must not be after {day}, the day the data were loaded: a future date is a "
+        "typo; check the year"
+    )
+    for name, column, dates in _date_cells(tables):
+        late = dates > loaded_on
+        if late.any():
+            source = _date_text(raws[name][column])
+            report.problems.extend(_problems_at(name, rows[name], late, column, source, rule))
+
+
+OUTLYING_GAP_DAYS = 365
+"""A stretch longer than this without any date in the cohort, before its latest dates."""
+OUTLYING_MAX_SHARE = 0.01
+OUTLYING_MAX_ROWS = 5
+"""Dates after such a stretch are outlying when they are at most ``OUTLYING_MAX_ROWS`` or at
+most ``OUTLYING_MAX_SHARE`` of all dates (``docs/data.md``, *Dates*)."""
+_LISTED = 10
+
+
+def _check_outlying_latest_dates(
+    raws: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, pd.DataFrame],
+    rows: Mapping[str, np.ndarray],
+    loaded_on: pd.Timestamp,
+    report: ValidationReport,
+) -> None:
+    """Warn when the latest dates (which set the default data cut-off) stand far beyond the rest.
+
+    The cohort's distinct dates are sorted; at the first gap longer than
+    :data:`OUTLYING_GAP_DAYS` beyond which lie at most ``max(OUTLYING_MAX_ROWS,
+    OUTLYING_MAX_SHARE × all dates)`` dates, those dates are named (table, line, column,
+    value). Dates after the load date are problems already and left out.
+    """
+    cells = _date_cells(tables)
+    limit = loaded_on.to_datetime64()
+    values = [c.to_numpy(dtype="datetime64[ns]") for _, _, c in cells]
+    days = [v[~np.isnat(v) & (v <= limit)].astype("datetime64[D]").astype("int64") for v in values]
+    order = np.sort(np.concatenate(days)) if days else np.array([], dtype="int64")
+    if order.size < 2:
+        return
+    distinct = order[np.r_[True, order[1:] != order[:-1]]]
+    allowed = max(OUTLYING_MAX_ROWS, OUTLYING_MAX_SHARE * order.size)
+    for i in np.flatnonzero(np.diff(distinct) > OUTLYING_GAP_DAYS):
+        if order.size - int(np.searchsorted(order, distinct[i], side="right")) <= allowed:
+            break
+    else:
+        return
+    before = distinct[i]
+    # the dates after the gap (and not after the load date), the latest first
+    after = np.datetime64(int(before), "D")
+    hits = [np.flatnonzero((v > after) & (v <= limit)) for v in values]
+    cell = np.concatenate([np.full(h.size, k) for k, h in enumerate(hits)])
+    position = np.concatenate(hits)
+    day = np.concatenate(
+        [v[h].astype("datetime64[D]").astype("int64") for v, h in zip(values, hits, strict=True)]
+    )
+    late = np.lexsort((position, cell, -day))
+    listed = []
+    for j in late[:_LISTED]:  # at most _LISTED rows named
+        k, at = int(cell[j]), int(position[j])
+        name, column, _ = cells[k]
+        value = _date_text(raws[name][column].iloc[[at]]).iat[0]
+        listed.append(f"{name} line {int(rows[name][at])} {column} {value}")
+    more = len(late) - len(listed)
+    as_date = lambda d: str(np.datetime64(int(d), "D"))  # noqa: E731
+    report.warnings.append(
+        Note(
+            "Outlying latest dates ({n}), more than {gap} days after every other date of the "
+            "cohort (the latest of the others is {before}), set the default data cut-off "
+            "{latest}: {listed}" + (", and {more} more" if more else "") + ". A date this "
+            "far beyond the rest is likely a typo: correct it, or analyse at an explicit data "
+            "cut-off (--data-cutoff); otherwise every participant's follow-up runs to "
+            "{latest}.",
+            counts={"n": int(len(late)), **({"more": int(more)} if more else {})},
+            gap=OUTLYING_GAP_DAYS,
+            before=as_date(before),
+            latest=as_date(distinct[-1]),
+            listed="; ".join(listed),
+        )
+    )
+
+
+LABEL_COLUMNS: dict[str, str] = {"site": "sites", "arm": "arms", "withdrawal_reason": "reasons"}
+"""Participant label columns that reports group or tabulate by, with what their values are."""
+
+
+def _label_key(values: pd.Series) -> pd.Series:
+    """Labels compared without case and with any run of blanks as one space."""
+    return values.str.replace(r"\s+", " ", regex=True).str.strip().str.casefold()
+
+
+def _check_label_variants(tables: Mapping[str, pd.DataFrame], report: ValidationReport) -> None:
+    """Warn when labels of one column differ only in case or spacing (``HSR``/``hsr``).
+
+    They stay as they are (nothing is merged or guessed) and are analysed as different groups;
+    the note names each variant with the number of participants carrying it.
+    """
+    people = tables.get("participants")
+    if people is None:
+        return
+    for column, what in LABEL_COLUMNS.items():
+        if column not in people:
+            continue
+        counts = people[column].dropna().astype("str").value_counts(sort=False)
+        if len(counts) < 2:
+            continue
+        frame = pd.DataFrame({"label": counts.index, "n": counts.to_numpy()})
+        frame["key"] = _label_key(frame["label"]).to_numpy()
+        frame = frame[frame.duplicated("key", keep=False)]
+        frame = frame.sort_values(["key", "n", "label"], ascending=[True, False, True])
+        for _, group in frame.groupby("key", sort=False):  # one per set of variants (few)
+            labels, ns = group["label"].tolist(), group["n"].tolist()
+            parts = [f"'{{v{i}}}' ({{n{i}}})" for i in range(len(labels))]
+            listing = ", ".join(parts[:-1]) + " and " + parts[-1]
+            report.warnings.append(
+                Note(
+                    f"participants.{column}: {listing} differ only in case or spacing; they are "
+                    f"analysed as different {what} — correct the labels in the source.",
+                    counts={f"n{i}": int(n) for i, n in enumerate(ns)},
+                    **{f"v{i}": label for i, label in enumerate(labels)},
+                )
+            )
+
+
+# --------------------------------------------------------------------------------------------
 # Entry point
 
 
@@ -509,6 +699,7 @@ def validate_tables(
     raw: Mapping[str, pd.DataFrame],
     *,
     row_offset: Mapping[str, int] | None = None,
+    loaded_on: str | dt.date | pd.Timestamp | None = None,
 ) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
     """Parse and validate the six cohort tables against the data contract.
 
@@ -520,6 +711,10 @@ def validate_tables(
     row_offset : mapping of str to int, optional
         Added to the 0-based row position to give the reported row: 2 for CSV/XLSX files (the
         header is line 1), 1 (the default) for Parquet and in-memory tables.
+    loaded_on : str, date or Timestamp, optional
+        The day the data are loaded: a date after it is a problem (a typo). Default: today's
+        date where it is latest on Earth (:func:`today_anywhere`, UTC+14). It is a plausibility
+        bound only, never an analysis date; pass it to reproduce a validation exactly.
 
     Returns
     -------
@@ -531,6 +726,7 @@ def validate_tables(
         Every problem (table, row, column, value, rule) and every warning.
     """
     report = ValidationReport()
+    loaded = _as_load_date(loaded_on)
     offsets = dict(row_offset or {})
     unknown = sorted(set(raw) - set(TABLES))
     for name in unknown:
@@ -562,6 +758,9 @@ def validate_tables(
         c in tables["participants"] for c in ("participant_id", "enrolled_on", "withdrawn_on")
     ):
         _check_cross_table(raws, tables, rows, report)
+    _check_future_dates(raws, tables, rows, loaded, report, default=loaded_on is None)
+    _check_outlying_latest_dates(raws, tables, rows, loaded, report)
+    _check_label_variants(tables, report)
     _check_duplicates(tables, report)
     if not report.ok:
         return tables, report

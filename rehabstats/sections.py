@@ -940,7 +940,10 @@ def at_a_glance(analysis: Analysis) -> Block:
         frame = frame.iloc[:, :1]
     caption = (
         "Each row is defined in the appendix. Percentages are of participants with the outcome "
-        "known; the stage-4 proportion accounts for follow-up that ended before week 12."
+        "known; the stage-4 proportion accounts for follow-up that ended before week 12. "
+        "Intervals of adherence (0-100%) and of the VISA-A change (−100 to 100 points) are "
+        "logit-transformed t intervals on the quantity's range (the logit method of "
+        "R survey::svyciprop), so they stay within it; the relapse rate's is exact (Garwood)."
     )
     count_rows = [k for k in frame.index
                   if k.startswith(("Withdrawn", "Adherent", "VISA-A responders"))]  # fmt: skip
@@ -1171,7 +1174,8 @@ def adherence(analysis: Analysis) -> Block:
             fig,
             alt="Mean weekly session adherence by group",
             caption=f"Mean weekly session adherence with its {a.config.confidence_level:.0%} "
-            "confidence band; participants contribute the weeks they were followed in.",
+            "confidence band (logit-transformed t interval, within 0-100%); participants "
+            "contribute the weeks they were followed in.",
         ),
         name="adherence",
         frames={"summary": summary},
@@ -1198,7 +1202,8 @@ def pain_trajectories(analysis: Analysis) -> Block:
             caption=f"Mean morning pain (NRS 0-10, on waking) per week for {a.count(n)} "
             "participants with "
             "diary data: thin lines are individuals, thick lines the group means with their "
-            f"{a.config.confidence_level:.0%} confidence bands (t-based).",
+            f"{a.config.confidence_level:.0%} confidence bands (logit-transformed t intervals "
+            "on the 0-10 scale, so a band stays within 0-10).",
         ),
         name="pain_trajectories",
     )
@@ -1387,11 +1392,12 @@ def visa_a(analysis: Analysis) -> Block:
         ref = a.groups[0]
         parts.append(_caption(
             f"Reference group: {ref}. Change: Welch's t-test (unequal variances) with "
-            "the mean difference and Hedges' g"
+            "the mean difference (Welch interval, limited to the −200 to 200 points a "
+            "difference of changes can take) and Hedges' g"
             + (", after a Welch ANOVA across all groups" if len(a.groups) > 2 else "")
             + "; responders: Pearson's chi-squared test (Cramér's V) and the risk difference "
-            "with Newcombe's interval. p-values are not adjusted for multiplicity; read the "
-            "intervals."
+            "with Newcombe's hybrid score interval. p-values are not adjusted for "
+            "multiplicity; read the intervals."
         ))  # fmt: skip
     return Block(*parts, name="visa_a", frames=frames)
 
@@ -1494,7 +1500,8 @@ def time_to_stage(analysis: Analysis, *, stages: Sequence[int] = (2, 3, 4)) -> B
             fig,
             alt="Kaplan-Meier curves of the time to stages 2, 3 and 4",
             caption="Proportion who have reached each stage (1 − Kaplan–Meier S(t)) with "
-            f"{conf:.0%} pointwise confidence bands; follow-up ending without entry is "
+            f"{conf:.0%} pointwise confidence bands ({a.config.km_ci_transform} transform, "
+            "Greenwood variance; within 0-100%); follow-up ending without entry is "
             f"censored. The dotted line marks the end of week {a.config.window_weeks}; the "
             "numbers under each plot are participants still at risk (not yet in the stage, "
             "still followed) at the times shown."
@@ -1792,8 +1799,8 @@ def audit_dashboard(analysis: Analysis) -> Block:
         _table(
             frame,
             name="audit",
-            caption="Audit metrics by site: estimate (✓ target met, ✗ missed), then its 95% CI "
-            "and n",
+            caption="Audit metrics by site: estimate (✓ target met, ✗ missed), then its "
+            f"{a.config.confidence_level:.0%} CI and n",
             styles=colour,
             counts=list(frame.columns),
             markup=list(frame.columns),  # value, mark, CI and n: escaped one by one above
@@ -1801,7 +1808,10 @@ def audit_dashboard(analysis: Analysis) -> Block:
         _caption(
             "Targets are report parameters (target_*). Met/missed compares the point estimate "
             "with the target; with few participants the interval is wide, so read it before "
-            "acting on a single site."
+            "acting on a single site. Intervals: adherence, logit-transformed t interval (the "
+            "logit method of R survey::svyciprop; within 0-100%); stage 4 by week 12, the "
+            "Kaplan–Meier pointwise interval; responders and checkpoint fidelity, Wilson score "
+            "interval; relapse rate, exact Poisson (Garwood)."
         ),
         name="audit_dashboard",
         frames={"audit": audit},
@@ -1953,8 +1963,9 @@ def _definitions(c: AnalysisConfig) -> list[tuple[str, str]]:
          f"{c.visa_a_mcid:g} points."),
         ("Stage entry", "Day of the first scheduled session with stage ≥ s. Time to stage: "
          "Kaplan-Meier, censored at the end of follow-up; reached by week "
-         f"{w} = 1 − S({7 * w - 1}). Median with R survfit's confidence limits "
-         f"({c.km_ci_transform} transform)."),
+         f"{w} = 1 − S({7 * w - 1}). Median: the first time S ≤ 0.5, its limits the first "
+         f"times the pointwise limits ({c.km_ci_transform} transform) are ≤ 0.5, as R "
+         "survfit's summary table."),
         ("Checkpoint", f"Involved-side single-leg isometric hold with (body mass + external "
          f"load) / body mass ≥ {c.checkpoint_load_ratio:g}, ≥ {c.checkpoint_hold_s:g} s, pain "
          f"≤ {c.checkpoint_pain_max:g}/10 (missing pain = not passed) and no flare the next "
@@ -1972,7 +1983,13 @@ def _definitions(c: AnalysisConfig) -> list[tuple[str, str]]:
          f"{c.pain_limit:g}; a session in stage ≤ {c.relapse_regression_stage}. Rules applied: "
          f"{', '.join(c.relapse_rules)}. Rate per 1000 person-weeks with exact (Garwood) "
          "limits; cumulative incidence by Aalen-Johansen with withdrawal competing."),
-        ("Confidence intervals", f"{c.confidence_level:.0%} throughout."),
+        ("Confidence intervals", f"{c.confidence_level:.0%} throughout. Means of bounded "
+         "quantities (adherence 0-100%, NRS 0-10, VISA-A 0-100 and its change −100 to 100): "
+         "logit-transformed t interval on the quantity's range (the logit method of R "
+         "survey::svyciprop), within the range; all values at one bound: the exact n-of-n "
+         "limit. "
+         "Proportions: Wilson score; differences of proportions: Newcombe's hybrid score; "
+         "differences of means: Welch, limited to the range a difference can take."),
     ]  # fmt: skip
 
 

@@ -281,7 +281,7 @@ def time_to_stage_summary(
                 confidence_level=config.confidence_level,
                 ci_transform=config.km_ci_transform,
             )
-            median, low, high = km_median(km, last_time=float(time.max()))
+            median, low, high = km_median(km)
             surv = km_survival_at(km, end_of_window, last_time=float(time.max()))
             rows.append(
                 {

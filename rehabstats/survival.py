@@ -32,7 +32,7 @@ KM_COLUMNS = ["time_days", "at_risk", "events", "censored", "survival", "ci_low"
 """Columns of :func:`kaplan_meier`."""
 
 _TOLERANCE = np.sqrt(np.finfo(float).eps)
-"""R ``quantile.survfit``'s tolerance for a survival curve lying exactly on a quantile."""
+"""R ``survfit``'s tolerance for a survival curve lying exactly on the median (0.5)."""
 
 
 def kaplan_meier(
@@ -128,15 +128,13 @@ def km_survival_at(km: pd.DataFrame, t: float, *, last_time: float | None = None
     return value
 
 
-def km_median(km: pd.DataFrame, *, last_time: float) -> tuple[float, float, float]:
-    """Median time and its confidence limits from a :func:`kaplan_meier` table, as R does.
+def km_median(km: pd.DataFrame) -> tuple[float, float, float]:
+    """Median time and its confidence limits from a :func:`kaplan_meier` table, as R reports them.
 
     Parameters
     ----------
     km : DataFrame
         :func:`kaplan_meier` output.
-    last_time : float
-        The largest observed time (event or censored): the end of the curve.
 
     Returns
     -------
@@ -145,16 +143,21 @@ def km_median(km: pd.DataFrame, *, last_time: float) -> tuple[float, float, floa
 
     Notes
     -----
-    R ``survival``'s ``quantile.survfit`` (what ``print(survfit(...))`` reports): the median
-    is the first time the curve drops to 0.5 or below; if the curve is flat at exactly 0.5
-    (within ``sqrt(machine epsilon)``) the median is the midpoint of that flat stretch (to
-    ``last_time`` when the curve ends there). The lower limit is the same quantity for the
-    lower band ``ci_low`` and the upper limit for ``ci_high`` (Brookmeyer and Crowley 1982's
-    reflection of the pointwise band, as in R).
+    ``docs/metrics.md`` §7, as R ``survival``'s ``summary(survfit(...))$table`` (and
+    ``print(fit)``; internal function ``survmean``): the median is the first time the curve
+    is at or below 0.5, compared with a tolerance of ``sqrt(machine epsilon)`` so that a curve
+    computed as 0.5000000000000001 counts as 0.5. Where the curve is 0.5 (within the
+    tolerance) at that time and drops below it later, the median is the midpoint between that
+    time and the time of the drop; a curve that ends at 0.5 has its median where it reached
+    0.5. The lower limit is the same quantity for the lower pointwise band ``ci_low``, the
+    upper limit for ``ci_high`` (Brookmeyer and Crowley 1982's reflection of the band, as in
+    R). ``quantile(fit, 0.5)`` differs in one case only: for a curve that ends at 0.5 it
+    gives the midpoint of the flat stretch up to the last observed time; the contract follows
+    the table.
     """
     times = km["time_days"].to_numpy(dtype="float64")
     return tuple(
-        _r_quantile(times, km[column].to_numpy(dtype="float64"), 0.5, last_time)
+        _first_at_or_below_half(times, km[column].to_numpy(dtype="float64"))
         for column in ("survival", "ci_low", "ci_high")
     )
 
@@ -312,38 +315,19 @@ def _confint(
         return np.exp(-np.exp(loglog - shift)), np.exp(-np.exp(loglog + shift))
 
 
-def _r_quantile(times: np.ndarray, curve: np.ndarray, p: float, last_time: float) -> float:
-    """R ``survival:::findq`` for one probability on one curve (see :func:`km_median`).
+def _first_at_or_below_half(times: np.ndarray, curve: np.ndarray) -> float:
+    """R ``survival:::survmean``'s median rule (``minmin``) on one curve (see :func:`km_median`).
 
-    ``times`` are the event times and ``curve`` the survival (or a band) there; the curve is
-    1 at time 0 (R's ``firstx`` without a start time).
+    ``times`` are the event times and ``curve`` the survival (or a band) there; NaN values of
+    a band (where S = 0) are skipped, as R skips its NA.
     """
-    x = np.concatenate(([0.0], times))
-    y = np.concatenate(([0.0], 1.0 - curve))  # cumulative "1 - S", increasing
-    if not np.any(np.nan_to_num(y, nan=-np.inf) >= p):
+    below = ~np.isnan(curve) & (curve < 0.5 + _TOLERANCE)
+    if not below.any():
         return float("nan")
-    # drop repeated values, keeping the first (R duplicated(); NaN repeats too)
-    _, first = np.unique(np.where(np.isnan(y), np.inf, y), return_index=True)
-    first = np.sort(first)
-    x, y = x[first], y[first]
-    n = len(y)
-    index = np.arange(n)
-
-    def approx_constant_right(shifted: np.ndarray) -> float:
-        # R approx(shifted, 1:n, p, method = "constant", f = 1) after dropping NaN pairs
-        ok = ~np.isnan(shifted)
-        xs, ys = shifted[ok], index[ok]
-        order = np.argsort(xs, kind="stable")
-        xs, ys = xs[order], ys[order]
-        if len(xs) == 0 or p < xs[0] or p > xs[-1]:
-            return float("nan")
-        return float(ys[np.searchsorted(xs, p, side="left")])
-
-    def at(i: float) -> float:
-        return float("nan") if np.isnan(i) else float(x[int(i)])
-
-    i1 = approx_constant_right(y + _TOLERANCE)
-    i2 = approx_constant_right(y - _TOLERANCE)
-    if not np.isnan(y[-1]) and abs(p - y[-1]) < _TOLERANCE:
-        return (at(i1) + last_time) / 2  # flat at p up to the end of the curve
-    return (at(i1) + at(i2)) / 2
+    first = int(np.argmax(below))
+    level = curve[first]
+    if abs(level - 0.5) < _TOLERANCE:
+        drop = below & (curve < level)
+        if drop.any():
+            return float((times[first] + times[int(np.argmax(drop))]) / 2)
+    return float(times[first])

@@ -41,7 +41,9 @@ from scipy import stats
 __all__ = [
     "OVERALL",
     "TABLE_ONE_VARIABLES",
+    "VALUE_BOUNDS",
     "Variable",
+    "bounded_mean_ci",
     "compare_binary",
     "compare_continuous",
     "flow_counts",
@@ -551,10 +553,143 @@ def format_flow(flow: pd.DataFrame) -> pd.DataFrame:
 # ---- summaries and comparisons -------------------------------------------------------------
 
 
+VALUE_BOUNDS: dict[str, tuple[float, float]] = {
+    "adherence_sessions": (0.0, 1.0),
+    "adherence_volume": (0.0, 1.0),
+    "pmm_violation_rate": (0.0, 1.0),
+    "pmm_violation_pct": (0.0, 100.0),
+    "fast_tempo_rate": (0.0, 1.0),
+    "pain_morning_mean": (0.0, 10.0),
+    "pain_morning_week1": (0.0, 10.0),
+    "pain_morning_week12": (0.0, 10.0),
+    "pain_change": (-10.0, 10.0),
+    "visa_a_baseline": (0.0, 100.0),
+    "visa_a_week6": (0.0, 100.0),
+    "visa_a_week12": (0.0, 100.0),
+    "visa_a_week26": (0.0, 100.0),
+    "visa_a_week52": (0.0, 100.0),
+    "visa_a_change_12": (-100.0, 100.0),
+}
+"""The range each bounded metric column can take (a change: ± the width of its scale).
+
+:func:`mean_ci`, :func:`group_summary` and :func:`compare_continuous` use it by default, so
+that the interval of a bounded quantity stays within its bounds (``docs/metrics.md``,
+*Confidence intervals*)."""
+
+
+def bounded_mean_ci(
+    values: Sequence[float] | np.ndarray | pd.Series,
+    *,
+    bounds: tuple[float, float],
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Confidence interval of the mean of a quantity bounded in ``[a, b]``, within the bounds.
+
+    Parameters
+    ----------
+    values : array-like of float
+        The observations (missing values dropped); each must lie in ``[a, b]``.
+    bounds : (a, b)
+        The range of the quantity (e.g. ``(0, 1)`` for adherence, ``(0, 10)`` for NRS,
+        ``(-100, 100)`` for a change in VISA-A).
+    confidence : float
+        Confidence level (default 0.95).
+
+    Returns
+    -------
+    (ci_low, ci_high) : tuple of float
+        NaN with fewer than two values.
+
+    Notes
+    -----
+    The logit-transformed interval of R ``survey::svyciprop(method = "logit")`` for a simple
+    random sample, applied to the values rescaled to ``[0, 1]``: with ``p = (mean − a) /
+    (b − a)``, ``s`` the sample SD of the rescaled values (ddof 1) and ``t`` the
+    ``1 − (1 − confidence) / 2`` quantile of Student's t with ``n − 1`` degrees of freedom,
+
+    ``logit(p) ± t · s / (√n · p (1 − p))``, mapped back by ``expit`` and ``a + (b − a) x``
+
+    (the delta-method standard error of ``logit(p)``, as the sandwich variance of R's
+    intercept-only quasibinomial ``svyglm`` gives it). The interval lies strictly inside ``(a, b)`` whenever some value does, and it equals the
+    t-interval's width to first order for a mean far from the bounds. Validated against R in
+    ``tests/results/bounded_ci.R``.
+
+    When every value lies at the same bound the logit interval has no width (R gives the
+    point); the interval given is then the exact one for that outcome: all ``n`` values at
+    ``a`` gives ``[a, a + (b − a)(1 − (α/2)^(1/n))]`` (and symmetrically at ``b``), the
+    Clopper–Pearson interval of 0 (or n) of n. It holds for any distribution on ``[a, b]``:
+    a value is at ``a`` with probability at most ``1 − p``, so all ``n`` are with probability
+    at most ``(1 − p)^n``.
+    """
+    v = pd.Series(values, dtype="float64").dropna().to_numpy()
+    n = np.array([len(v)], dtype="float64")
+    mean = np.array([v.mean() if len(v) else np.nan])
+    sd = np.array([v.std(ddof=1) if len(v) > 1 else np.nan])
+    lo_v = np.array([v.min() if len(v) else np.nan])
+    hi_v = np.array([v.max() if len(v) else np.nan])
+    low, high = _bounded_interval(n, mean, sd, lo_v, hi_v, bounds, confidence)
+    return float(low[0]), float(high[0])
+
+
+def _bounded_interval(
+    n: np.ndarray,
+    mean: np.ndarray,
+    sd: np.ndarray,
+    smallest: np.ndarray,
+    largest: np.ndarray,
+    bounds: tuple[float, float],
+    confidence: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`bounded_mean_ci` on per-group arrays (n, mean, SD, min and max of each group)."""
+    a, b = (float(x) for x in bounds)
+    if not b > a:
+        raise ValueError(f"bounds must be (lower, upper) with lower < upper, got {bounds!r}")
+    n = np.asarray(n, dtype="float64")
+    outside = (np.asarray(smallest) < a) | (np.asarray(largest) > b)
+    if np.any(outside):
+        raise ValueError(f"values outside the bounds [{a:g}, {b:g}] of a bounded mean")
+    width = b - a
+    p = (np.asarray(mean, dtype="float64") - a) / width
+    s = np.asarray(sd, dtype="float64") / width
+    alpha = 1 - confidence
+    enough = n > 1
+    df = np.where(enough, n - 1, 1)
+    tcrit = stats.t.ppf(1 - alpha / 2, df)
+    # every value at one bound: the mean is exactly there (the values are at most b)
+    at_low = np.asarray(largest, dtype="float64") <= a
+    at_high = np.asarray(smallest, dtype="float64") >= b
+    inside = enough & ~at_low & ~at_high
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # a mean rounded onto a bound while some value lies inside stays (just) inside
+        pi = np.clip(np.where(inside, p, 0.5), 1e-15, 1 - 1e-15)
+        centre = np.log(pi / (1 - pi))
+        half = tcrit * np.where(inside, s, 0.0) / np.sqrt(np.where(enough, n, 1)) / (pi * (1 - pi))
+        low = stats.logistic.cdf(centre - half)
+        high = stats.logistic.cdf(centre + half)
+        exact = (alpha / 2) ** (1 / np.where(enough, n, 1))
+    low = np.where(at_low, 0.0, np.where(at_high, exact, low))
+    high = np.where(at_low, 1 - exact, np.where(at_high, 1.0, high))
+    low = np.where(enough, a + width * low, np.nan)
+    high = np.where(enough, a + width * high, np.nan)
+    return low, high
+
+
 def mean_ci(
-    frame: pd.DataFrame, value: str, by: str | Sequence[str], *, confidence: float = 0.95
+    frame: pd.DataFrame,
+    value: str,
+    by: str | Sequence[str],
+    *,
+    confidence: float = 0.95,
+    bounds: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
-    """Mean with a t-based confidence interval of ``value`` per ``by`` cell.
+    """Mean with its confidence interval of ``value`` per ``by`` cell.
+
+    Parameters
+    ----------
+    bounds : (a, b), optional
+        The range of ``value``; default ``VALUE_BOUNDS.get(value)``. A bounded quantity gets
+        the logit-transformed interval of :func:`bounded_mean_ci` (within the bounds); an
+        unbounded one the t-interval ``mean ± t(n − 1) · sd / √n``.
 
     Returns
     -------
@@ -562,14 +697,27 @@ def mean_ci(
         The ``by`` columns, then n, mean, sd, ci_low, ci_high (CI NaN when n < 2).
     """
     keys = [by] if isinstance(by, str) else list(by)
+    bounds = VALUE_BOUNDS.get(value) if bounds is None else bounds
     grouped = frame.groupby(keys, observed=True, sort=True)[value]
-    out = grouped.agg(n="count", mean="mean", sd="std").reset_index()
+    out = grouped.agg(n="count", mean="mean", sd="std", _min="min", _max="max").reset_index()
+    if bounds is not None:
+        low, high = _bounded_interval(
+            out["n"].to_numpy(),
+            out["mean"].to_numpy(),
+            out["sd"].to_numpy(),
+            out["_min"].to_numpy(),
+            out["_max"].to_numpy(),
+            bounds,
+            confidence,
+        )
+        out["ci_low"], out["ci_high"] = low, high
+        return out.drop(columns=["_min", "_max"])
     se = out["sd"] / np.sqrt(out["n"])
     tcrit = stats.t.ppf(0.5 + confidence / 2, np.maximum(out["n"] - 1, 1))
     half = np.where(out["n"] > 1, tcrit * se, np.nan)
     out["ci_low"] = out["mean"] - half
     out["ci_high"] = out["mean"] + half
-    return out
+    return out.drop(columns=["_min", "_max"])
 
 
 def proportion_ci(
@@ -594,17 +742,25 @@ def group_summary(
     continuous: Sequence[str] = (),
     binary: Sequence[str] = (),
     confidence: float = 0.95,
+    bounds: dict[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """Per-group summary of several outcomes (numbers; format with :func:`fmt_*`).
+
+    Parameters
+    ----------
+    bounds : dict of str to (a, b), optional
+        Ranges of continuous outcomes, added to (and overriding) :data:`VALUE_BOUNDS`.
 
     Returns
     -------
     DataFrame
         One row per group (``Overall`` first) and outcome, columns group, outcome, kind
         (``continuous``/``binary``), n (non-missing), mean, sd, median, q1, q3 (continuous),
-        count, proportion (binary), ci_low, ci_high (t-interval of the mean, Wilson interval of
-        the proportion).
+        count, proportion (binary), ci_low, ci_high (the interval of the mean: within the
+        bounds for a bounded outcome, :func:`bounded_mean_ci`, else the t-interval; the Wilson
+        interval of the proportion).
     """
+    ranges = {**VALUE_BOUNDS, **(bounds or {})}
     parts = {OVERALL: frame}
     if by is not None:
         labels = frame[by].astype("str")
@@ -617,7 +773,11 @@ def group_summary(
             n = len(v)
             mean = v.mean() if n else np.nan
             sd = v.std(ddof=1) if n > 1 else np.nan
-            half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n) if n > 1 else np.nan
+            if col in ranges and n:
+                low, high = bounded_mean_ci(v, bounds=ranges[col], confidence=confidence)
+            else:
+                t_half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
+                low, high = (mean - t_half, mean + t_half) if n > 1 else (np.nan, np.nan)
             rows.append(
                 {
                     "group": g,
@@ -629,8 +789,8 @@ def group_summary(
                     "median": v.median() if n else np.nan,
                     "q1": v.quantile(0.25) if n else np.nan,
                     "q3": v.quantile(0.75) if n else np.nan,
-                    "ci_low": mean - half,
-                    "ci_high": mean + half,
+                    "ci_low": low,
+                    "ci_high": high,
                 }
             )
         for col in binary:
@@ -687,7 +847,12 @@ _COMPARISON_COLUMNS = [
 
 
 def compare_continuous(
-    frame: pd.DataFrame, value: str, by: str, *, confidence: float = 0.95
+    frame: pd.DataFrame,
+    value: str,
+    by: str,
+    *,
+    confidence: float = 0.95,
+    bounds: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """Compare a continuous outcome between groups with pingouin.
 
@@ -711,7 +876,15 @@ def compare_continuous(
     CI of the mean difference is scipy's Welch interval (pingouin rounds its CI to 2
     decimals); Hedges g and its CI come from ``pingouin.compute_effsize`` and
     ``pingouin.compute_esci``.
+
+    For a bounded outcome (``bounds``, default ``VALUE_BOUNDS.get(value)``: ``[a, b]``) a
+    difference of two means lies in ``[−(b − a), b − a]``; the Welch interval is intersected
+    with that range. The true difference always lies in it, so the intersection covers it
+    exactly when the Welch interval does (same coverage), and the interval is unchanged
+    unless tiny groups make it overflow.
     """
+    bounds = VALUE_BOUNDS.get(value) if bounds is None else bounds
+    span = float("inf") if bounds is None else float(bounds[1]) - float(bounds[0])
     import pingouin as pg
 
     data = frame[[by, value]].copy()
@@ -767,8 +940,8 @@ def compare_continuous(
                     dof=float(res["dof"].iloc[0]),
                     p_value=float(res["p_val"].iloc[0]),
                     estimate=float(x.mean() - x_ref.mean()),
-                    ci_low=float(ci.low),
-                    ci_high=float(ci.high),
+                    ci_low=max(float(ci.low), -span),
+                    ci_high=min(float(ci.high), span),
                     effect_size=g_es,
                     es_ci_low=float(es_ci[0]),
                     es_ci_high=float(es_ci[1]),

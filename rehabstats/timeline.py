@@ -78,6 +78,8 @@ def participant_timeline(cohort: Cohort, config: AnalysisConfig | None = None) -
             stacklevel=2,
         )
         people = people[~late]
+    for note in cohort.cutoff_notes(cutoff, enrolments=False):  # rows after it: not analysed
+        warnings.warn(note, DataWarning, stacklevel=2)
     withdrawn_on = people["withdrawn_on"].where(people["withdrawn_on"] <= cutoff)
     obs_end = withdrawn_on.fillna(cutoff).clip(upper=cutoff)
     out = people[

@@ -56,6 +56,25 @@ def test_validate_invalid_folder_exits_1_with_every_problem(folder):
     assert {p["row"] for p in doc["problems"]} == {2, 3}
 
 
+def test_rows_after_an_explicit_cutoff_are_counted_by_validate_and_metrics(folder, tmp_path):
+    # a's session on day 3 (2024-01-04) lies after the cut-off 2024-01-02: not analysed, and
+    # said once (every metric applies the cut-off)
+    note = "sessions: 1 rows dated after the data cut-off 2024-01-02 are not analysed."
+    checked = run("validate", str(folder), "--data-cutoff", "2024-01-02")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"warning: {note}" in checked.stdout
+    as_json = json.loads(run("validate", str(folder), "--data-cutoff", "2024-01-02",
+                             "--format", "json").stdout)  # fmt: skip
+    assert note in as_json["warnings"]
+    made = run("metrics", str(folder), "--out", str(tmp_path / "m"), "--data-cutoff",
+               "2024-01-02", "--no-model")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert made.stderr.count(note) == 1
+    # without a cut-off nothing lies after the default one (the latest date)
+    plain = run("validate", str(folder))
+    assert "rows dated after" not in plain.stdout
+
+
 def test_validate_json_summary(folder):
     result = run("validate", str(folder), "--format", "json")
     doc = json.loads(result.stdout)

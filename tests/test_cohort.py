@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cohort_builder import cohort_from_rows, sessions_on, tables_from_rows
+import pandas as pd
+from cohort_builder import cohort_from_rows, morning_pain, sessions_on, tables_from_rows
 
 from rehabstats import Cohort
 
@@ -48,3 +49,46 @@ def test_summary():
     assert s["rows"]["sessions"] == 4
     assert (s["first_date"], s["last_date"]) == ("2024-01-01", "2024-01-04")
     assert s["sites"] == ["s1", "s2"]
+
+
+def interim_rows():
+    # a enrolled 2024-01-01 with sessions on days 0-9 and diaries on days 0-19; b enrolled on
+    # 2024-01-02 and withdrawn on 2024-01-25; c enrolled 2024-02-01
+    return dict(
+        participants=[
+            {"participant_id": "a"},
+            {"participant_id": "b", "enrolled_on": "2024-01-02", "withdrawn_on": "2024-01-25"},
+            {"participant_id": "c", "enrolled_on": "2024-02-01"},
+        ],
+        sessions=sessions_on("a", range(10)) + sessions_on("c", [0]),
+        pain=morning_pain("a", dict.fromkeys(range(20), 2)),
+    )
+
+
+def test_rows_after_an_explicit_cutoff_are_counted_in_data_notes():
+    # cut-off 2024-01-05 (day 4 of a): a's sessions on days 5-9 (5 rows) and c's session are
+    # after it -> 6 session rows; diaries on days 5-19 -> 15 pain rows; c enrolled after it;
+    # b's withdrawal (2024-01-25) is after it too
+    cohort = Cohort.from_tables(tables_from_rows(**interim_rows()), data_cutoff="2024-01-05")
+    notes = cohort.summary()["warnings"]
+    assert notes == [
+        "1 participants enrolled after the data cut-off 2024-01-05 are not analysed "
+        "(no follow-up yet).",
+        "participants: withdrawn_on after the data cut-off 2024-01-05 in 1 rows; those "
+        "withdrawals are not yet counted (the participants are followed to the cut-off).",
+        "sessions: 6 rows dated after the data cut-off 2024-01-05 are not analysed.",
+        "pain: 15 rows dated after the data cut-off 2024-01-05 are not analysed.",
+    ]
+    assert [n.counts for n in notes] == [{"n": 1}, {"n": 1}, {"rows": 6}, {"rows": 15}]
+    # with_cutoff counts at the new cut-off; the default cut-off (the latest date) leaves
+    # nothing after it
+    later = cohort.with_cutoff("2024-01-15")
+    assert (
+        "pain: 5 rows dated after the data cut-off 2024-01-15 are not analysed."
+        in (later.summary()["warnings"])
+    )
+    default = Cohort.from_tables(tables_from_rows(**interim_rows()))
+    assert default.data_cutoff == pd.Timestamp("2024-02-01")
+    assert default.cutoff_notes() == []
+    assert default.cutoff_notes("2024-01-05") == notes
+    assert default.cutoff_notes("2024-01-05", enrolments=False) == notes[1:]

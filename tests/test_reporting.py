@@ -294,6 +294,36 @@ def test_rendered_html_is_self_contained_without_code(report):
     assert "Traceback" not in text
 
 
+@pytest.mark.parametrize("report", list(REPORTS))
+def test_data_notes_count_rows_after_the_report_cutoff(report, tmp_path):
+    # the report's data_cutoff parameter: rows after it are not analysed and the header's data
+    # notes say how many, per table (the notes of every report come from the same analysis)
+    from rehabstats import sections
+
+    tables = simulate_tables(30, seed=4)
+    folder = write_cohort(tables, tmp_path / "cohort")
+    cutoff = pd.Timestamp("2024-09-30")
+    pain_after = int((tables["pain"]["recorded_on"] > cutoff).sum())
+    assert pain_after > 0
+    analysis = sections.prepare(report, data=str(folder), data_cutoff="2024-09-30")
+    html = "".join(sections.header(analysis).parts)
+    assert f"pain: {pain_after} rows dated after the data cut-off 2024-09-30 are not analysed." in (
+        html
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("report", list(REPORTS))
+def test_captions_name_the_interval_method_of_bounded_quantities(report):
+    # adherence and pain bands in both reports, at a glance (cohort report) and the audit's
+    # adherence interval (clinic audit): bounded means get the logit-transformed interval
+    text = rendered_demo()[report].read_text(encoding="utf-8")
+    assert "t-based" not in text
+    assert text.count("logit-transformed t interval") >= 3
+    assert "survey::svyciprop" in text
+    assert "transform, Greenwood variance; within 0-100%" in text  # Kaplan-Meier bands
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("report", list(REPORTS))
 def test_executed_notebook_kept_beside_with_provenance(report):

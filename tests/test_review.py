@@ -192,6 +192,18 @@ def test_audit_summary_against_targets():
     assert bool(out.loc[("s1", "relapse_rate"), "met"]) is True  # at most 5
     assert bool(out.loc[("s2", "relapse_rate"), "met"]) is False
     assert out.loc[("s2", "relapse_rate"), "direction"] == "at_most"
+    # every interval of a proportion stays within 0-1. Site s2's adherence 0.5 and 0.6 had the
+    # t-interval 0.55 ± 12.71 · 0.05 = -0.09 to 1.19; now the logit interval: p = 0.55,
+    # se(logit p) = sd / √n / (p (1 - p)) with sd = 0.0707, t(0.975; 1 df) = 12.706
+    p, se = 0.55, np.std([0.5, 0.6], ddof=1) / np.sqrt(2) / (0.55 * 0.45)
+    half = 12.706204736174698 * se
+    expit = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    expected = (expit(np.log(p / (1 - p)) - half), expit(np.log(p / (1 - p)) + half))
+    s2 = out.loc[("s2", "adherence")]
+    assert (s2["ci_low"], s2["ci_high"]) == pytest.approx(expected, rel=1e-12)
+    proportions = out[out["unit"] == "proportion"].dropna(subset=["ci_low"])
+    assert len(proportions) >= 10
+    assert ((proportions["ci_low"] >= 0) & (proportions["ci_high"] <= 1)).all()
 
 
 def test_audit_summary_site_without_stage_4_entries():

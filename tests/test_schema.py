@@ -6,11 +6,12 @@ the table, the source row, the column, the offending value and the rule.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pandas as pd
 import pytest
-from cohort_builder import tables_from_rows
+from cohort_builder import morning_pain, sessions_on, tables_from_rows
 
 from rehabstats import Cohort, CohortValidationError
 from rehabstats.schema import (
@@ -19,6 +20,7 @@ from rehabstats.schema import (
     contract_markdown,
     data_schema_dir,
     table_spec,
+    today_anywhere,
     validate_tables,
 )
 
@@ -258,6 +260,161 @@ def test_duplicate_morning_rating_warns():
     )
     with pytest.warns(UserWarning, match="morning ratings share a participant and day"):
         Cohort.from_tables(raw)
+
+
+# ---- dates against the load date and against each other ---------------------------------------
+
+
+def test_dates_after_the_load_date_are_problems():
+    # the reported typo: a pain row dated 2042 instead of 2024. Loaded on 2024-07-01, every date
+    # after it is impossible, in every table and date column, all reported at once
+    rows = valid_rows()
+    rows["pain"].append(
+        {"participant_id": P, "recorded_on": "2042-06-30", "timing": "morning", "nrs": 2}
+    )
+    rows["participants"][0]["withdrawn_on"] = "2024-07-02"
+    rows["participants"][1]["enrolled_on"] = "2024-08-01"
+    rows["events"].append({"participant_id": P, "event_date": "2024-07-01", "event": "relapse"})
+    raw = tables_from_rows(
+        rows["participants"], **{k: v for k, v in rows.items() if k != "participants"}
+    )
+    _, report = validate_tables(raw, row_offset=dict.fromkeys(raw, 2), loaded_on="2024-07-01")
+    found = {(p.table, p.row, p.column, p.value) for p in report.problems}
+    assert found == {
+        ("pain", 3, "recorded_on", "2042-06-30"),
+        ("participants", 2, "withdrawn_on", "2024-07-02"),
+        ("participants", 3, "enrolled_on", "2024-08-01"),
+    }  # the event on the load date itself is fine
+    assert all(
+        p.rule.startswith("must not be after 2024-07-01, the day the data were loaded")
+        for p in report.problems
+    )
+    with pytest.raises(CohortValidationError, match="2042-06-30"):
+        Cohort.from_tables(raw, loaded_on="2024-07-01")
+
+
+def test_default_load_date_is_today_in_the_latest_time_zone():
+    # UTC+14 (Line Islands): today's diary entries of any clinic are not in its future
+    today = today_anywhere()
+    utc_today = dt.datetime.now(dt.UTC).date()
+    assert (today.date() - utc_today).days in (0, 1)
+    rows = valid_rows()
+    rows["events"] = [
+        {"participant_id": P, "event_date": today.strftime("%Y-%m-%d"), "event": "relapse"},
+        {
+            "participant_id": P,
+            "event_date": (today + pd.Timedelta(days=1)).strftime("%Y-%m-%d"),
+            "event": "relapse",
+        },
+    ]
+    _, report = validate_rows(rows)
+    assert [(p.table, p.row) for p in report.problems] == [("events", 3)]
+    assert "must not be in the future" in report.problems[0].rule
+    with pytest.raises(ValueError, match="loaded_on"):
+        validate_tables(tables_from_rows([{"participant_id": P}]), loaded_on="01/07/2024")
+
+
+def _diary(pid: str, days) -> list[dict]:
+    return morning_pain(pid, dict.fromkeys(days, 2))
+
+
+def _visa(pid: str, day: int) -> dict:
+    items = dict(q1=5, q2=5, q3=5, q4=5, q5=5, q6=5, q7=4, q8b=10)
+    return {"participant_id": pid, "day": day, **items}
+
+
+def outlying_notes(participants, loaded_on="2030-01-01", **children) -> list[str]:
+    raw = tables_from_rows(participants, **children)
+    _, report = validate_tables(raw, row_offset=dict.fromkeys(raw, 2), loaded_on=loaded_on)
+    assert report.ok, report.format_table()
+    return [w for w in report.warnings if w.startswith("Outlying latest dates")]
+
+
+def test_a_typo_date_far_beyond_the_rest_is_named():
+    # one participant (enrolled 2024-01-01): sessions and diaries over 12 weeks, then one diary
+    # row typed 2026-06-30 instead of 2024-03-30: 820 days after the rest, 1 of 170 dates (the
+    # 5-row floor applies to a cohort this small)
+    pain = _diary(P, range(84))
+    pain.insert(5, {"participant_id": P, "recorded_on": "2026-06-30", "timing": "morning",
+                    "nrs": 2})  # fmt: skip
+    notes = outlying_notes([{"participant_id": P}], sessions=sessions_on(P, range(0, 84, 1)),
+                           pain=pain)  # fmt: skip
+    assert len(notes) == 1
+    note = notes[0]
+    assert "pain line 7 recorded_on 2026-06-30" in note  # header line 1, inserted 6th record
+    assert "the latest of the others is 2024-03-24" in note  # day 83
+    assert "set the default data cut-off 2026-06-30" in note
+    assert note.counts == {"n": 1}
+
+
+def test_late_follow_up_visits_and_a_second_wave_are_not_outlying():
+    # diaries and sessions end on day 83; VISA-A at weeks 0, 6, 12, 26 and 52: the 52-week
+    # visit stands 182 days after the 26-week one (a gap under a year), in a cohort of one
+    visits = [_visa(P, 7 * w) for w in (0, 6, 12, 26, 52)]
+    assert outlying_notes([{"participant_id": P}], sessions=sessions_on(P, range(84)),
+                          pain=_diary(P, range(84)), visa_a=visits) == []  # fmt: skip
+    # a second wave enrolled two years after the first: a 650-day gap, but half of the dates
+    # lie after it; that is data, not a typo
+    people = [{"participant_id": "w1"}, {"participant_id": "w2", "enrolled_on": "2026-01-01"}]
+    sessions = sessions_on("w1", range(84)) + sessions_on("w2", range(84))
+    assert outlying_notes(people, sessions=sessions) == []
+    # ... and a typo after the second wave is still found: the first gap of more than a year
+    # with few dates after it is the last one
+    events = [{"participant_id": "w2", "event_date": "2028-05-01", "event": "relapse"}]
+    notes = outlying_notes(people, sessions=sessions, events=events)
+    assert len(notes) == 1 and "events line 2 event_date 2028-05-01" in notes[0]
+    assert "the latest of the others is 2026-03-25" in notes[0]  # w2's day 83
+
+
+def test_dates_after_the_load_date_are_not_also_outlying():
+    pain = _diary(P, range(10)) + [
+        {"participant_id": P, "recorded_on": "2042-06-30", "timing": "morning", "nrs": 2}
+    ]
+    raw = tables_from_rows([{"participant_id": P}], sessions=sessions_on(P, [0]), pain=pain)
+    _, report = validate_tables(raw, loaded_on="2025-01-01")
+    assert [p.value for p in report.problems] == ["2042-06-30"]
+    assert not [w for w in report.warnings if "Outlying" in w]
+
+
+def test_labels_differing_only_in_case_or_spacing_are_named_with_their_counts():
+    # arms HSR (2) / hsr (1); sites Leeds / "leeds " (the trailing blank is stripped on reading,
+    # the case stays) and "Leeds  North" (two spaces) / "leeds north"; reasons likewise. They
+    # stay as typed (analysed as different groups); a warning names each variant
+    people = [
+        {"participant_id": "p1", "arm": "HSR", "site": "Leeds"},
+        {"participant_id": "p2", "arm": "HSR", "site": "leeds "},
+        {"participant_id": "p3", "arm": "hsr", "site": "Leeds  North"},
+        {"participant_id": "p4", "arm": "staged", "site": "leeds north"},
+        {"participant_id": "p5", "arm": "staged", "site": "York"},
+    ]
+    for pid, reason in (("p1", "moved away"), ("p2", "Moved  away"), ("p3", "injury")):
+        person = next(p for p in people if p["participant_id"] == pid)
+        person.update(withdrawn_on="2024-02-01", withdrawal_reason=reason)
+    tables, report = validate_tables(tables_from_rows(people))
+    assert report.ok
+    notes = [w for w in report.warnings if "differ only in case or spacing" in w]
+    assert notes == [
+        "participants.site: 'Leeds' (1) and 'leeds' (1) differ only in case or spacing; they "
+        "are analysed as different sites — correct the labels in the source.",
+        "participants.site: 'Leeds  North' (1) and 'leeds north' (1) differ only in case or "
+        "spacing; they are analysed as different sites — correct the labels in the source.",
+        "participants.arm: 'HSR' (2) and 'hsr' (1) differ only in case or spacing; they are "
+        "analysed as different arms — correct the labels in the source.",
+        "participants.withdrawal_reason: 'Moved  away' (1) and 'moved away' (1) differ only "
+        "in case or spacing; they are analysed as different reasons — correct the labels in "
+        "the source.",
+    ]
+    assert notes[2].counts == {"n0": 2, "n1": 1}
+    # nothing merged: the labels are loaded as typed (surrounding blanks stripped)
+    assert tables["participants"]["arm"].tolist() == ["HSR", "HSR", "hsr", "staged", "staged"]
+    assert tables["participants"]["site"].tolist()[1] == "leeds"
+
+
+def test_distinct_labels_do_not_warn():
+    people = [{"participant_id": f"p{i}", "arm": arm, "site": "s1"}
+              for i, arm in enumerate(["hsr", "hsr", "staged", "alfredson"])]  # fmt: skip
+    _, report = validate_tables(tables_from_rows(people))
+    assert not [w for w in report.warnings if "case or spacing" in w]
 
 
 def test_typed_input_is_checked_too():

@@ -8,6 +8,10 @@ call that produced it (``r_reference.R``):
 * ``poisson_exact``: ``poisson.test(k, T)``; ``poisson_rate_ratio``:
   ``poisson.test(c(11, 4), c(300.2, 412.7))``;
 * ``cuminc``: ``cuminc(ftime, fstatus, cencode = 0); timepoints(ci, c(14, 28, 56, 84))``.
+
+``r_reference_2.json`` (``r_reference_2.R``, same R and survival): ``km_median_cases``, the
+median and its CI from ``summary(survfit(Surv(time, event) ~ 1))$table`` for curves that end
+exactly at 0.5 or never reach it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from rehabstats.survival import (
 )
 
 REFERENCE = Path(__file__).resolve().parent / "results" / "r_reference.json"
+REFERENCE_2 = Path(__file__).resolve().parent / "results" / "r_reference_2.json"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +57,7 @@ def test_kaplan_meier_matches_r_survfit_on_lung(r_ref, block, transform):
     np.testing.assert_array_equal(km["censored"], ref["n_censor"])
     for ours, theirs in (("survival", "surv"), ("ci_low", "lower"), ("ci_high", "upper")):
         np.testing.assert_allclose(km[ours], ref[theirs], rtol=0, atol=1e-10)
-    median = km_median(km, last_time=time.max())
+    median = km_median(km)
     assert median == pytest.approx(
         (ref["median"], ref["median_lower"], ref["median_upper"]), abs=1e-10
     )
@@ -126,27 +131,59 @@ def test_kaplan_meier_hand_case_and_helpers():
     assert km_survival_at(km, 20, last_time=20) == 0.375
     assert np.isnan(km_survival_at(km, 21, last_time=20))
     # the median: first time S <= 0.5 -> 10
-    assert km_median(km, last_time=20)[0] == 10
+    assert km_median(km)[0] == 10
 
 
-def test_km_median_flat_at_one_half_is_the_midpoint():
-    # four events at 1..4: S = 0.75, 0.5, 0.25, 0; S is exactly 0.5 on [2, 3): median 2.5
+@pytest.fixture(scope="module")
+def r_ref_2() -> dict:
+    return json.loads(REFERENCE_2.read_text())
+
+
+def test_km_median_matches_r_summary_table_on_curves_ending_at_one_half(r_ref_2):
+    # r_reference_2.R: summary(survfit(Surv(time, event) ~ 1))$table; three curves end flat at
+    # exactly 0.5 (statsmodels computes S = 0.5000000000000001 there), one never reaches it
+    cases = r_ref_2["km_median_cases"]
+    assert len(cases) == 4
+    for case in cases:
+        km = kaplan_meier(case["time"], np.array(case["event"]) == 1)
+        expected = [
+            np.nan if case[k] is None else case[k]
+            for k in ("median", "median_lower", "median_upper")
+        ]
+        np.testing.assert_array_equal(km_median(km), expected, err_msg=str(case["time"]))
+
+
+def test_km_median_flat_at_one_half_then_dropping_is_the_midpoint():
+    # R survival's summary(survfit)$table (survmean's rule): where S is 0.5 (within
+    # sqrt(machine epsilon)) on a stretch and drops below later, the median is the midpoint of
+    # the stretch's start and the time of that drop.
+    # four events at 1..4: S = 0.75, 0.5, 0.25, 0; S is 0.5 on [2, 3): median 2.5;
+    # R 4.2.2: median 2.5, 0.95LCL 1, 0.95UCL NA
     km = kaplan_meier([1, 2, 3, 4], [True] * 4)
-    assert km_median(km, last_time=4)[0] == 2.5
-    # curve ending flat at 0.5: two subjects, an event at 2, a censoring at 9: (2 + 9) / 2
+    np.testing.assert_array_equal(km_median(km), [2.5, 1.0, np.nan])
+    # events at 10, 20, 40, censoring at 30: S = 0.75, 0.5 (0.5000000000000001 in statsmodels),
+    # then 0 at 40: midpoint (20 + 40) / 2 = 30; R 4.2.2: median 30, 0.95LCL 10, 0.95UCL NA
+    km = kaplan_meier([10, 20, 30, 40], [True, True, False, True])
+    np.testing.assert_array_equal(km_median(km), [30.0, 10.0, np.nan])
+
+
+def test_km_median_of_a_curve_ending_flat_at_one_half_is_where_it_gets_there():
+    # an event at 2, a censoring at 9: S = 0.5 from day 2 to the end of the curve. R's
+    # summary(survfit)$table gives median 2, 0.95LCL 2, 0.95UCL NA (quantile.survfit would give
+    # the midpoint (2 + 9) / 2; the contract follows the table, METRICS.md §7)
     km = kaplan_meier([2, 9], [True, False])
-    assert km_median(km, last_time=9)[0] == 5.5
+    np.testing.assert_array_equal(km_median(km), [2.0, 2.0, np.nan])
 
 
 def test_km_median_not_reached_is_nan():
     km = kaplan_meier([1, 5, 6, 7], [True, False, False, False])
-    assert np.isnan(km_median(km, last_time=7)[0])
+    assert np.isnan(km_median(km)[0])
 
 
 def test_kaplan_meier_without_events_is_empty():
     km = kaplan_meier([3, 4], [False, False])
     assert km.empty and km.columns.tolist() == KM_COLUMNS
-    assert km_survival_at(km, 3) == 1.0 and np.isnan(km_median(km, last_time=4)[0])
+    assert km_survival_at(km, 3) == 1.0 and np.isnan(km_median(km)[0])
 
 
 def test_kaplan_meier_rejects_unknown_transform():

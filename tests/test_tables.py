@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pingouin as pg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from rehabstats import tables
@@ -211,6 +215,117 @@ def test_mean_ci_matches_scipy_t_interval():
     assert math.isnan(out.loc["b", "ci_low"])  # n = 1
 
 
+BOUNDED_CI = Path(__file__).resolve().parent / "results" / "bounded_ci.json"
+
+
+def test_bounded_mean_ci_matches_r_survey_svyciprop_logit():
+    # tests/results/bounded_ci.R: survey::svyciprop(method = "logit" / "xlogit") on the values
+    # rescaled to [0, 1] (simple random sample), limits scaled back. "logit" fits a
+    # quasibinomial svyglm by IRLS (R's estimate itself is off by ~1e-10), "xlogit" is the
+    # same interval in closed form.
+    ref = json.loads(BOUNDED_CI.read_text())
+    assert len(ref["cases"]) == 7
+    for case in ref["cases"]:
+        low, high = tables.bounded_mean_ci(
+            case["x"], bounds=(case["lower"], case["upper"]), confidence=case["level"]
+        )
+        scale = case["upper"] - case["lower"]
+        for method, tol in (("xlogit", 1e-12), ("logit", 1e-8)):
+            assert low == pytest.approx(case[method]["ci_low"], abs=tol * scale), case["name"]
+            assert high == pytest.approx(case[method]["ci_high"], abs=tol * scale), case["name"]
+
+
+def test_bounded_mean_ci_stays_inside_where_the_t_interval_overflows():
+    # the reported defect: a small site's adherence 1.0, 1.0, 0.55 has the t-interval
+    # 0.20 to 1.50 (R: mean ± qt(0.975, 2) · sd / √3); the logit interval is inside (0, 1)
+    values = [1.0, 1.0, 0.55]
+    t_low, t_high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+    assert t_high > 1.4
+    low, high = tables.bounded_mean_ci(values, bounds=(0, 1))
+    assert 0 < low < np.mean(values) < high < 1
+    # NRS 0-10 near 0: the t-interval goes below 0, the logit one does not
+    pain = [0.0, 0.5, 3.0, 0.0, 1.0]
+    assert stats.t.interval(0.95, 4, loc=np.mean(pain), scale=stats.sem(pain))[0] < 0
+    low, high = tables.bounded_mean_ci(pain, bounds=(0, 10))
+    assert 0 < low < np.mean(pain) < high < 10
+
+
+def test_bounded_mean_ci_when_every_value_is_at_a_bound():
+    # no spread: the logit interval would be the point. All n at a bound is the outcome
+    # "n of n" (or 0 of n): P(all n at b) <= p^n for any quantity in [a, b] with rescaled mean
+    # p, so the exact (Clopper-Pearson) limit solves p^n = alpha / 2: p = 0.025^(1/n)
+    low, high = tables.bounded_mean_ci([1.0] * 4, bounds=(0, 1))
+    assert (low, high) == pytest.approx((0.025 ** (1 / 4), 1.0))
+    assert low == pytest.approx(stats.binomtest(4, 4).proportion_ci(method="exact").low)
+    low, high = tables.bounded_mean_ci([0.0] * 20, bounds=(0, 10))
+    assert (low, high) == pytest.approx((0.0, 10 * (1 - 0.025 ** (1 / 20))))
+    low, high = tables.bounded_mean_ci([-100.0, -100.0], bounds=(-100, 100), confidence=0.9)
+    assert (low, high) == pytest.approx((-100.0, -100 + 200 * (1 - 0.05**0.5)))
+    # fewer than two values: no interval; a value outside the bounds is a programming error
+    assert all(math.isnan(x) for x in tables.bounded_mean_ci([0.5], bounds=(0, 1)))
+    with pytest.raises(ValueError, match="outside the bounds"):
+        tables.bounded_mean_ci([0.5, 1.5], bounds=(0, 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(0, 1), min_size=2, max_size=30),
+    st.sampled_from([(0.0, 1.0), (0.0, 10.0), (0.0, 100.0), (-100.0, 100.0)]),
+    st.sampled_from([0.8, 0.9, 0.95, 0.99]),
+)
+def test_bounded_mean_ci_is_always_within_its_bounds(unit, bounds, level):
+    a, b = bounds
+    values = np.clip(a + (b - a) * np.asarray(unit), a, b)
+    low, high = tables.bounded_mean_ci(values, bounds=bounds, confidence=level)
+    mean = values.mean()
+    assert a <= low <= high <= b
+    tol = 1e-9 * (b - a)
+    assert low - tol <= mean <= high + tol
+
+
+def test_mean_ci_uses_the_bounds_of_known_columns():
+    # adherence is bounded in [0, 1]: per week, the bounded interval (the band of the adherence
+    # figure and the audit's interval); an unknown column keeps the t-interval (test above)
+    frame = pd.DataFrame({"week": [1, 1, 2, 2, 2], "adherence_sessions": [0.5, 0.6, 1, 1, 0.2]})
+    out = tables.mean_ci(frame, "adherence_sessions", "week").set_index("week")
+    for week, values in ((1, [0.5, 0.6]), (2, [1.0, 1.0, 0.2])):
+        expected = tables.bounded_mean_ci(values, bounds=(0, 1))
+        assert (out.loc[week, "ci_low"], out.loc[week, "ci_high"]) == pytest.approx(expected)
+        assert out.loc[week, "ci_low"] >= 0 and out.loc[week, "ci_high"] <= 1
+    assert list(out.columns) == ["n", "mean", "sd", "ci_low", "ci_high"]
+    # explicit bounds for a column the table does not know
+    out = tables.mean_ci(frame.rename(columns={"adherence_sessions": "x"}), "x", "week",
+                         bounds=(0, 1))  # fmt: skip
+    assert out["ci_high"].max() < 1
+
+
+def test_group_summary_bounded_outcomes_stay_within_bounds():
+    frame = pd.DataFrame(
+        {
+            "g": ["small"] * 3 + ["big"] * 6,
+            "adherence_sessions": [1.0, 1.0, 0.55, 0.9, 0.8, 0.95, 0.7, 1.0, 0.85],
+            "visa_a_change_12": [90.0, 95.0, 40.0, 10.0, 20.0, 5.0, 12.0, 30.0, 14.0],
+            "age_years": [30.0, 40.0, 50.0, 31.0, 33.0, 35.0, 37.0, 39.0, 41.0],
+        }
+    )
+    out = tables.group_summary(
+        frame, by="g", continuous=["adherence_sessions", "visa_a_change_12", "age_years"]
+    )
+    small = out[out["group"] == "small"].set_index("outcome")
+    assert (small.loc["adherence_sessions", "ci_low"], small.loc["adherence_sessions", "ci_high"]
+            ) == pytest.approx(tables.bounded_mean_ci([1.0, 1.0, 0.55], bounds=(0, 1)))  # fmt: skip
+    assert small.loc["adherence_sessions", "ci_high"] < 1
+    # the small group's change 90, 95, 40: t-interval 4.6 to 145.4 (above 100); bounded below
+    assert small.loc["visa_a_change_12", "ci_high"] < 100
+    assert small.loc["visa_a_change_12", "ci_low"] > -100
+    # age is not bounded: the t-interval
+    ages = [30.0, 40.0, 50.0]
+    t_int = stats.t.interval(0.95, 2, loc=40.0, scale=stats.sem(ages))
+    assert (small.loc["age_years", "ci_low"], small.loc["age_years", "ci_high"]) == pytest.approx(
+        t_int
+    )
+
+
 def test_group_summary_binary_uses_wilson_interval():
     frame = pd.DataFrame({"g": ["a"] * 10, "ok": [True] * 7 + [False] * 2 + [None]})
     out = tables.group_summary(frame, by="g", binary=["ok"])
@@ -239,6 +354,28 @@ def test_compare_continuous_two_groups_against_scipy_and_pingouin():
     assert row["es_ci_low"] < row["effect_size"] < row["es_ci_high"]
 
 
+def test_compare_continuous_bounded_difference_is_truncated_to_its_range():
+    # VISA-A change lies in [-100, 100], so a difference of two mean changes lies in
+    # [-200, 200]. Two participants per arm with opposite changes: Welch's interval (df about
+    # 1.9) is far wider than that; it is intersected with the range (the true difference is
+    # always inside it, so coverage is unchanged)
+    a, b = [-100.0, 100.0], [100.0, -60.0]
+    frame = pd.DataFrame({"g": ["a", "a", "b", "b"], "visa_a_change_12": a + b})
+    welch = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    assert welch.low < -200 and welch.high > 200
+    row = tables.compare_continuous(frame, "visa_a_change_12", "g").iloc[0]
+    assert (row["ci_low"], row["ci_high"]) == (-200.0, 200.0)
+    assert row["estimate"] == pytest.approx(20.0)
+    # one side only: wide groups of larger n stay untouched
+    frame = pd.DataFrame({"g": ["a"] * 3 + ["b"] * 3,
+                          "visa_a_change_12": [90.0, 95.0, 100.0, -100.0, -90.0, 100.0]})  # fmt: skip
+    row = tables.compare_continuous(frame, "visa_a_change_12", "g").iloc[0]
+    welch = stats.ttest_ind([-100.0, -90.0, 100.0], [90.0, 95.0, 100.0], equal_var=False)
+    ci = welch.confidence_interval(0.95)
+    assert ci.low < -200 < ci.high < 200
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((-200.0, ci.high))
+
+
 def test_compare_continuous_three_groups_starts_with_welch_anova():
     rng = np.random.default_rng(2)
     frame = pd.DataFrame(
@@ -263,6 +400,21 @@ def test_compare_binary_risk_difference_and_chi_squared():
     assert overall["p_value"] == pytest.approx(p)
     assert pair["estimate"] == pytest.approx(12 / 20 - 5 / 20)
     assert pair["ci_low"] < pair["estimate"] < pair["ci_high"]
+
+
+@pytest.mark.filterwarnings("ignore:Low count")
+def test_compare_binary_newcombe_interval_stays_within_minus_one_to_one():
+    # audit of the bounded intervals: Newcombe's hybrid score interval combines two Wilson
+    # intervals (each within [0, 1]), so it cannot leave [-1, 1] even at the extremes. 1 of 1
+    # against 0 of 1: estimate 1, upper limit exactly 1
+    rows = []
+    for a, b in (([False], [True]), ([False] * 3, [True] * 3), ([True] * 4, [False] * 2)):
+        frame = pd.DataFrame({"g": ["a"] * len(a) + ["b"] * len(b), "r": a + b})
+        row = tables.compare_binary(frame, "r", "g").iloc[-1]
+        assert -1 <= row["ci_low"] <= row["estimate"] <= row["ci_high"] <= 1
+        rows.append(row)
+    assert rows[0]["ci_high"] == pytest.approx(1.0)  # b's Wilson upper 1, a's lower 0
+    assert rows[2]["estimate"] == -1.0 and rows[2]["ci_low"] == pytest.approx(-1.0)
 
 
 def test_number_at_risk_counts_durations_at_or_after_each_time():

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from cohort_builder import cohort_from_rows, sessions_on
 
-from rehabstats import AnalysisConfig, ParameterError
+from rehabstats import AnalysisConfig, DataWarning, ParameterError
 from rehabstats.timeline import group_labels, observe, participant_timeline, stage_on, week_of_day
 
 
@@ -65,6 +65,19 @@ def test_participants_enrolled_after_cutoff_are_left_out_with_a_warning():
     with pytest.warns(UserWarning, match="1 participants enrolled after the data cut-off"):
         tl = participant_timeline(cohort, AnalysisConfig(data_cutoff="2024-02-01"))
     assert list(tl.index) == ["a"]
+
+
+def test_rows_after_the_configured_cutoff_are_counted_in_a_warning():
+    # a: sessions on days 0, 10 and 40 (2024-02-10); the configured cut-off 2024-02-01 leaves
+    # the day-40 session out of every metric, and says so
+    cohort = cohort_from_rows([{"participant_id": "a"}], sessions=sessions_on("a", [0, 10, 40]))
+    with pytest.warns(DataWarning) as caught:
+        participant_timeline(cohort, AnalysisConfig(data_cutoff="2024-02-01"))
+    messages = [str(w.message) for w in caught]
+    assert messages == [
+        "sessions: 1 rows dated after the data cut-off 2024-02-01 are not analysed."
+    ]
+    assert caught[0].message.args[0].counts == {"rows": 1}
 
 
 def test_stage_on_day_is_latest_session_on_or_before():
