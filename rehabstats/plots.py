@@ -354,8 +354,13 @@ def visa_change(
                 boxprops={"alpha": 0.35},
                 linewidth=1.2,
             )
-            sns.stripplot(data=data, x=key, y=value, hue=key, order=order, palette=palette,
-                          size=2.6, alpha=0.6, jitter=0.18, ax=ax, legend=False)  # fmt: skip
+        # the individual points, jittered reproducibly (seaborn's stripplot draws its jitter
+        # from numpy's global random state: two renders of one report would differ)
+        position = data[key].map({g: i for i, g in enumerate(order)}).to_numpy(dtype="float64")
+        jitter = np.random.default_rng(0).uniform(-0.18, 0.18, size=len(data))
+        ax.scatter(position + jitter, data[value].to_numpy(dtype="float64"),
+                   c=data[key].map(palette).tolist(), s=2.6**2, alpha=0.6, linewidths=0,
+                   zorder=3)  # fmt: skip
         shown = dict(data[key].value_counts()) if counts is None else dict(counts)
         ax.set_xticks(range(len(order)))
         ax.set_xticklabels([f"{g}\n(n = {_n(shown.get(g, '–'))})" for g in order],
