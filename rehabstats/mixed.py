@@ -780,6 +780,20 @@ class MixedFit:
     evaluations: int = 0
     notes: tuple[str, ...] = field(default=())
 
+    def table(self) -> pd.DataFrame:
+        """Fixed effects, then the variance components, as one tidy table.
+
+        Returns
+        -------
+        DataFrame
+            Columns of :attr:`fixed` (:data:`FIXED_COLUMNS`); the variance components are
+            rows named ``var_intercept``, ... with only ``estimate`` set (NaN elsewhere).
+        """
+        variance = pd.DataFrame(
+            {"term": list(self.variance), "estimate": list(self.variance.values())}
+        )
+        return pd.concat([self.fixed, variance], ignore_index=True)[FIXED_COLUMNS]
+
 
 def _variance_names(random_slope: bool) -> list[str]:
     if random_slope:

@@ -461,6 +461,10 @@ def test_reference_group_is_the_first_alphabetically_and_terms_are_named_like_pa
         "cov_intercept_slope",
         "var_residual",
     ]
+    table = fit.table()
+    assert table["term"].tolist()[6:] == list(fit.variance)
+    assert table["estimate"].tolist()[6:] == list(fit.variance.values())
+    assert table.iloc[6:, 2:].isna().all().all() and list(table.columns) == FIXED_COLUMNS
     # explicit levels choose the reference: c first gives group[T.a] and group[T.b]
     s = trajectory_stats(
         frame, participant="participant", t="t", y="pain", group="arm", levels=["c", "a", "b"]
