@@ -672,18 +672,40 @@ def _minimise(dev: _Deviance, free: np.ndarray) -> tuple[np.ndarray, dict[str, A
     def hess(x: np.ndarray) -> np.ndarray:
         return evaluate(x)[2]
 
-    res = optimize.minimize(
-        fun,
-        np.array([1.0, 0.0, 1.0])[free],
-        jac=True,
-        hess=hess,
-        method="trust-exact",
-        options={"gtol": 1e-10, "maxiter": 500},
-    )
-    x = np.asarray(res.x, dtype=float).copy()
-    # Newton steps from the analytic gradient: the trust region stops where deviance
-    # differences drown in rounding (relative 1e-16 of a deviance of order n), while the
-    # gradient still locates the minimum to near machine precision.
+    x = np.array([1.0, 0.0, 1.0])[free]
+    message = ""
+    for _restart in range(5):
+        res = optimize.minimize(
+            fun,
+            x,
+            jac=True,
+            hess=hess,
+            method="trust-exact",
+            options={"gtol": 1e-10, "maxiter": 500},
+        )
+        x, message = _polish(evaluate, np.asarray(res.x, dtype=float)), str(res.message)
+        # Second-order check: the deviance is even in Lambda_11 (and in Lambda's first
+        # column), so its gradient vanishes on those planes even where they hold a saddle or
+        # a maximum, and a step can land there exactly (theta_0 = 1 minus a unit trust
+        # radius is 0). Leave along the direction of negative curvature and search again.
+        value, _, hessian = evaluate(x)
+        evals, evecs = np.linalg.eigh(hessian)
+        if not np.isfinite(value) or evals[0] >= -1e-8 * max(1.0, abs(evals[-1])):
+            break
+        scale = max(1.0, float(np.max(np.abs(x))))
+        trials = [x + step * scale * evecs[:, 0] for step in (0.1, -0.1, 0.5, -0.5)]
+        x = min(trials, key=lambda v: evaluate(v)[0])
+    theta = _expand(x, free)
+    if theta[0] < 0:  # flip the first column of Lambda
+        theta[:2] = -theta[:2]
+    theta[2] = abs(theta[2])
+    return theta, {"message": message, "evaluations": len(cache)}
+
+
+def _polish(evaluate: Any, x: np.ndarray) -> np.ndarray:
+    """Newton steps from the analytic gradient: the trust region stops where deviance
+    differences drown in rounding (relative 1e-16 of a deviance of order n), while the
+    gradient still locates the minimum to near machine precision."""
     for _step in range(4):
         _, grad, hessian = evaluate(x)
         try:
@@ -696,11 +718,7 @@ def _minimise(dev: _Deviance, free: np.ndarray) -> tuple[np.ndarray, dict[str, A
         x = x + step
         if np.all(np.abs(step) <= 1e-15 * scale):
             break
-    theta = _expand(x, free)
-    if theta[0] < 0:  # flip the first column of Lambda
-        theta[:2] = -theta[:2]
-    theta[2] = abs(theta[2])
-    return theta, {"message": str(res.message), "evaluations": len(cache)}
+    return x
 
 
 # --------------------------------------------------------------------------------------------

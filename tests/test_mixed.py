@@ -587,3 +587,27 @@ def test_a_participant_in_two_groups_is_refused():
     frame.loc[frame.index[frame["participant"] == first][:2], "arm"] = ["a", "b"]
     with pytest.raises(ModelDataError, match=f"participant.*{first}.*more than one 'arm'"):
         fit_trajectory(frame, participant="participant", t="t", y="pain", group="arm")
+
+
+def test_a_small_intercept_variance_is_not_mistaken_for_zero():
+    # The deviance depends on theta only through Lambda Lambda', so its gradient vanishes at
+    # Lambda_00 = 0 whatever the data; a search that lands there (here: the first trust-region
+    # step from lme4's start theta = 1 has length 1) must not stop. With an intercept SD of
+    # 0.3 against a residual SD of 1.5, the maximum is inside (0, 1): the fit must be at the
+    # minimum of the profiled deviance over a fine grid of theta, not at theta = 0.
+    rng = np.random.default_rng(4)
+    m = 10
+    pid = np.repeat(np.arange(m), 12)
+    t = np.tile(np.arange(12.0), m)
+    y = 5 + rng.normal(0, 0.3, m)[pid] - 0.2 * t + rng.normal(0, 1.5, t.size)
+    frame = pd.DataFrame({"participant": pid, "t": t, "pain": y})
+    fit = fit_trajectory(frame, participant="participant", t="t", y="pain", random_slope=False)
+    dev = _Deviance(
+        trajectory_stats(frame, participant="participant", t="t", y="pain"), np.ones(2, dtype=bool)
+    )
+    grid = np.linspace(0, 3, 3001)
+    best = grid[np.argmin([dev(np.array([a, 0.0, 0.0])) for a in grid])]
+    assert 0.01 < best < 1
+    assert fit.theta[0] == pytest.approx(best, abs=1e-3)
+    assert not fit.singular
+    assert -2 * fit.loglik <= min(dev(np.array([a, 0.0, 0.0])) for a in grid) + 1e-9
