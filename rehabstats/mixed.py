@@ -41,7 +41,7 @@ import pandas as pd
 from scipy import linalg, optimize
 from scipy import stats as sps
 
-from rehabstats.errors import ModelDataError, ParameterError
+from rehabstats.errors import ModelDataError, Note, ParameterError
 
 __all__ = [
     "FIXED_COLUMNS",
@@ -780,6 +780,8 @@ class MixedFit:
         Deviance evaluations the optimiser used.
     notes : tuple of str
         Dropped terms, failed checks, near-zero Hessian eigenvalues; empty when all is well.
+        Notes that show numbers of participants or observations are :class:`~rehabstats.
+        errors.Note` objects (strings that keep their counts apart, for small-cell rules).
     """
 
     fixed: pd.DataFrame
@@ -936,12 +938,14 @@ def fit_stats(
     q = 2 * m if random_slope else m
     refusal = None
     if m < 2:
-        refusal = f"{m} participant(s); a mixed model needs at least 2"
+        refusal = Note("{m} participant(s); a mixed model needs at least 2", counts={"m": m})
     elif n <= q:
-        refusal = (
-            f"number of observations ({n}) <= number of random effects ({q}) for "
-            f"({'1 + t' if random_slope else '1'} | participant); the variance components "
-            "are not identifiable (lme4 refuses this model)"
+        refusal = Note(
+            "number of observations ({n}) <= number of random effects ({q}) for "
+            "({term} | participant); the variance components are not identifiable "
+            "(lme4 refuses this model)",
+            counts={"n": n, "q": q},
+            term="1 + t" if random_slope else "1",
         )
     if refusal is not None:
         return _unfitted(stats, model, confidence, [refusal])
@@ -955,7 +959,10 @@ def fit_stats(
         )
     if n <= keep.sum():
         return _unfitted(
-            stats, model, confidence, [*notes, f"{n} observations for {keep.sum()} fixed effects"]
+            stats,
+            model,
+            confidence,
+            [*notes, Note("{n} observations for {p} fixed effects", counts={"n": n}, p=keep.sum())],
         )
 
     dev = _Deviance(stats, keep)

@@ -520,6 +520,7 @@ def test_every_participant_observed_once_is_not_identifiable():
     slope = fit_trajectory(frame, participant="participant", t="t", y="pain", group="arm")
     assert not slope.converged and slope.fixed["estimate"].isna().all()
     assert "number of observations (80) <= number of random effects (160)" in slope.notes[0]
+    assert slope.notes[0].counts == {"n": 80, "q": 160}  # a Note: counts kept for small cells
     intercept = fit_trajectory(
         frame, participant="participant", t="t", y="pain", random_slope=False
     )
