@@ -612,3 +612,55 @@ def test_a_small_intercept_variance_is_not_mistaken_for_zero():
     assert fit.theta[0] == pytest.approx(best, abs=1e-3)
     assert not fit.singular
     assert -2 * fit.loglik <= min(dev(np.array([a, 0.0, 0.0])) for a in grid) + 1e-9
+
+
+@pytest.mark.parametrize("random_slope", [True, False])
+def test_fit_is_equivariant_under_shifts_and_scalings(random_slope):
+    # Reasoning, not reference values: the REML criterion is invariant to adding a constant to
+    # y (in the span of X) and to moving the time origin (the model with an unstructured 2x2
+    # covariance -- or a random intercept -- is the same model in a shifted time); scaling y by
+    # k scales estimates and SEs by k, variances by k^2, leaves df alone and shifts the REML
+    # log-likelihood by -(n - p) log k. Row order is irrelevant.
+    frame = simulate(90, seed=31)
+
+    def fit(data: pd.DataFrame) -> MixedFit:
+        return fit_trajectory(
+            data,
+            participant="participant",
+            t="t",
+            y="pain",
+            group="arm",
+            random_slope=random_slope,
+        )
+
+    base = fit(frame)
+    est = base.fixed.set_index("term")["estimate"]
+
+    shifted = fit(frame.assign(pain=frame["pain"] + 7.5)).fixed.set_index("term")
+    assert shifted.loc["Intercept", "estimate"] == pytest.approx(est["Intercept"] + 7.5, rel=1e-8)
+    np.testing.assert_allclose(shifted["estimate"].iloc[1:], est.iloc[1:], rtol=1e-6, atol=1e-9)
+
+    k = 3.0
+    scaled = fit(frame.assign(pain=frame["pain"] * k))
+    np.testing.assert_allclose(scaled.fixed["estimate"], k * base.fixed["estimate"], rtol=1e-7)
+    np.testing.assert_allclose(scaled.fixed["std_err"], k * base.fixed["std_err"], rtol=1e-7)
+    np.testing.assert_allclose(scaled.fixed["df"], base.fixed["df"], rtol=1e-6)
+    np.testing.assert_allclose(
+        list(scaled.variance.values()), k**2 * np.array(list(base.variance.values())), rtol=1e-6
+    )
+    assert scaled.loglik == pytest.approx(base.loglik - (base.n_obs - 6) * np.log(k), rel=1e-10)
+
+    later = fit(frame.assign(t=frame["t"] - 5.0))  # time origin moved to week 5
+    moved = later.fixed.set_index("term")["estimate"]
+    assert later.loglik == pytest.approx(base.loglik, rel=1e-10)
+    for level in ("", "group[T.b]", "group[T.c]"):
+        intercept = level or "Intercept"
+        slope = f"t:{level}" if level else "t"
+        assert moved[slope] == pytest.approx(est[slope], rel=1e-6)
+        assert moved[intercept] == pytest.approx(est[intercept] + 5.0 * est[slope], rel=1e-6)
+    if random_slope:
+        assert later.variance["var_slope"] == pytest.approx(base.variance["var_slope"], rel=1e-6)
+
+    shuffled = fit(frame.sample(frac=1.0, random_state=2))
+    np.testing.assert_allclose(shuffled.fixed["estimate"], base.fixed["estimate"], rtol=1e-9)
+    assert shuffled.loglik == pytest.approx(base.loglik, rel=1e-12)
