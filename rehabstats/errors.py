@@ -14,6 +14,7 @@ __all__ = [
     "CohortValidationError",
     "ConfigError",
     "DataWarning",
+    "ModelDataError",
     "Note",
     "ParameterError",
     "Problem",
@@ -176,3 +177,8 @@ class CohortValidationError(RehabstatsError, ValueError):
             "(`rehabstats validate DIR` lists them; `--format json` for machines).\n"
             + report.format_table()
         )
+
+
+class ModelDataError(RehabstatsError, ValueError):
+    """The data given to a model cannot be used (missing columns, missing or non-numeric
+    values); the message names every problem."""
