@@ -223,6 +223,10 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# a date stays the text written: 2024-13-01 is refused by the parameter's rule, not a crash
+_UniqueKeyLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
 
 
 def _unknown_key(where: str, key: Any, valid: Iterable[str]) -> str:
@@ -299,6 +303,8 @@ def load_jobs(path: str | os.PathLike) -> JobFile:
         problems.append(f"output_dir: must be a folder path, got {output_dir!r}")
         output_dir = "reports"
     out_root = _resolve(base, output_dir)
+    if out_root.exists() and not out_root.is_dir():
+        problems.append(f"output_dir: {out_root} is a file, not a folder")
     workers = doc.get("workers")
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1

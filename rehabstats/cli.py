@@ -34,6 +34,9 @@ class _IsoDate(click.ParamType):
 
 _DATE = _IsoDate()
 
+_MAX_SIMULATED = 200_000
+"""Most participants ``simulate`` makes (about 40 million rows; the benchmarks use 100,000)."""
+
 
 def _out_folder(value: str | None, option: str = "--out") -> Path | None:
     """An output folder option as a Path; empty text is refused (it is not '.')."""
@@ -79,13 +82,17 @@ def cli() -> None:
 @click.option(
     "--participants",
     "n_participants",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=_MAX_SIMULATED),
     default=500,
     show_default=True,
     help="Number of participants to simulate.",
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same cohort)."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Random seed (same seed, same cohort).",
 )
 @click.option(
     "--out",
@@ -363,7 +370,9 @@ def report(
     default=None,
     help="Size of the simulated demo cohort [default: the reports' default, 500].",
 )
-@click.option("--seed", type=int, default=None, help="Seed of the demo cohort [default: 0].")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None, help="Seed of the demo cohort [default: 0]."
+)
 @click.option(
     "--progress/--no-progress",
     default=None,

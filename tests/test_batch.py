@@ -439,6 +439,25 @@ def test_yaml_errors_and_duplicate_keys_are_reported_with_their_line(tmp_path):
         load_jobs(broken)
 
 
+def test_an_impossible_date_or_output_folder_is_a_job_file_problem_not_a_traceback(tmp_path):
+    _sites_cohort(tmp_path / "data", ["north"])
+    (tmp_path / "afile").write_text("x")
+    jobs = write(
+        tmp_path / "jobs.yaml",
+        "output_dir: afile\n"
+        "defaults: {audience: internal, data: data, report: cohort_report}\njobs:\n"
+        "  - {name: a, output: a.html, parameters: {data_cutoff: 2024-13-01}}\n"
+        "  - {name: b, output: b.html, parameters: {data_cutoff: 2024-06-30}}\n",
+    )
+    with pytest.raises(JobFileError, match="output_dir: .*afile is a file, not a folder"):
+        load_jobs(jobs)
+    jobs.write_text(jobs.read_text().replace("output_dir: afile", "output_dir: out"))
+    # an unquoted impossible date was a ValueError from the YAML reader: now that job fails
+    tasks = {t.name: t for t in plan_jobs(load_jobs(jobs))}
+    assert "data_cutoff is not a valid date: '2024-13-01'" in tasks["a"].error["message"]
+    assert tasks["b"].error is None and tasks["b"].parameters["data_cutoff"] == "2024-06-30"
+
+
 def test_fan_out_values_unsafe_in_file_names_cannot_collide(tmp_path):
     cohort = cohort_from_rows(
         [

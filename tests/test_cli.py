@@ -168,6 +168,8 @@ def test_a_bad_config_file_is_a_parameter_error_of_report_too(places):
     [
         ["simulate", "--participants", "20", "--out", "{file}/sub"],
         ["simulate", "--participants", "20", "--out", ""],
+        ["simulate", "--participants", "20", "--seed", "-1", "--out", "s"],
+        ["simulate", "--participants", "99999999999999999999", "--out", "s"],
         ["metrics", "{data}", "--out", "{file}/sub"],
         ["metrics", "{data}", "--out", ""],
         ["demo", "--out", "{file}/sub"],
