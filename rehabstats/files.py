@@ -20,7 +20,7 @@ remain) or a journal. The next write to the same place calls :func:`sweep` first
 the renames of a journal whose writer is gone (the new set, complete, is put in place) and
 removes the temporaries of writers that are gone. It touches nothing else: only names of this
 pattern, beside the targets being written, whose writing process is no longer running on this
-host (or, from another host, older than :data:`STALE_AFTER`).
+host (or, from another host or container, older than :data:`STALE_AFTER`).
 
 Work folders (a report's kernel files, a batch worker's staging area) live in the system's
 temporary folder, are created private (``0700``) with an owner file naming the process
@@ -76,7 +76,19 @@ by an older rehabstats that did not name its process) counts as abandoned."""
 Content = bytes | Callable[[Path], None]
 """What to write: the bytes, or a function writing the file at the path it is given."""
 
-_HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+def _host_tag() -> str:
+    """8 hex digits naming this machine and process-id namespace (a container sharing a
+    folder sees other process ids: its temporaries count as another host's)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    text = f"{socket.gethostname()}\0{namespace}"
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:8]
+
+
+_HOST = _host_tag()
 _OURS = re.compile(
     r"\.(?P<target>.+)\.rs-(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]{1,10})-[0-9a-f]{8}"
     r"\.(?P<kind>tmp|journal)"
