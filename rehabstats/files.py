@@ -12,7 +12,9 @@ manifests and index) goes through :func:`write_files` (or :func:`atomic_write` f
    cohort), a **journal** ``.<first target>.rs-<host>-<pid>-<token>.journal`` listing the
    renames is written (and flushed) once every temporary is complete.
 3. The temporaries are moved over their targets with ``os.replace`` (atomic per file), with
-   SIGINT, SIGTERM and SIGHUP held back for those few milliseconds, then the journal is removed.
+   SIGINT, SIGTERM and SIGHUP held back for those few milliseconds and, for a group, the
+   folder locked (``flock``: two processes writing the same pair cannot interleave), then the
+   journal is removed.
 
 A reader therefore never sees a half-written file, and a process killed outright (SIGKILL, power
 loss) leaves either the previous files untouched (killed before the journal: only temporaries
@@ -52,6 +54,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from rehabstats.errors import OutputError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "STALE_AFTER",
@@ -310,7 +317,7 @@ def write_files(
             _write_temp(fd, folder, staged, json.dumps(doc).encode(), mode)
             os.replace(staged, journal, src_dir_fd=fd, dst_dir_fd=fd)
             _fsync_dir(fd)
-        with signals_deferred():
+        with signals_deferred(), _renaming(fd, several=journal is not None):
             if within is not None:
                 _check_within(fd, folder, within)
             committing = True
@@ -335,6 +342,25 @@ def write_files(
     finally:
         os.close(fd)
     return targets
+
+
+@contextlib.contextmanager
+def _renaming(fd: int, *, several: bool) -> Iterator[None]:
+    """Hold the folder's lock (``flock`` on the folder itself) while a group is renamed, so
+    that two processes writing the same pair at once cannot interleave their renames."""
+    if not several or fcntl is None:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # a file system without locks: renames as they come
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def atomic_write(

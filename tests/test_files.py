@@ -56,6 +56,38 @@ def test_write_files_refuses_a_folder_in_the_way_and_writes_nothing(tmp_path):
     assert listing(tmp_path) == ["b.html"]
 
 
+def test_two_writers_of_one_pair_cannot_interleave_their_renames(tmp_path, monkeypatch):
+    """A renames its notebook, then is slow; B writes both meanwhile; A renames its HTML.
+    Without the folder lock the result was B's notebook with A's HTML."""
+    import threading
+
+    real = os.replace
+    b_may_start = threading.Event()
+
+    def replace(src, dst, **kwargs):
+        real(src, dst, **kwargs)
+        if threading.current_thread().name == "A" and dst == "r.ipynb":
+            b_may_start.set()
+            time.sleep(0.5)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+
+    def write(who: str) -> None:
+        if who == "B":
+            b_may_start.wait(10)
+        files.write_files(
+            [(tmp_path / "r.ipynb", who.encode()), (tmp_path / "r.html", who.encode())]
+        )
+
+    threads = [threading.Thread(target=write, args=(w,), name=w) for w in "AB"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert (tmp_path / "r.ipynb").read_bytes() == (tmp_path / "r.html").read_bytes()
+    assert listing(tmp_path) == ["r.html", "r.ipynb"]
+
+
 def test_sweep_removes_only_abandoned_temporaries_of_the_named_targets(tmp_path):
     gone = dead_pid()
     now = time.time()
