@@ -6,10 +6,15 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from rehabstats.errors import DataWarning, RehabstatsError
+
+if TYPE_CHECKING:
+    from rehabstats.errors import ValidationReport
+    from rehabstats.files import Interrupted
 
 __all__ = ["main"]
 
@@ -47,7 +52,9 @@ def _out_folder(value: str | None, option: str = "--out") -> Path | None:
     return Path(value)
 
 
-def _exit_invalid(data: Path, report, *, fmt: str = "text", err: bool = False) -> None:
+def _exit_invalid(
+    data: Path, report: ValidationReport, *, fmt: str = "text", err: bool = False
+) -> NoReturn:
     """Print a failed validation as ``rehabstats validate`` does and exit 1.
 
     One function for every command that validates a cohort (validate, report, metrics), so
@@ -66,7 +73,7 @@ def _exit_invalid(data: Path, report, *, fmt: str = "text", err: bool = False) -
     sys.exit(1)
 
 
-def _interrupted(exc, what: str) -> None:
+def _interrupted(exc: Interrupted, what: str) -> NoReturn:
     """Report a command stopped by a signal (after its clean-up ran) and exit 128 + N."""
     click.echo(f"interrupted by {exc}: {what}", err=True)
     sys.exit(exc.exit_code)
