@@ -16,6 +16,7 @@ __all__ = [
     "DataWarning",
     "ModelDataError",
     "Note",
+    "OutputError",
     "ParameterError",
     "Problem",
     "RehabstatsError",
@@ -82,6 +83,12 @@ class ConfigError(RehabstatsError, ValueError):
 
 class ParameterError(RehabstatsError, ValueError):
     """A report or command parameter is unknown or has a bad value."""
+
+
+class OutputError(RehabstatsError, OSError):
+    """An output cannot be written where asked: the folder is not empty (files rehabstats did
+    not create are never replaced), cannot be created, is a file, or lies outside the folder
+    it must stay in. Nothing was written."""
 
 
 @dataclass(frozen=True)
