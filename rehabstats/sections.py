@@ -1286,8 +1286,8 @@ def pain_model(analysis: Analysis) -> Block:
     )  # fmt: skip
     return Block(
         _table(frame, name="pain_model", caption="Pain trajectory model: fixed effects (CIs "
-               "and p-values t-based with Satterthwaite degrees of freedom, df) and variance "
-               "components", index=False, left=["term"]),
+               "and p-values from t distributions with Satterthwaite degrees of freedom, df) "
+               "and variance components", index=False, left=["term"]),
         _caption(info),
         _notes(notes, "Model notes"),
         name="pain_model",

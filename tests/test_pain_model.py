@@ -438,3 +438,30 @@ def test_fit_reaches_at_least_statsmodels_best_maximum():
         out.attrs["reml_loglik"], rel=1e-10
     )
     assert np.max(np.abs(model.score(params, profile_fe=True))) < 1e-4
+
+
+# -- the report's section -----------------------------------------------------------------------
+
+
+def test_report_section_shows_df_and_says_the_intervals_are_t_based():
+    import re
+
+    from rehabstats import sections
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = sections.prepare("cohort_report", demo_participants=40)
+    model = analysis.pain_model.set_index("term")
+    html = sections.pain_model(analysis)._repr_html_()
+    caption = re.search(r"<caption>(.*?)</caption>", html).group(1)
+    assert "from t distributions with Satterthwaite degrees of freedom, df" in caption
+    headers = re.findall(r'<th [^>]*class="col_heading[^>]*>(.*?)</th>', html)
+    assert headers == ["term", "estimate", "df", "95% CI", "p"]
+    # the reference group's slope: its df with one decimal, its t-based interval
+    row = model.loc["t"]
+    assert f">{row['df']:.1f}<" in html
+    assert f">{row['ci_low']:.2f} to {row['ci_high']:.2f}<" in html
+    assert "Satterthwaite degrees of freedom (df), as R&#x27;s lmerTest" in html
+    definition = dict(sections._definitions(analysis.config))["Pain trajectory model"]
+    assert "t distributions with Satterthwaite degrees of freedom" in definition
+    assert "statsmodels" not in definition and "statsmodels" not in html
