@@ -215,6 +215,35 @@ def test_singular_random_slope_falls_back_to_the_random_intercept_as_lmertest():
     assert "var_slope" not in out.index
 
 
+def test_a_random_slope_fit_below_the_nested_model_is_not_used(monkeypatch):
+    # the guard against an optimiser that stops short: the random-slope model contains the
+    # random intercept (Lambda_10 = Lambda_11 = 0), so its REML maximum cannot be lower. The
+    # exact fitter never gets there; simulate a random-slope fit that ended 0.01 below the
+    # random-intercept model's maximum (on sleepstudy the true random-slope maximum is about
+    # 21 units above it)
+    import dataclasses
+
+    from rehabstats import mixed
+
+    fit_stats = mixed.fit_stats
+
+    def short_of_the_maximum(stats, *, random_slope=True, **options):
+        fit = fit_stats(stats, random_slope=random_slope, **options)
+        if not random_slope:
+            return fit
+        nested = fit_stats(stats, random_slope=False, **options)
+        assert fit.loglik > nested.loglik + 20
+        return dataclasses.replace(fit, loglik=nested.loglik - 0.01)
+
+    monkeypatch.setattr(mixed, "fit_stats", short_of_the_maximum)
+    out = pain_model(sleepstudy_cohort()).set_index("term")
+    assert (out["model"] == "random_intercept").all() and out["converged"].all()
+    note = out["note"].iloc[0]
+    assert "random-slope model not used (REML log-likelihood" in note
+    assert "below the nested random-intercept model's" in note
+    assert "var_slope" not in out.index
+
+
 def balanced_cohort(lines: dict[str, tuple[str, float, float]], weeks: int = 6) -> Cohort:
     """One morning rating per week: participant -> (arm, week-1 pain, change per week), plus a
     wiggle shared by every participant."""
