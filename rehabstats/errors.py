@@ -183,6 +183,11 @@ PROBLEM_KINDS: dict[str, tuple[int, str]] = {
         "every line must have as many fields as the header; quote a value that holds a "
         'comma ("Smith, J") and remove stray separators',
     ),
+    "quote": (
+        1,
+        'close the quote, or remove it; a quote inside a quoted value is written twice ("")',
+    ),
+    "empty": (1, "add the records the table must hold"),
     "formula": (
         2,
         "open the workbook in Excel and save it (Excel stores each formula's value), or "

@@ -332,14 +332,16 @@ def _quote_problem(name: str, path: Path) -> Problem | None:
             for _ in reader:
                 start = reader.line_num + 1
         except csv.Error as exc:
+            with path.open(newline="", encoding="utf-8-sig", errors="replace") as g:
+                line = next((t for i, t in enumerate(g, 1) if i == start), "")
             return Problem(
                 name,
                 start,
                 None,
-                "",
-                f"a quoted value must be closed and followed by a comma or the end of the line "
-                f"({exc}); a quote inside a quoted value is written twice",
-                "line",
+                line.rstrip("\r\n"),
+                "a quoted value must be closed and followed by a comma or the end of the line "
+                f"({exc})",
+                "quote",
             )
     return None
 

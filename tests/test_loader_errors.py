@@ -411,7 +411,7 @@ def test_an_unclosed_quote_is_an_error(folder):
     # the quote opened on line 2 is never closed: the parser would swallow the rest of the file
     edit(folder, "pain.csv", "a,2024-01-02,morning,3", 'a,2024-01-02,"morning,3')
     found = problems_of(folder)
-    assert found[0].code == "line" and found[0].table == "pain"
+    assert (found[0].code, found[0].table, found[0].row) == ("quote", "pain", 2)
     assert "a quoted value must be closed" in found[0].rule
 
 
@@ -636,3 +636,31 @@ def test_validate_summary_of_a_valid_folder_says_1_row(folder):
     assert result.returncode == 0, result.stdout
     assert re.search(r"events:\s+1 row\n", result.stdout)
     assert "1 rows" not in result.stdout and "<NA>" not in result.stdout
+
+
+@pytest.mark.parametrize("placeholder", ["9999-12-31", "0001-01-01"])
+def test_a_placeholder_date_is_an_error_not_a_traceback(folder, placeholder):
+    edit(folder, "participants.csv", "2024-01-05,,", f"2024-01-05,{placeholder},")
+    [problem] = problems_of(folder)
+    assert (problem.table, problem.row, problem.column, problem.value) == (
+        "participants",
+        3,
+        "withdrawn_on",
+        placeholder,
+    )
+    assert problem.rule.startswith("must be a date between 1677-09-22 and 2262-04-11")
+
+
+def test_a_placeholder_date_in_a_workbook_cell(folder):
+    import datetime
+
+    (folder / "participants.csv").unlink()
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for line in PARTICIPANTS.splitlines():
+        sheet.append([v or None for v in line.split(",")])
+    sheet["I3"] = datetime.datetime(9999, 12, 31)  # b's withdrawn_on as a date cell
+    book.save(folder / "participants.xlsx")
+    [problem] = problems_of(folder)
+    assert (problem.row, problem.column) == (3, "withdrawn_on")
+    assert problem.rule.startswith("must be a date between")
