@@ -407,6 +407,26 @@ def _read_csv(name: str, path: Path) -> tuple[pd.DataFrame | None, Numbering, li
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic.startswith((b"PK\x03\x04", b"PAR1")):
+        what = "an Excel workbook (or another zip file)" if magic[:2] == b"PK" else "Parquet"
+        right = "xlsx" if magic[:2] == b"PK" else "parquet"
+        return (
+            None,
+            2,
+            [
+                Problem(
+                    name,
+                    None,
+                    None,
+                    path.name,
+                    f"the file is {what}, not CSV text: save it as CSV, or name it "
+                    f"`{name}.{right}`",
+                    "file",
+                )
+            ],
+        )
     header, trouble = _csv_header(path)
     if trouble == "encoding":
         return None, 2, _encoding_problems(name, path)
@@ -626,7 +646,13 @@ def _read(name: str, path: Path) -> tuple[pd.DataFrame | None, Numbering, list[P
         frame, numbering, problems = _read_csv(name, path)
         return frame, numbering, problems, []
     if suffix == ".parquet":
-        return pd.read_parquet(path), 1, [], []
+        import pyarrow.parquet as pq
+
+        # ParquetFile: read_table refuses repeated column names
+        table = pq.ParquetFile(path).read(use_pandas_metadata=True)
+        frame = table.to_pandas()
+        frame.columns = list(table.column_names)  # repeated names stay repeated
+        return frame, 1, [], []
     return _read_xlsx(name, path)
 
 

@@ -272,6 +272,22 @@ def _parse_values(
             bad = present.copy()
             empty = pd.Series(pd.NA, index=values.index, dtype="str")
             return empty, bad, [(bad, "must be text")]
+        if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) not in (
+            "string",
+            "empty",
+        ):
+            # cells of a spreadsheet or values of a DataFrame: numbers and dates read as text,
+            # anything else (lists, bytes, objects) is not text and is never stringified
+            odd = (
+                pd.Series(
+                    [v is not None and not isinstance(v, _TEXT_LIKE) for v in values.to_numpy()],
+                    index=values.index,
+                )
+                & present
+            )
+            if odd.any():
+                empty = pd.Series(pd.NA, index=values.index, dtype="str")
+                return empty, odd, [(odd, "must be text")]
         if values.dtype != "str":
             values = values.astype("str")  # missing values stay missing
         parsed = values.str.strip()
@@ -421,6 +437,9 @@ def _in_ns_range(parsed: pd.Series) -> tuple[pd.Series, pd.Series]:
         pd.Series(moments.astype("datetime64[ns]"), index=parsed.index),
         pd.Series(beyond, index=parsed.index),
     )
+
+
+_TEXT_LIKE = (str, int, float, np.integer, np.floating)
 
 
 def _is_datetime_like(value: object) -> bool:

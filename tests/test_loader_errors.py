@@ -6,6 +6,7 @@ is known by reading it) and breaks one thing.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -664,3 +665,44 @@ def test_a_placeholder_date_in_a_workbook_cell(folder):
     [problem] = problems_of(folder)
     assert (problem.row, problem.column) == (3, "withdrawn_on")
     assert problem.rule.startswith("must be a date between")
+
+
+def test_parquet_with_a_repeated_column_name(folder):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (folder / "events.csv").unlink()
+    note = pa.array(["ok"])
+    columns = [pa.array(["b"]), pa.array(["2024-02-01"]), pa.array(["return_to_running"]), note]
+    names = ["participant_id", "event_date", "event", "note"]
+    pq.write_table(pa.table([*columns, note], names=[*names, "note"]), folder / "events.parquet")
+    [problem] = problems_of(folder)
+    assert (problem.table, problem.column, problem.code) == ("events", "note", "column")
+    assert "columns 4 and 5" in problem.rule
+
+
+def test_values_that_are_not_text_are_not_stringified(folder):
+    (folder / "events.csv").unlink()
+    events = pd.read_csv(io.StringIO(EVENTS), dtype="str")
+    events["note"] = [[1, 2]]  # a list, e.g. from a nested Parquet column
+    events.to_parquet(folder / "events.parquet")
+    [problem] = problems_of(folder)
+    assert (problem.table, problem.row, problem.column, problem.rule) == (
+        "events",
+        1,
+        "note",
+        "must be text",
+    )
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "parquet"])
+def test_a_workbook_or_parquet_file_named_csv(folder, kind):
+    events = pd.read_csv(folder / "events.csv", dtype="str")
+    if kind == "xlsx":
+        events.to_excel(folder / "x.xlsx", index=False)
+    else:
+        events.to_parquet(folder / "x.parquet")
+    (folder / f"x.{kind}").replace(folder / "events.csv")
+    [problem] = problems_of(folder)
+    assert (problem.table, problem.code) == ("events", "file")
+    assert problem.rule.endswith(f"not CSV text: save it as CSV, or name it `events.{kind}`")
