@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import difflib
 import errno
+import mmap
 import os
 import re
 import shutil
@@ -20,7 +21,6 @@ import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -293,8 +293,9 @@ def _delimiter_problem(name: str, header: list[str]) -> Problem | None:
 
 def _encoding_problems(name: str, path: Path) -> list[Problem]:
     """Every line that is not UTF-8 text (found on failure only: a Python pass over lines)."""
-    data = path.read_bytes()
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    with path.open("rb") as f:
+        head = f.read(2)
+    if head in (b"\xff\xfe", b"\xfe\xff"):
         return [
             Problem(
                 name,
@@ -306,20 +307,21 @@ def _encoding_problems(name: str, path: Path) -> list[Problem]:
             )
         ]
     problems = []
-    for number, line in enumerate(data.split(b"\n"), 1):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError:
-            problems.append(
-                Problem(
-                    name,
-                    number,
-                    None,
-                    line.rstrip(b"\r").decode("utf-8", "replace"),
-                    "must be UTF-8 text (an accented letter saved in another encoding)",
-                    "encoding",
+    with path.open("rb") as f:  # a stream of lines: no copy of a large file in memory
+        for number, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                problems.append(
+                    Problem(
+                        name,
+                        number,
+                        None,
+                        line.rstrip(b"\r\n").decode("utf-8", "replace"),
+                        "must be UTF-8 text (an accented letter saved in another encoding)",
+                        "encoding",
+                    )
                 )
-            )
     return problems
 
 
@@ -359,47 +361,74 @@ def _csv_lines(path: Path, n_columns: int) -> _Lines:
     """The 1-based line of every record of a CSV file, and its ragged lines.
 
     Blank lines are skipped (as the parser skips them) but counted; a record whose quoted value
-    holds line breaks is at the line it starts on. Vectorised over the bytes when the file has no
-    quote character (the common case, also at millions of rows); otherwise the ``csv`` module
-    reads it. Called only when a problem is reported.
+    holds line breaks is at the line it starts on. Called only when a problem is reported. A
+    file without a quote character (the common case, also at millions of rows) is scanned as
+    bytes, vectorised, a chunk at a time over a memory map (memory: two integers per line);
+    otherwise the ``csv`` module reads it as a stream.
     """
-    data = path.read_bytes()
-    if b'"' not in data and data.count(b"\r") == data.count(b"\r\n"):
-        a = np.frombuffer(data, dtype=np.uint8)
-        newlines = np.flatnonzero(a == 10)
-        starts = np.concatenate(([0], newlines + 1))
-        ends = np.concatenate((newlines, [a.size]))
-        if starts[-1] == a.size:  # the file ends with a line break
-            starts, ends = starts[:-1], ends[:-1]
-        length = ends - starts
-        has_cr = (length > 0) & (a[np.maximum(ends - 1, 0)] == 13)
-        length = length - has_cr
-        commas = np.flatnonzero(a == 44)
-        fields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
-        lines = np.flatnonzero(length > 0) + 1
-        fields = fields[length > 0]
-        lines, fields = lines[1:], fields[1:]  # the first non-blank line is the header
-        good = fields == n_columns
-        ragged = []
-        for line, k in zip(lines[~good].tolist(), fields[~good].tolist(), strict=True):
-            s, e = int(starts[line - 1]), int(ends[line - 1])
-            ragged.append((line, k, data[s:e].rstrip(b"\r").decode("utf-8", "replace")))
-        return _Lines(lines[good], ragged)
+    size = path.stat().st_size
+    if size == 0:
+        return _Lines(np.empty(0, dtype=np.int64), [])
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        data = np.frombuffer(m, dtype=np.uint8)
+        try:
+            found = _scan_lines(data, n_columns)
+        finally:
+            del data  # the memory map closes only without views on it
+    if found is not None:
+        return found
     records, ragged = [], []
-    text = data.decode("utf-8-sig", errors="replace")
-    reader = csv.reader(StringIO(text, newline=""))
-    previous, header_seen = 0, False
-    for row in reader:
-        start, previous = previous + 1, reader.line_num
-        if not row:
-            continue
-        if not header_seen:
-            header_seen = True
-        elif len(row) == n_columns:
-            records.append(start)
-        else:
-            ragged.append((start, len(row), ",".join(row)))
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+        reader = csv.reader(f)
+        previous, header_seen = 0, False
+        for row in reader:
+            start, previous = previous + 1, reader.line_num
+            if not row:
+                continue
+            if not header_seen:
+                header_seen = True
+            elif len(row) == n_columns:
+                records.append(start)
+            else:
+                ragged.append((start, len(row), ",".join(row)))
     return _Lines(np.asarray(records, dtype=np.int64), ragged)
+
+
+def _scan_lines(data: np.ndarray, n_columns: int) -> _Lines | None:
+    """:func:`_csv_lines` for a file without quotes or lone CRs (``None`` for another file)."""
+    newlines, commas_before, cr_total = [], [], 0
+    commas = 0
+    for offset in range(0, data.size, _CHUNK):
+        chunk = data[offset : offset + _CHUNK]
+        if (chunk == 34).any():
+            return None  # quoted values: the csv module knows where records start
+        cr_total += int(np.count_nonzero(chunk == 13))
+        at = np.flatnonzero(chunk == 10)
+        comma_at = np.flatnonzero(chunk == 44)
+        newlines.append(at + offset)
+        commas_before.append(commas + np.searchsorted(comma_at, at))
+        commas += comma_at.size
+    ends = np.concatenate(newlines)
+    before = np.concatenate(commas_before)
+    if ends.size == 0 or ends[-1] != data.size - 1:  # a last line without a line break
+        ends = np.append(ends, data.size)
+        before = np.append(before, commas)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    length = ends - starts
+    has_cr = (length > 0) & (data[np.maximum(ends - 1, 0)] == 13)
+    if int(np.count_nonzero(has_cr)) != cr_total:
+        return None  # a CR that does not end a line: a line break for the parser
+    length -= has_cr
+    fields = np.diff(before, prepend=0) + 1
+    filled = length > 0
+    lines = np.flatnonzero(filled)[1:] + 1  # the first non-blank line is the header
+    fields = fields[filled][1:]
+    good = fields == n_columns
+    ragged = []
+    for line, k in zip(lines[~good].tolist(), fields[~good].tolist(), strict=True):
+        s, e = int(starts[line - 1]), int(starts[line - 1] + length[line - 1])
+        ragged.append((line, k, data[s:e].tobytes().decode("utf-8", "replace")))
+    return _Lines(lines[good], ragged)
 
 
 def _read_csv(name: str, path: Path) -> tuple[pd.DataFrame | None, Numbering, list[Problem]]:

@@ -706,3 +706,19 @@ def test_a_workbook_or_parquet_file_named_csv(folder, kind):
     [problem] = problems_of(folder)
     assert (problem.table, problem.code) == ("events", "file")
     assert problem.rule.endswith(f"not CSV text: save it as CSV, or name it `events.{kind}`")
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_the_line_scan_of_a_file(tmp_path, quoted):
+    """Both ways of finding the lines (bytes without quotes; the csv module) agree with a
+    hand count: header on line 1, a blank line 3, CRLF line ends, a short line 5, a blank
+    CRLF line 6, no line break at the end."""
+    from rehabstats.io import _csv_lines
+
+    value = '"x"' if quoted else "x"
+    text = f"a,b,c\r\n1,2,3\r\n\r\n4,5,{value}\r\n6,7\r\n\r\n8,9,10"
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode())
+    found = _csv_lines(path, 3)
+    assert found.records.tolist() == [2, 4, 7]
+    assert found.ragged == [(5, 2, "6,7")]
