@@ -434,7 +434,7 @@ class ValidationReport:
                 values = ", ".join(f'"{_show(v, 30)}"' if v else "(empty)" for v in g.examples)
                 lines.append(f"       {'row' if len(rows) == 1 else 'rows'} {_row_ranges(rows)}")
                 lines.append(f"       {'value' if len(g.examples) == 1 else 'e.g.'} {values}")
-            elif g.problems[0].value and g.problems[0].value not in g.rule:
+            elif (value := g.problems[0].value) and value not in g.rule and value != g.column:
                 found = ", ".join(f'"{_show(p.value, 60)}"' for p in g.problems[:3])
                 lines.append(f"       found {found}")
             if g.fix:

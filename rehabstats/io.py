@@ -541,6 +541,18 @@ def _read_csv(name: str, path: Path) -> tuple[pd.DataFrame | None, Numbering, li
                     "line",
                 )
             )
+        if not where.ragged:  # the parser skipped lines the scan cannot place: still say so
+            problems.append(
+                Problem(
+                    name,
+                    None,
+                    None,
+                    "",
+                    f"every line must have {n_columns} fields like the header; "
+                    f"{ragged_rows} do not",
+                    "line",
+                )
+            )
         records = where.records
         if records.shape == (n_records,):
             numbering = lambda: records  # noqa: E731
