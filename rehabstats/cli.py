@@ -89,7 +89,7 @@ def validate(data: Path, fmt: str, data_cutoff: str | None, max_details: int) ->
     table, column and rule: count, rows, example values, how to fix them; the cause that
     explains the others first) and then every problem (table, row, column, value, rule).
     """
-    from rehabstats.errors import CohortValidationError, plural
+    from rehabstats.errors import CohortValidationError
     from rehabstats.io import load_cohort
 
     cohort = None
@@ -103,9 +103,7 @@ def validate(data: Path, fmt: str, data_cutoff: str | None, max_details: int) ->
         if fmt == "json":
             click.echo(report.to_json())
         else:
-            n = len(report.unique_problems())
-            click.echo(f"{data}: INVALID - {plural(n, 'problem')}; nothing was loaded")
-            click.echo(report.format_text(max_details=max_details))
+            click.echo(report.format_text(max_details=max_details, source=str(data)))
         sys.exit(1)
     summary = cohort.summary()
     if fmt == "json":

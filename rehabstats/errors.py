@@ -411,18 +411,24 @@ class ValidationReport:
             indent=2,
         )
 
-    def format_text(self, *, max_details: int | None = 20) -> str:
+    def format_text(self, *, max_details: int | None = 20, source: str | None = None) -> str:
         """The report for people: a summary, then the problems one per line.
 
         The summary has one entry per table, column and rule -- the most basic cause first --
         with the count, the first rows, example values and how to fix them. The details list
         every problem (table, row, column, value, rule), at most ``max_details`` of each group
-        (``None``: all); the JSON form (:meth:`to_json`) always carries them all.
+        (``None``: all); the JSON form (:meth:`to_json`) always carries them all. With
+        ``source`` (the data folder), a first line says where and how many: exactly what
+        ``rehabstats validate`` prints.
         """
         if self.ok:
-            return "no problems"
+            return "no problems" if source is None else f"{source}: valid"
         groups = self.groups()
-        lines = ["Summary (the first problems can cause the ones after them):"]
+        lines = []
+        if source is not None:
+            n = len(self.unique_problems())
+            lines.append(f"{source}: INVALID - {plural(n, 'problem')}; nothing was loaded")
+        lines.append("Summary (the first problems can cause the ones after them):")
         for number, g in enumerate(groups, 1):
             n = len(g.problems)
             rows = g.rows
