@@ -53,7 +53,12 @@ def _out_folder(value: str | None, option: str = "--out") -> Path | None:
 
 
 def _exit_invalid(
-    data: Path, report: ValidationReport, *, fmt: str = "text", err: bool = False
+    data: Path,
+    report: ValidationReport,
+    *,
+    fmt: str = "text",
+    err: bool = False,
+    max_details: int | None = 20,
 ) -> NoReturn:
     """Print a failed validation as ``rehabstats validate`` does and exit 1.
 
@@ -63,13 +68,7 @@ def _exit_invalid(
     if fmt == "json":
         click.echo(report.to_json(), err=err)
     else:
-        n = len(report.problems)
-        click.echo(f"{data}: INVALID - {n} problem{'s' if n != 1 else ''}", err=err)
-        format_text = getattr(report, "format_text", None)
-        click.echo(
-            format_text() if format_text is not None else report.format_table(max_rows=None),
-            err=err,
-        )
+        click.echo(report.format_text(max_details=max_details, source=str(data)), err=err)
     sys.exit(1)
 
 
@@ -162,28 +161,33 @@ def simulate(n_participants: int, seed: int, out: Path, fmt: str, overwrite: boo
     default=None,
     help="Analysis date YYYY-MM-DD (default: the latest date in the data).",
 )
-def validate(data: Path, fmt: str, data_cutoff: str | None) -> None:
+@click.option(
+    "--max-details",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Problems listed of each kind in the text output (0: the summary only; "
+    "--format json lists them all).",
+)
+def validate(data: Path, fmt: str, data_cutoff: str | None, max_details: int) -> None:
     """Check a cohort folder against the data contract.
 
-    Exit 0 with a summary when valid; exit 1 with every problem (table, row, column, value,
-    rule) when not.
+    Exit 0 with a summary when valid; exit 1 when not, with a summary of the problems (per
+    table, column and rule: count, rows, example values, how to fix them; the cause that
+    explains the others first) and then every problem (table, row, column, value, rule).
     """
-    from rehabstats.cohort import Cohort
-    from rehabstats.io import read_tables
+    from rehabstats.errors import CohortValidationError
+    from rehabstats.io import load_cohort
 
-    raw, offsets, report = read_tables(data)
     cohort = None
-    if report.ok:
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)
-            try:
-                cohort = Cohort.from_tables(
-                    raw, data_cutoff=data_cutoff, source=str(data), row_offset=offsets
-                )
-            except RehabstatsError as exc:
-                report = getattr(exc, "report", report)
+            cohort = load_cohort(data, data_cutoff=data_cutoff)
+    except CohortValidationError as exc:
+        report = exc.report
     if cohort is None:
-        _exit_invalid(data, report, fmt=fmt)
+        _exit_invalid(data, report, fmt=fmt, max_details=max_details)
     summary = cohort.summary()
     if fmt == "json":
         click.echo(
@@ -193,14 +197,15 @@ def validate(data: Path, fmt: str, data_cutoff: str | None) -> None:
     click.echo(f"{data}: valid")
     click.echo(f"  participants: {summary['participants']:,}")
     for name, n in summary["rows"].items():
-        click.echo(f"  {name + ':':<16}{n:>12,} rows")
-    click.echo(
-        f"  dates: {summary['first_date']} to {summary['last_date']}"
-        f" (data cut-off {summary['data_cutoff']})"
-    )
+        click.echo(f"  {name + ':':<16}{n:>12,} {'row' if n == 1 else 'rows'}")
+    if summary["first_date"] is not None:
+        click.echo(
+            f"  dates: {summary['first_date']} to {summary['last_date']}"
+            f" (data cut-off {summary['data_cutoff']})"
+        )
     click.echo(f"  sites: {', '.join(summary['sites'])}; arms: {', '.join(summary['arms'])}")
     click.echo(f"  fingerprint: {cohort.fingerprint()}")
-    for message in summary["warnings"]:
+    for message in dict.fromkeys(summary["warnings"]):
         click.echo(f"  warning: {message}")
 
 

@@ -17,11 +17,14 @@ __all__ = [
     "ModelDataError",
     "Note",
     "OutputError",
+    "PROBLEM_KINDS",
     "ParameterError",
     "Problem",
+    "ProblemGroup",
     "RehabstatsError",
     "RehabstatsWarning",
     "ValidationReport",
+    "plural",
 ]
 
 
@@ -52,6 +55,12 @@ class Note(str):
     '4 participants enrolled after 2024-06-30'
     >>> n.with_counts(lambda k: "<5" if 0 < k < 5 else str(k))
     '<5 participants enrolled after 2024-06-30'
+
+    A word that follows a count takes the form ``{n:singular|plural}``: the singular when the
+    count is 1, the plural otherwise (also for a suppressed count such as ``<5``).
+
+    >>> str(Note("{n} {n:row|rows} after withdrawal", counts={"n": 1}))
+    '1 row after withdrawal'
     """
 
     template: str
@@ -60,8 +69,9 @@ class Note(str):
 
     def __new__(cls, template: str, /, *, counts: dict[str, int] | None = None, **values: Any):
         counts = dict(counts or {})
+        shown = {k: _Count(v) for k, v in counts.items()}
         self = super().__new__(
-            cls, template.format(**values, **counts) if counts or values else template
+            cls, template.format(**values, **shown) if counts or values else template
         )
         self.template = (
             template if counts or values else template.replace("{", "{{").replace("}", "}}")
@@ -73,8 +83,37 @@ class Note(str):
     def with_counts(self, show: Callable[[int], str]) -> str:
         """The note with every count shown as ``show(count)`` (e.g. small-cell suppression)."""
         return self.template.format(
-            **self.values, **{k: show(int(v)) for k, v in self.counts.items()}
+            **self.values, **{k: _Shown(show(int(v))) for k, v in self.counts.items()}
         )
+
+
+def _plural_spec(spec: str, one: bool) -> str | None:
+    """``singular|plural`` format spec -> the word; ``None`` for an ordinary spec."""
+    if "|" not in spec:
+        return None
+    singular, plural = spec.split("|", 1)
+    return singular if one else plural
+
+
+class _Count(int):
+    """A count inside a note template: ``{n:row|rows}`` picks the word for the count."""
+
+    def __format__(self, spec: str) -> str:
+        word = _plural_spec(spec, int(self) == 1)
+        return word if word is not None else format(int(self), spec)
+
+
+class _Shown(str):
+    """A count as shown (possibly suppressed, e.g. ``<5``): plural unless it reads ``1``."""
+
+    def __format__(self, spec: str) -> str:
+        word = _plural_spec(spec, str(self) == "1")
+        return word if word is not None else format(str(self), spec)
+
+
+def plural(n: int, singular: str, plural: str | None = None) -> str:
+    """``"1 row"``, ``"2 rows"``, ``"1,251 rows"``: a count with the word that agrees with it."""
+    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"
 
 
 class ConfigError(RehabstatsError, ValueError):
@@ -100,14 +139,19 @@ class Problem:
     table : str
         Table name (``participants``, ``sessions``, ...).
     row : int or None
-        1-based line of the source file (the header is line 1) for CSV and XLSX; the 1-based
-        record number for Parquet and in-memory tables. ``None`` for table-level problems.
+        1-based line of the source file (the header is line 1; blank lines count; a record
+        whose quoted value spans lines is reported at the line it starts on) for CSV; the
+        spreadsheet row for XLSX; the 1-based record number for Parquet and in-memory tables.
+        ``None`` for file-, table- and column-level problems.
     column : str or None
         Column concerned, ``None`` for table-level problems.
     value : str
         The offending value as text (empty for a missing value).
     rule : str
         The rule broken, phrased as what the value must be.
+    code : str
+        The kind of rule (see :data:`PROBLEM_KINDS`): it orders the summary (the cause that
+        explains the others first) and chooses the advice on how to fix it. Empty: a value rule.
     """
 
     table: str
@@ -115,6 +159,191 @@ class Problem:
     column: str | None
     value: str
     rule: str
+    code: str = ""
+
+
+PROBLEM_KINDS: dict[str, tuple[int, str]] = {
+    # code: (stage, how to fix). Stage 0: files and tables, 1: columns and lines (the shape of
+    # a table), 2: single values, 3: rules across rows and tables, which a problem of an
+    # earlier stage can cause (a duplicated or blank participant_id makes foreign-key errors).
+    "folder": (0, "give the path of a folder holding the table files"),
+    "file": (0, "make the path a readable file (not a folder or a broken link)"),
+    "file_name": (
+        0,
+        "name each table file exactly after its table, in lower case: participants.csv, "
+        "sessions.csv, pain.csv, visa_a.csv, function_tests.csv, events.csv (or .parquet, "
+        ".xlsx)",
+    ),
+    "encoding": (0, "save the file as UTF-8 text (in Excel: Save As > CSV UTF-8)"),
+    "delimiter": (
+        0,
+        "save the file as comma-separated values (in Excel: Save As > CSV UTF-8); "
+        "values holding a comma are then quoted",
+    ),
+    "table": (0, "add the table file, or the records it must hold"),
+    "column": (
+        1,
+        "the header (first line) must name each column once, spelled exactly as in the data "
+        "contract (lower case, underscores): rename or remove columns as the rule says",
+    ),
+    "line": (
+        1,
+        "every line must have as many fields as the header; quote a value that holds a "
+        'comma ("Smith, J") and remove stray separators',
+    ),
+    "quote": (
+        1,
+        'close the quote, or remove it; a quote inside a quoted value is written twice ("")',
+    ),
+    "empty": (1, "add the records the table must hold"),
+    "formula": (
+        2,
+        "open the workbook in Excel and save it (Excel stores each formula's value), or "
+        "replace the formulas by their values",
+    ),
+    "control": (
+        2,
+        "remove the control character (shown as \\xNN); it usually comes from a copy-paste "
+        "or a broken export",
+    ),
+    "type": (2, "write the value in the column's type"),
+    "required": (2, "fill in the value: this column must not have empty cells"),
+    "enum": (2, "use one of the allowed values exactly as written (same case, no extra spaces)"),
+    "range": (2, "check the value and its unit"),
+    "unique": (
+        2,
+        "each value must appear once: correct the id of the participant who has the wrong "
+        "one (their other rows may then be orphans) or remove the repeated row",
+    ),
+    "foreign_key": (
+        3,
+        "correct the id, or add the participant to participants (problems of "
+        "participants.participant_id above can cause these)",
+    ),
+    "date_order": (3, "check the date and the participant's dates in participants"),
+    "consistency": (3, "check the values against each other as the rule says"),
+}
+"""Every kind of problem: its stage (the order of the summary) and how to fix it."""
+
+_NA_WORDS = frozenset(
+    {"na", "n/a", "n.a.", "nan", "null", "none", "-", "--", ".", "?", "missing", "#n/a", "nd"}
+)
+
+
+def _fix(code: str, rule: str, examples: list[str]) -> str:
+    """How to fix a group of problems, from its kind, its rule and some of its values."""
+    stage_fix = PROBLEM_KINDS.get(code, (2, ""))[1]
+    parts = [stage_fix] if stage_fix and code != "type" else []
+    if code == "type":
+        if "date" in rule:
+            parts.append("write dates as YYYY-MM-DD (e.g. 2024-03-07)")
+            if any(_looks_like_spreadsheet_date(v) for v in examples):
+                parts.append(
+                    "a spreadsheet reformatted them: format the column as text or as "
+                    "yyyy-mm-dd before saving"
+                )
+        elif "too large" in rule:
+            parts.append("the number is too large to be right: check it")
+        elif "whole number" in rule:
+            parts.append("write whole numbers without decimals or units (3, not 3.0)")
+        elif "number" in rule:
+            parts.append(
+                "write numbers with a decimal point and without units, spaces or thousands "
+                "separators (3.5, not 3,5)"
+            )
+        else:
+            parts.append(stage_fix)
+    if code in ("type", "enum", "range"):
+        na = next((v for v in examples if v.strip().lower() in _NA_WORDS), None)
+        if na is not None:
+            parts.append(f"`{na.strip()}` is not a missing value: leave the cell empty")
+    return "; ".join(p for p in parts if p)
+
+
+def _looks_like_spreadsheet_date(value: str) -> bool:
+    import re
+
+    v = value.strip()
+    return bool(
+        re.fullmatch(r"\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}( .*)?", v)
+        or re.fullmatch(r"\d{5}(\.\d+)?", v)  # a spreadsheet day number (45292 = 2024-01-01)
+        or re.fullmatch(r"\d{4}-\d{2}-\d{2}[ T]\d.*", v)
+    )
+
+
+def _show(value: str, width: int = 40) -> str:
+    """A value as printed: control characters as escapes, long values cut."""
+    out = []
+    for ch in value:
+        o = ord(ch)
+        if ch == "\t":
+            out.append("\\t")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif o < 32 or o == 127:
+            out.append(f"\\x{o:02x}")
+        else:
+            out.append(ch)
+    text = "".join(out)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _row_ranges(rows: list[int], *, limit: int = 6) -> str:
+    """``2-1252``, ``5, 9, 12-14 and 30 more``: sorted rows as ranges, the first few runs."""
+    runs: list[tuple[int, int]] = []
+    for r in rows:
+        if runs and r == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], r)
+        elif not runs or r != runs[-1][1]:
+            runs.append((r, r))
+    shown = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:limit]]
+    text = ", ".join(shown)
+    rest = sum(b - a + 1 for a, b in runs[limit:])
+    if rest:
+        text += f" and {plural(rest, 'more row')}"
+    return text
+
+
+@dataclass(frozen=True)
+class ProblemGroup:
+    """Problems sharing a table, column and rule: one line of the summary."""
+
+    table: str
+    column: str | None
+    rule: str
+    code: str
+    problems: tuple[Problem, ...]
+
+    @property
+    def rows(self) -> list[int]:
+        return [p.row for p in self.problems if p.row is not None]
+
+    @property
+    def examples(self) -> list[str]:
+        """Up to three distinct offending values, in row order."""
+        return list(dict.fromkeys(p.value for p in self.problems))[:3]
+
+    @property
+    def fix(self) -> str:
+        return _fix(self.code, self.rule, list(dict.fromkeys(p.value for p in self.problems)))
+
+    @property
+    def label(self) -> str:
+        return self.table if self.column is None else f"{self.table}.{self.column}"
+
+    def to_dict(self, *, max_rows: int = 20) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "column": self.column,
+            "rule": self.rule,
+            "code": self.code,
+            "count": len(self.problems),
+            "rows": self.rows[:max_rows],
+            "examples": self.examples,
+            "fix": self.fix,
+        }
 
 
 @dataclass
@@ -123,6 +352,9 @@ class ValidationReport:
 
     ``problems`` break the data contract (the cohort is not loaded); ``warnings`` flag suspicious
     but legal data (the cohort is loaded, the warnings are kept on it).
+
+    :meth:`format_text` is the one human-readable form of a report: ``rehabstats validate``, the
+    message of :class:`CohortValidationError` and the reports print it.
     """
 
     problems: list[Problem] = field(default_factory=list)
@@ -133,56 +365,166 @@ class ValidationReport:
         """True when no rule is broken."""
         return not self.problems
 
+    def unique_problems(self) -> list[Problem]:
+        """The problems without repeats, in the order found."""
+        return list(dict.fromkeys(self.problems))
+
+    def groups(self) -> list[ProblemGroup]:
+        """Problems grouped by table, column and rule; the cause that explains others first.
+
+        Groups are ordered by stage (files and tables, then the shape of a table -- its columns
+        and lines --, then single values, then rules across rows and tables), then in the order
+        the problems were found (tables and columns in the order of the data contract). Rows
+        within a group are sorted.
+        """
+        buckets: dict[tuple, list[Problem]] = {}
+        for p in self.unique_problems():
+            buckets.setdefault((p.table, p.column, p.rule, p.code), []).append(p)
+        keyed = []
+        for order, ((table, column, rule, code), members) in enumerate(buckets.items()):
+            stage = PROBLEM_KINDS.get(code, (2, ""))[0]
+            members.sort(key=lambda p: (p.row is not None, p.row or 0))
+            keyed.append((stage, order, ProblemGroup(table, column, rule, code, tuple(members))))
+        keyed.sort(key=lambda k: (k[0], k[1]))
+        return [g for _, _, g in keyed]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One entry per group (see :meth:`groups`): count, first rows, examples, how to fix."""
+        return [g.to_dict() for g in self.groups()]
+
     def to_frame(self) -> pd.DataFrame:
-        """Problems as a DataFrame with columns table, row, column, value, rule."""
+        """Problems as a DataFrame with columns table, row, column, value, rule, code."""
         import pandas as pd  # here, not at import: the command line starts reports without it
 
         frame = pd.DataFrame(
-            [asdict(p) for p in self.problems],
-            columns=["table", "row", "column", "value", "rule"],
+            [asdict(p) for p in self.unique_problems()],
+            columns=["table", "row", "column", "value", "rule", "code"],
         )
         return frame.astype({"row": "Int64"})
 
     def to_json(self) -> str:
-        """Problems and warnings as a JSON document (for machines)."""
+        """Problems, their summary and the warnings as a JSON document (for machines).
+
+        ``problems`` holds every problem (no cap); ``summary`` the groups of
+        :meth:`summary`, in the same order as the text.
+        """
         return json.dumps(
             {
                 "ok": self.ok,
-                "problems": [asdict(p) for p in self.problems],
-                "warnings": list(self.warnings),
+                "n_problems": len(self.unique_problems()),
+                "summary": self.summary(),
+                "problems": [asdict(p) for p in self.unique_problems()],
+                "warnings": list(dict.fromkeys(self.warnings)),
             },
             indent=2,
         )
 
+    def format_text(self, *, max_details: int | None = 20, source: str | None = None) -> str:
+        """The report for people: a summary, then the problems one per line.
+
+        The summary has one entry per table, column and rule -- the most basic cause first --
+        with the count, the first rows, example values and how to fix them. The details list
+        every problem (table, row, column, value, rule), at most ``max_details`` of each group
+        (``None``: all); the JSON form (:meth:`to_json`) always carries them all. With
+        ``source`` (the data folder), a first line says where and how many: exactly what
+        ``rehabstats validate`` prints.
+        """
+        if self.ok:
+            return "no problems" if source is None else f"{source}: valid"
+        groups = self.groups()
+        lines = []
+        if source is not None:
+            n = len(self.unique_problems())
+            lines.append(f"{source}: INVALID - {plural(n, 'problem')}; nothing was loaded")
+        lines.append("Summary (the first problems can cause the ones after them):")
+        for number, g in enumerate(groups, 1):
+            n = len(g.problems)
+            rows = g.rows
+            head = f"{number:>3}. {g.label}: {g.rule}"
+            if rows:
+                head += f" ({plural(n, 'row')})"
+            lines.append(head)
+            if rows:
+                values = ", ".join(f'"{_show(v, 30)}"' if v else "(empty)" for v in g.examples)
+                lines.append(f"       {'row' if len(rows) == 1 else 'rows'} {_row_ranges(rows)}")
+                lines.append(f"       {'value' if len(g.examples) == 1 else 'e.g.'} {values}")
+            elif (value := g.problems[0].value) and value not in g.rule and value != g.column:
+                found = ", ".join(f'"{_show(p.value, 60)}"' for p in g.problems[:3])
+                lines.append(f"       found {found}")
+            if g.fix:
+                lines.append(f"       fix: {g.fix}")
+        cap = "" if max_details is None else f"; up to {max_details} of each problem"
+        lines += ["", f"Details (table, row, column, value, rule{cap}):"]
+        table: list[tuple[str, str, str, str, str]] = [("table", "row", "column", "value", "rule")]
+        more: dict[int, str] = {}
+        for g in groups:
+            shown = g.problems if max_details is None else g.problems[:max_details]
+            for p in shown:
+                row = "" if p.row is None else str(p.row)
+                table.append((p.table, row, p.column or "", _show(p.value), p.rule))
+            if len(shown) < len(g.problems):
+                rest = len(g.problems) - len(shown)
+                more[len(table) - 1] = f"  ... and {plural(rest, 'more row')} like these"
+        widths = [max(len(r[i]) for r in table) for i in range(4)]
+        for i, r in enumerate(table):
+            lines.append(
+                "  "
+                + "  ".join(
+                    [
+                        r[0].ljust(widths[0]),
+                        r[1].rjust(widths[1]),
+                        r[2].ljust(widths[2]),
+                        r[3].ljust(widths[3]),
+                        r[4],
+                    ]
+                ).rstrip()
+            )
+            if i in more:
+                lines.append(more[i])
+        return "\n".join(lines)
+
     def format_table(self, *, max_rows: int | None = 200) -> str:
-        """Problems as a plain-text table, sorted by table and row."""
+        """Problems as a plain-text table, sorted by table and row (see :meth:`format_text`)."""
         if self.ok:
             return "no problems"
-        import pandas as pd
-
-        frame = self.to_frame().sort_values(["table", "row", "column"], na_position="first")
-        shown = frame if max_rows is None else frame.head(max_rows)
-        text = shown.fillna({"column": "", "row": pd.NA}).to_string(index=False, na_rep="")
-        if max_rows is not None and len(frame) > max_rows:
-            text += f"\n... and {len(frame) - max_rows} more problems"
+        ordered = sorted(
+            self.unique_problems(), key=lambda p: (p.table, p.row is not None, p.row or 0)
+        )
+        shown = ordered if max_rows is None else ordered[:max_rows]
+        rows = [("table", "row", "column", "value", "rule")] + [
+            (p.table, "" if p.row is None else str(p.row), p.column or "", _show(p.value), p.rule)
+            for p in shown
+        ]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        text = "\n".join(
+            "  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows
+        )
+        if len(shown) < len(ordered):
+            text += f"\n... and {plural(len(ordered) - len(shown), 'more problem')}"
         return text
 
     def __str__(self) -> str:
-        return self.format_table()
+        return self.format_text()
 
 
 class CohortValidationError(RehabstatsError, ValueError):
-    """The cohort breaks the data contract; ``report`` lists every problem at once."""
+    """The cohort breaks the data contract; ``report`` lists every problem at once.
 
-    def __init__(self, report: ValidationReport, *, source: str | None = None):
+    The message is :meth:`ValidationReport.format_text` (a summary, then the problems) under
+    one line saying how many problems were found and where.
+    """
+
+    def __init__(
+        self, report: ValidationReport, *, source: str | None = None, max_details: int = 10
+    ):
         self.report = report
+        self.source = source
         where = f" in {source}" if source else ""
-        n = len(report.problems)
+        n = len(report.unique_problems())
         super().__init__(
-            f"{n} problem{'s' if n != 1 else ''} found{where}; nothing was loaded. "
-            "Fix each row below in the source file and load again "
-            "(`rehabstats validate DIR` lists them; `--format json` for machines).\n"
-            + report.format_table()
+            f"{plural(n, 'problem')} found{where}; nothing was loaded. Fix them in the source "
+            "files and load again (`rehabstats validate DIR` lists them all; `--format json` "
+            "for machines).\n" + report.format_text(max_details=max_details)
         )
 
 

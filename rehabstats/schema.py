@@ -12,9 +12,10 @@ rule is broken.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -179,65 +180,286 @@ def _text(values: pd.Series) -> pd.Series:
     return values.astype("object").where(values.notna(), "").astype(str)
 
 
-def _parse_column(values: pd.Series, spec: FieldSpec) -> tuple[pd.Series, pd.Series, str | None]:
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+"""Control characters not allowed in a value: C0 controls and DEL, except tab, CR and LF."""
+_NOT_CONTROL = bytes(b for b in range(256) if not (b < 32 and b not in (9, 10, 13) or b == 127))
+
+_MAX_DIGITS = 15
+"""Whole numbers have at most 15 digits: every such number is exact in a float64."""
+
+
+def _maybe_control(values: pd.Series) -> bool:
+    """Cheap screen for control characters: False means there are none.
+
+    Arrow-backed text is screened on its raw bytes (one pass, no per-value work); other
+    columns are searched value by value.
+    """
+    array = values.array
+    if hasattr(array, "__arrow_array__"):
+        chunked = array.__arrow_array__()
+        chunks = getattr(chunked, "chunks", [chunked])
+        for chunk in chunks:
+            buffers = chunk.buffers()
+            if len(buffers) < 3 or buffers[2] is None:
+                continue
+            if buffers[2].to_pybytes().translate(None, _NOT_CONTROL):
+                return True
+        return False
+    return True
+
+
+def _control_mask(values: pd.Series) -> pd.Series | None:
+    """True where a text value holds a control character; ``None`` when none does."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = pd.Series(values.cat.categories.astype("str"), dtype="str")
+        has = categories.str.contains(_CONTROL, regex=True).to_numpy(dtype=bool)
+        if not has.any():
+            return None
+        codes = values.cat.codes.to_numpy()
+        return pd.Series(np.where(codes >= 0, has[codes], False), index=values.index)
+    if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+        return None
+    if not _maybe_control(values):
+        return None
+    text = values.astype("str") if values.dtype == object else values
+    found = text.str.contains(_CONTROL, regex=True).fillna(False).astype(bool) & values.notna()
+    return found if found.any() else None
+
+
+_Issue = tuple[pd.Series, str, str]
+"""A mask of values breaking a rule, the rule and its kind (see ``errors.PROBLEM_KINDS``)."""
+
+
+def _parse_column(values: pd.Series, spec: FieldSpec) -> tuple[pd.Series, pd.Series, list[_Issue]]:
     """Parse one raw column to its contract dtype.
 
-    Returns the parsed column, a boolean mask of values that could not be parsed, and the rule
-    text for those. Text input (CSV) is parsed strictly; typed input (Parquet, XLSX, DataFrames)
-    is checked for a compatible dtype. Nothing is rounded or guessed.
+    Returns the parsed column, a boolean mask of values that could not be parsed, and the
+    issues found (mask, rule, kind). Text input (CSV) is parsed strictly; typed input (Parquet,
+    XLSX, DataFrames) is checked for a compatible dtype. Nothing is rounded or guessed. A value
+    holding a control character is reported as such, not under its type rule.
     """
+    control = _control_mask(values)
+    issues: list[_Issue] = []
+    if control is not None:
+        issues.append((control, "must not contain control characters", "control"))
+    parsed, bad, rules = _parse_values(values, spec)
+    for mask, text in rules:
+        if control is not None:
+            mask = mask & ~control
+        if mask.any():
+            issues.append((mask, text, "type"))
+    return parsed, (bad if control is None else bad | control), issues
+
+
+def _parse_values(
+    values: pd.Series, spec: FieldSpec
+) -> tuple[pd.Series, pd.Series, list[tuple[pd.Series, str]]]:
     kind = spec.type
     is_text = pd.api.types.is_string_dtype(values) or values.dtype == object
     present = values.notna()
+    no = pd.Series(False, index=values.index)
     if kind == "string":
         if pd.api.types.is_integer_dtype(values):  # e.g. numeric ids read from XLSX: lossless
             values = values.astype("Int64").astype("str")
+        elif pd.api.types.is_float_dtype(values) and not isinstance(
+            values.dtype, pd.CategoricalDtype
+        ):
+            # numeric ids of a spreadsheet column with a blank cell arrive as floats
+            whole = present & np.isfinite(values) & values.eq(np.round(values))
+            if (present & ~whole).any():
+                bad = present & ~whole
+                empty = pd.Series(pd.NA, index=values.index, dtype="str")
+                return empty, bad, [(bad, "must be text")]
+            values = values.astype("Int64").astype("str")
         elif not is_text:
             bad = present.copy()
-            return pd.Series(pd.NA, index=values.index, dtype="str"), bad, "must be text"
-        parsed = values.astype("str").where(present)
-        parsed = parsed.str.strip()
-        blank = present & parsed.eq("")
-        parsed = parsed.mask(blank)
-        return parsed.astype("str"), pd.Series(False, index=values.index), None
+            empty = pd.Series(pd.NA, index=values.index, dtype="str")
+            return empty, bad, [(bad, "must be text")]
+        if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) not in (
+            "string",
+            "empty",
+        ):
+            # cells of a spreadsheet or values of a DataFrame: numbers and dates read as text,
+            # anything else (lists, bytes, objects) is not text and is never stringified
+            odd = (
+                pd.Series(
+                    [v is not None and not isinstance(v, _TEXT_LIKE) for v in values.to_numpy()],
+                    index=values.index,
+                )
+                & present
+            )
+            if odd.any():
+                empty = pd.Series(pd.NA, index=values.index, dtype="str")
+                return empty, odd, [(odd, "must be text")]
+        if values.dtype != "str":
+            values = values.astype("str")  # missing values stay missing
+        parsed = values.str.strip()
+        blank = parsed.eq("")
+        if blank.any():
+            parsed = parsed.mask(blank)
+        return parsed, no, []
     if kind == "date":
         if pd.api.types.is_datetime64_any_dtype(values):
-            parsed = values.dt.tz_localize(None) if values.dt.tz is not None else values
-            parsed = parsed.astype("datetime64[ns]")
-            bad = present & parsed.ne(parsed.dt.normalize())
-            return parsed.mask(bad), bad, "must be a date without a time of day"
+            return _whole_days(values, present)
+        if values.dtype == object:
+            stamps = pd.Series(
+                [_is_datetime_like(v) for v in values.to_numpy()], index=values.index, dtype=bool
+            )  # object columns come from spreadsheets and in-memory tables: small
+            if stamps.any():  # a spreadsheet column of date cells and text cells
+                moments = pd.to_datetime(values.where(stamps), errors="coerce")
+                whole, bad_day, rule_day = _whole_days(moments, stamps)
+                text, bad_text, rule_text = _parse_values(values.mask(stamps), spec)
+                parsed = whole.where(stamps, text)
+                return parsed, bad_day | bad_text, rule_day + rule_text
         text = values.astype("str").where(present).str.strip()
         iso = text.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False).astype(bool)
         parsed = pd.to_datetime(text.where(iso), format="%Y-%m-%d", errors="coerce")
-        parsed = parsed.astype("datetime64[ns]")
+        parsed, beyond = _in_ns_range(parsed)
         bad = present & parsed.isna()
-        return parsed, bad, "must be an ISO date YYYY-MM-DD"
-    # number / integer
+        return (
+            parsed,
+            bad,
+            [(bad & ~beyond, "must be an ISO date YYYY-MM-DD"), (beyond, _DATE_RANGE)],
+        )
+    # number / integer: plain numpy from here (one Series at the end: cheap on many columns)
+    present_np = present.to_numpy(dtype=bool)
+    too_large = np.zeros(len(values), dtype=bool)
     if is_text:
-        text = values.astype("str").where(present).str.strip()
-        if kind == "integer":
-            ok = text.str.fullmatch(r"[+-]?\d+").fillna(False).astype(bool)
-        else:
-            ok = (
-                text.str.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?").fillna(False)
-            ).astype(bool)
-        parsed = pd.to_numeric(text.where(ok), errors="coerce").astype("float64")
+        number, ok, too_large = _numbers_from_text(values, integer=kind == "integer")
     elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        parsed = values.astype("float64")
+        number = values.to_numpy(dtype="float64", na_value=np.nan)
+        too_large = present_np & np.isinf(number)
     else:
         bad = present.copy()
-        return pd.Series(np.nan, index=values.index), bad, f"must be a {kind}"
-    finite = np.isfinite(parsed)
-    bad = present & ~finite
+        return pd.Series(np.nan, index=values.index), bad, [(bad, f"must be a {kind}")]
+    finite = np.isfinite(number)
+    large_rule = (
+        f"must be a whole number of at most {_MAX_DIGITS} digits (too large)"
+        if kind == "integer"
+        else "must be a finite number (too large)"
+    )
+    index = values.index
     if kind == "integer":
-        whole = finite & (parsed == np.round(parsed))
-        bad = present & ~whole
-        parsed = parsed.where(whole)
-        rule = "must be a whole number"
-        if spec.required and not (bad | parsed.isna()).any():
-            return parsed.astype("int64"), bad, rule
-        return parsed, bad, rule
-    return parsed.where(finite), bad, "must be a number"
+        # beyond 15 digits a float64 no longer holds every whole number exactly
+        with np.errstate(invalid="ignore"):
+            too_large |= present_np & finite & (np.abs(number) >= 10**_MAX_DIGITS)
+        finite &= ~too_large
+        whole = finite & (number == np.round(number))
+        bad_np = present_np & ~whole
+        number = np.where(whole, number, np.nan)
+        bad = pd.Series(bad_np, index=index)
+        issues = [
+            (pd.Series(bad_np & ~too_large, index=index), "must be a whole number"),
+            (pd.Series(too_large, index=index), large_rule),
+        ]
+        if spec.required and not np.isnan(number).any():
+            return pd.Series(number.astype("int64"), index=index), bad, issues
+        return pd.Series(number, index=index), bad, issues
+    bad_np = present_np & ~finite
+    return (
+        pd.Series(np.where(finite, number, np.nan), index=index),
+        pd.Series(bad_np, index=index),
+        [
+            (pd.Series(bad_np & ~too_large, index=index), "must be a number"),
+            (pd.Series(too_large, index=index), large_rule),
+        ],
+    )
+
+
+_INTEGER = r"^[+-]?[0-9]+$"
+_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def _numbers_from_text(values: pd.Series, *, integer: bool) -> tuple[np.ndarray, ...]:
+    """Text to float64, strictly (Arrow compute: no Python work per value).
+
+    Returns the numbers (NaN where missing or not a number), a mask of well-formed values and a
+    mask of values too large (integers beyond 15 digits, numbers beyond float64).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = values if pd.api.types.is_string_dtype(values) else values.astype("str")
+    arrow = text.array.__arrow_array__() if hasattr(text.array, "__arrow_array__") else None
+    if arrow is None:
+        arrow = pa.array(text.astype(object).where(text.notna(), None), type=pa.string())
+    trimmed = pc.utf8_trim_whitespace(arrow)
+    ok = pc.fill_null(pc.match_substring_regex(trimmed, _INTEGER if integer else _NUMBER), False)
+    if integer:
+        digits = pc.utf8_length(pc.utf8_ltrim(pc.utf8_ltrim(trimmed, "+-"), "0"))
+        long = pc.fill_null(pc.greater(digits, _MAX_DIGITS), False)
+        ok_np, too_large = _bools(ok), _bools(long)
+        ok_np &= ~too_large
+        ok = pa.chunked_array([pa.array(ok_np)]) if isinstance(ok, pa.ChunkedArray) else ok_np
+    number = pc.cast(pc.if_else(ok, trimmed, pa.scalar(None, pa.string())), pa.float64())
+    number_np = _floats(number)
+    ok_np = _bools(ok)
+    if not integer:
+        too_large = ok_np & np.isinf(number_np)
+    return number_np, ok_np, too_large
+
+
+def _bools(array: object) -> np.ndarray:
+    import pyarrow as pa
+
+    if isinstance(array, np.ndarray):
+        return array.astype(bool)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _floats(array: object) -> np.ndarray:
+    import pyarrow as pa
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.to_numpy(zero_copy_only=False).astype("float64")
+
+
+_FIRST_DAY = pd.Timestamp.min.ceil("D")
+_LAST_DAY = pd.Timestamp.max.floor("D")
+_DATE_RANGE = (
+    f"must be a date between {_FIRST_DAY.date()} and {_LAST_DAY.date()} (a placeholder such "
+    "as 9999-12-31 is not a missing value: leave the cell empty)"
+)
+
+
+def _in_ns_range(parsed: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Dates as ``datetime64[ns]``; those beyond its range (years before 1678 or after 2261)
+    become missing, and are flagged."""
+    moments = parsed.to_numpy()
+    if moments.dtype == "datetime64[ns]":
+        return parsed, pd.Series(False, index=parsed.index)
+    first = np.datetime64(_FIRST_DAY.date().isoformat(), "D")
+    last = np.datetime64(_LAST_DAY.date().isoformat(), "D")
+    beyond = ~np.isnat(moments) & ((moments < first) | (moments > last))
+    if beyond.any():
+        moments = np.where(beyond, np.datetime64("NaT"), moments)
+    return (
+        pd.Series(moments.astype("datetime64[ns]"), index=parsed.index),
+        pd.Series(beyond, index=parsed.index),
+    )
+
+
+_TEXT_LIKE = (str, int, float, np.integer, np.floating)
+
+
+def _is_datetime_like(value: object) -> bool:
+    import datetime
+
+    return isinstance(value, (datetime.date, np.datetime64))
+
+
+def _whole_days(values: pd.Series, present: pd.Series) -> tuple[pd.Series, pd.Series, list]:
+    parsed = values.dt.tz_localize(None) if values.dt.tz is not None else values
+    parsed, beyond = _in_ns_range(parsed)
+    bad = present & parsed.ne(parsed.dt.normalize()) & ~beyond
+    return (
+        parsed.mask(bad),
+        bad | beyond,
+        [(bad, "must be a date without a time of day"), (beyond, _DATE_RANGE)],
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,56 +489,214 @@ def _rule_text(check: str, column: str, spec: TableSpec) -> str:
     return check
 
 
+def _rule_code(check: str) -> str:
+    if check == "not_nullable":
+        return "required"
+    if check == "field_uniqueness":
+        return "unique"
+    if check.startswith("isin"):
+        return "enum"
+    return "range"
+
+
+class _Rows:
+    """The reported row of each record position of a table.
+
+    ``numbering`` is an offset added to the 0-based position (2 when the header is line 1 and
+    no line is blank), or a function returning the row of every record -- e.g. the lines of a
+    CSV file with blank lines or quoted line breaks -- called only when a problem is reported,
+    so that a valid table never pays for it.
+    """
+
+    def __init__(self, n: int, numbering: int | Callable[[], np.ndarray] = 1):
+        self._n = n
+        self._numbering = numbering
+        self._rows: np.ndarray | None = None
+
+    def _all(self) -> np.ndarray:
+        if self._rows is None:
+            if callable(self._numbering):
+                rows = np.asarray(self._numbering(), dtype=np.int64)
+                if rows.shape != (self._n,):
+                    raise ValueError(f"{rows.shape[0]} row numbers for {self._n} records")
+            else:
+                rows = np.arange(self._n, dtype=np.int64) + int(self._numbering)
+            self._rows = rows
+        return self._rows
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        return self._all()[key]
+
+
 def _problems_at(
     table: str,
-    rows: np.ndarray,
+    rows: _Rows | np.ndarray,
     mask: pd.Series,
     column: str | None,
     values: pd.Series,
     rule: str,
+    code: str = "",
 ) -> list[Problem]:
     """Problems for every True of ``mask`` (vectorised selection, one object per problem)."""
-    idx = np.flatnonzero(mask.to_numpy(dtype=bool))
+    idx = np.flatnonzero(np.asarray(mask, dtype=bool))
     if idx.size == 0:
         return []
     texts = _text(values.iloc[idx]).tolist()
     return [
-        Problem(table, int(r), column, v, rule)
+        Problem(table, int(r), column, v, rule, code)
         for r, v in zip(rows[idx].tolist(), texts, strict=True)
     ]
 
 
-def _check_columns(name: str, frame: pd.DataFrame, report: ValidationReport) -> list[str]:
-    """Report missing required columns; return the optional columns that are absent."""
+def _normal(name: object) -> str:
+    """A column name reduced for comparison: lower case, runs of other characters -> ``_``."""
+    return re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower()).strip("_")
+
+
+def _unnamed(name: object) -> bool:
+    if name is None or (isinstance(name, float) and np.isnan(name)):
+        return True
+    text = str(name).strip()
+    return text == "" or re.fullmatch(r"Unnamed: \d+(_level_\d+)?", text) is not None
+
+
+def _close_match(column: str, names: list[str]) -> str | None:
+    """The name in ``names`` that looks like ``column`` (case, spacing, a typo), if any."""
+    target = _normal(column)
+    squeezed = target.replace("_", "")
+    best, best_score = None, 0.0
+    for name in names:
+        candidate = _normal(name)
+        if candidate == target or candidate.replace("_", "") == squeezed:
+            return name
+        score = difflib.SequenceMatcher(None, candidate, target).ratio()
+        if score >= 0.8 and score > best_score:
+            best, best_score = name, score
+    return best
+
+
+def _check_header(
+    name: str, frame: pd.DataFrame, report: ValidationReport
+) -> tuple[pd.DataFrame, set[str]]:
+    """Problems of the header of a table: duplicated, unnamed and missing columns.
+
+    Returns the table without its unusable columns (repeated names, unnamed columns -- those
+    holding no value are dropped without a word, as a trailing separator makes them) and the
+    contract columns that cannot be used (missing when required, or repeated).
+    """
     spec = table_spec(name)
-    absent = [c for c in spec.columns if c not in frame.columns]
-    for column in absent:
-        if column in spec.required_columns:
+    labels = list(frame.columns)
+    keep = np.ones(len(labels), dtype=bool)
+    broken: set[str] = set()
+    positions: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        if _unnamed(label):
+            keep[i] = False
+            column = frame.iloc[:, i]
+            filled = column.notna() & column.astype("str").str.strip().ne("")
+            if filled.any():
+                first = _text(column[filled].iloc[:1]).iat[0]
+                report.problems.append(
+                    Problem(
+                        name,
+                        None,
+                        None,
+                        first,
+                        f"column {i + 1} holds values but has no name in the header: "
+                        "name it or delete it",
+                        "column",
+                    )
+                )
+            continue
+        positions.setdefault(str(label), []).append(i)
+    for label, where in positions.items():
+        if len(where) > 1:
+            keep[where] = False
+            if label in spec.columns:
+                broken.add(label)
+            places = " and ".join(str(i + 1) for i in where)
             report.problems.append(
-                Problem(name, None, column, "", "required column is missing from the table")
+                Problem(
+                    name,
+                    None,
+                    label,
+                    label,
+                    f"column name appears {len(where)} times in the header (columns {places}): "
+                    "keep one column of each name",
+                    "column",
+                )
             )
-    return [c for c in absent if c not in spec.required_columns]
+    named = [label for label in positions if len(positions[label]) == 1]
+    extras = [label for label in named if label not in spec.columns]
+    for column in spec.columns:
+        if column not in positions:
+            continue
+        twins = [e for e in extras if _normal(e) == _normal(column)]
+        for twin in twins:
+            report.problems.append(
+                Problem(
+                    name,
+                    None,
+                    column,
+                    twin,
+                    f"column `{twin}` (column {positions[twin][0] + 1}) looks like `{column}` "
+                    f"(column {positions[column][0] + 1}): remove or rename one",
+                    "column",
+                )
+            )
+    for column in spec.columns:
+        if column in positions:
+            continue
+        match = _close_match(column, extras)
+        if column in spec.required_columns:
+            broken.add(column)
+            rule = "required column is missing from the table"
+            if match is not None:
+                rule += f"; did you mean `{match}`? rename it to `{column}`"
+        elif match is not None:
+            broken.add(column)
+            rule = (
+                f"column `{match}` looks like the optional column `{column}`, which is absent: "
+                f"rename it to `{column}` (as it is, its values would be ignored)"
+            )
+        else:
+            continue
+        report.problems.append(Problem(name, None, column, match or "", rule, "column"))
+    if not any(not _unnamed(label) for label in labels) and len(frame):
+        report.problems.append(
+            Problem(name, None, None, "", "the first line must be the header", "column")
+        )
+    if keep.all():
+        return frame, broken
+    return frame.iloc[:, np.flatnonzero(keep)], broken
 
 
 def _parse_table(
-    name: str, frame: pd.DataFrame, rows: np.ndarray, report: ValidationReport
+    name: str,
+    frame: pd.DataFrame,
+    rows: _Rows,
+    broken: set[str],
+    report: ValidationReport,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Parse every contract column; returns the parsed table and a mask of unparsable cells."""
+    """Parse every contract column; returns the parsed table and a mask of unparsable cells.
+
+    A contract column that is absent (optional) or unusable (``broken``: missing or repeated)
+    is all-missing in the parsed table.
+    """
     spec = table_spec(name)
-    absent_optional = _check_columns(name, frame, report)
     parsed = {}
     unparsable = {}
     for field_ in spec.fields:
-        if field_.name not in frame.columns:
-            if field_.name in absent_optional:
-                empty = pd.Series(pd.NA, index=frame.index, dtype="object")
-                values, bad, _ = _parse_column(empty, field_)
-                parsed[field_.name] = values
+        if field_.name not in frame.columns or field_.name in broken:
+            empty = pd.Series(pd.NA, index=frame.index, dtype="object")
+            values, _, _ = _parse_column(empty, field_)
+            parsed[field_.name] = values
             continue
-        values, bad, rule = _parse_column(frame[field_.name], field_)
-        report.problems.extend(
-            _problems_at(name, rows, bad, field_.name, frame[field_.name], rule or "")
-        )
+        values, bad, issues = _parse_column(frame[field_.name], field_)
+        for mask, rule, code in issues:
+            report.problems.extend(
+                _problems_at(name, rows, mask, field_.name, frame[field_.name], rule, code)
+            )
         parsed[field_.name] = values
         unparsable[field_.name] = bad
     extras = [c for c in frame.columns if c not in parsed]
@@ -329,14 +709,22 @@ def _check_constraints(
     raw: pd.DataFrame,
     frame: pd.DataFrame,
     unparsable: pd.DataFrame,
-    rows: np.ndarray,
+    rows: _Rows,
+    usable: list[str],
     report: ValidationReport,
 ) -> None:
-    """Per-column constraints (required, enum, range, unique) through pandera, lazily."""
+    """Per-column constraints (required, enum, range, unique) through pandera, lazily.
+
+    pandera runs on the columns a vectorised screen finds breaking a constraint (it reports
+    them); a column the screen clears is not passed through it (a cost of milliseconds per
+    column that dominated the validation of small tables).
+    """
     spec = table_spec(name)
-    present = [c for c in spec.columns if c in frame.columns]
+    suspects = [c for c in usable if _may_break(frame[c], _constraints(name)[c])]
+    if not suspects:
+        return
     try:
-        _pandera_schema(name).validate(frame[present], lazy=True)
+        _pandera_schema(name).validate(frame[suspects], lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         cases = cases[cases["index"].notna() & cases["column"].notna()]
@@ -350,42 +738,86 @@ def _check_constraints(
             value = _text(source.iloc[[position]]).iat[0]
             report.problems.append(
                 Problem(
-                    name, int(rows[position]), column, value, _rule_text(case.check, column, spec)
+                    name,
+                    int(rows[position]),
+                    column,
+                    value,
+                    _rule_text(case.check, column, spec),
+                    _rule_code(str(case.check)),
                 )
             )
+
+
+@cache
+def _constraints(name: str) -> dict[str, dict]:
+    """The Frictionless constraints of every column of table ``name``."""
+    raw = json.loads(table_spec(name).path.read_text())
+    return {f["name"]: f.get("constraints", {}) for f in raw["fields"]}
+
+
+def _may_break(values: pd.Series, constraints: Mapping) -> bool:
+    """Whether a parsed column breaks any of its constraints (a superset of pandera's cases)."""
+    present = values.notna()
+    if constraints.get("required") and not present.all():
+        return True
+    if not constraints.keys() & {"enum", "minimum", "maximum", "unique"}:
+        return False
+    known = values[present]
+    if constraints.get("unique") and known.duplicated().any():
+        return True
+    if "enum" in constraints and not known.isin(constraints["enum"]).all():
+        return True
+    if "minimum" in constraints and (known < constraints["minimum"]).any():
+        return True
+    return "maximum" in constraints and bool((known > constraints["maximum"]).any())
 
 
 def _check_cross_table(
     raws: Mapping[str, pd.DataFrame],
     tables: Mapping[str, pd.DataFrame],
-    rows: Mapping[str, np.ndarray],
+    rows: Mapping[str, _Rows],
+    broken: Mapping[str, set[str]],
     report: ValidationReport,
 ) -> None:
-    """Foreign keys, dates against enrolment and withdrawal, and the VISA-A item rules."""
+    """Foreign keys, dates against enrolment and withdrawal, and the VISA-A item rules.
+
+    A rule is checked only where its columns could be read: a missing or repeated column is
+    reported once (by :func:`_check_header`), not again as the rows it would break.
+    """
     participants = tables["participants"]
+    usable = {name: set(table_spec(name).columns) - broken[name] for name in TABLES}
+    if {"enrolled_on", "withdrawn_on"} <= usable["participants"]:
+        withdrawn_early = participants["withdrawn_on"] < participants["enrolled_on"]
+        report.problems.extend(
+            _problems_at(
+                "participants",
+                rows["participants"],
+                withdrawn_early,
+                "withdrawn_on",
+                raws["participants"]["withdrawn_on"],
+                "must not be before enrolled_on",
+                "date_order",
+            )
+        )
+    _check_visa_items(
+        raws.get("visa_a"), tables.get("visa_a"), rows.get("visa_a"), usable["visa_a"], report
+    )
     enrolled = (
         participants.dropna(subset=["participant_id"])
         .drop_duplicates("participant_id")
         .set_index("participant_id")
     )
-    withdrawn_early = participants["withdrawn_on"] < participants["enrolled_on"]
-    report.problems.extend(
-        _problems_at(
-            "participants",
-            rows["participants"],
-            withdrawn_early,
-            "withdrawn_on",
-            raws["participants"]["withdrawn_on"],
-            "must not be before enrolled_on",
-        )
-    )
+    if "participant_id" not in usable["participants"] or enrolled.empty:
+        # no participant to refer to: the problems of participants say why; every child row
+        # would otherwise be reported again as an orphan
+        return
     earliest_visa = _visa_baseline_earliest_day()
     ids = pd.Index(enrolled.index)
     enrol_by_code = enrolled["enrolled_on"].to_numpy()
     withdrawn_by_code = enrolled["withdrawn_on"].to_numpy()
     for name, date_col in DATE_COLUMNS.items():
         table = tables.get(name)
-        if table is None or table.empty:
+        if table is None or table.empty or "participant_id" not in usable[name]:
             continue
         # one categorical over the participants' ids: the codes serve every lookup below and
         # the loaded Cohort keeps it (no second pass over millions of strings)
@@ -401,8 +833,11 @@ def _check_cross_table(
                 "participant_id",
                 raws[name]["participant_id"],
                 "must exist in participants.participant_id",
+                "foreign_key",
             )
         )
+        if date_col not in usable[name] or "enrolled_on" not in usable["participants"]:
+            continue
         safe = np.where(known, codes, 0)
         enrol = np.where(known, enrol_by_code[safe], np.datetime64("NaT"))
         day = (table[date_col].to_numpy() - enrol) / np.timedelta64(1, "D")
@@ -415,16 +850,24 @@ def _check_cross_table(
             early = day < 0
             rule = "must not be before the participant's enrolled_on"
         report.problems.extend(
-            _problems_at(name, rows[name], pd.Series(early), date_col, raws[name][date_col], rule)
+            _problems_at(
+                name,
+                rows[name],
+                pd.Series(early),
+                date_col,
+                raws[name][date_col],
+                rule,
+                "date_order",
+            )
         )
         withdrawn = np.where(known, withdrawn_by_code[safe], np.datetime64("NaT"))
         after = pd.Series(table[date_col].to_numpy() > withdrawn, index=table.index)
         if after.any():
             report.warnings.append(
                 Note(
-                    "{table}: {rows} rows dated after the participant's withdrawn_on "
-                    "({people} participants); they are kept in the table and excluded from "
-                    "every metric (data after obs_end).",
+                    "{table}: {rows} {rows:row|rows} dated after the participant's withdrawn_on "
+                    "({people} {people:participant|participants}); {rows:it is|they are} kept in "
+                    "the table and excluded from every metric (data after obs_end).",
                     counts={
                         "rows": int(after.sum()),
                         "people": int(table.loc[after, "participant_id"].nunique()),
@@ -432,7 +875,6 @@ def _check_cross_table(
                     table=name,
                 )
             )
-    _check_visa_items(raws.get("visa_a"), tables.get("visa_a"), rows.get("visa_a"), report)
 
 
 VISA_ITEMS = ("q1", "q2", "q3", "q4", "q5", "q6", "q7")
@@ -442,11 +884,14 @@ VISA_Q8 = ("q8a", "q8b", "q8c")
 def _check_visa_items(
     raw: pd.DataFrame | None,
     visa: pd.DataFrame | None,
-    rows: np.ndarray | None,
+    rows: _Rows | None,
+    usable: set[str],
     report: ValidationReport,
 ) -> None:
-    if visa is None or visa.empty or rows is None:
+    if visa is None or visa.empty or rows is None or raw is None:
         return
+    if not {*VISA_ITEMS, *VISA_Q8, "total"} <= usable:
+        return  # a repeated or misnamed item column is reported by the header check
     q8 = visa[list(VISA_Q8)]
     q8_count = q8.notna().sum(axis=1)
     several = q8_count > 1
@@ -463,6 +908,7 @@ def _check_visa_items(
             "q8a/q8b/q8c",
             answered.str.rstrip("; "),
             "at most one q8 branch (a, b or c) may be answered",
+            "consistency",
         )
     )
     complete = visa[list(VISA_ITEMS)].notna().all(axis=1) & q8_count.eq(1)
@@ -476,22 +922,25 @@ def _check_visa_items(
             "total",
             raw["total"],
             "must equal q1 + ... + q7 + q8 when all items are present",
+            "consistency",
         )
     )
     empty = ~complete & visa["total"].isna()
     if empty.any():
         report.warnings.append(
             Note(
-                "visa_a: {n} assessments have a missing item and no total; "
+                "visa_a: {n} {n:assessment has|assessments have} a missing item and no total; "
                 "their score is missing (no pro-rating).",
                 counts={"n": int(empty.sum())},
             )
         )
 
 
-def _check_duplicates(tables: Mapping[str, pd.DataFrame], report: ValidationReport) -> None:
+def _check_duplicates(
+    tables: Mapping[str, pd.DataFrame], broken: Mapping[str, set[str]], report: ValidationReport
+) -> None:
     pain = tables.get("pain")
-    if pain is None or pain.empty:
+    if pain is None or pain.empty or {"participant_id", "recorded_on", "timing"} & broken["pain"]:
         return
     morning = pain[pain["timing"] == "morning"]
     dup = morning.duplicated(["participant_id", "recorded_on"], keep=False)
@@ -555,7 +1004,7 @@ def _date_cells(tables: Mapping[str, pd.DataFrame]) -> list[tuple[str, str, pd.S
 def _check_future_dates(
     raws: Mapping[str, pd.DataFrame],
     tables: Mapping[str, pd.DataFrame],
-    rows: Mapping[str, np.ndarray],
+    rows: Mapping[str, _Rows],
     loaded_on: pd.Timestamp,
     report: ValidationReport,
     *,
@@ -589,7 +1038,7 @@ _LISTED = 10
 def _check_outlying_latest_dates(
     raws: Mapping[str, pd.DataFrame],
     tables: Mapping[str, pd.DataFrame],
-    rows: Mapping[str, np.ndarray],
+    rows: Mapping[str, _Rows],
     loaded_on: pd.Timestamp,
     report: ValidationReport,
 ) -> None:
@@ -698,7 +1147,7 @@ def _check_label_variants(tables: Mapping[str, pd.DataFrame], report: Validation
 def validate_tables(
     raw: Mapping[str, pd.DataFrame],
     *,
-    row_offset: Mapping[str, int] | None = None,
+    row_offset: Mapping[str, int | Callable[[], np.ndarray]] | None = None,
     loaded_on: str | dt.date | pd.Timestamp | None = None,
 ) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
     """Parse and validate the six cohort tables against the data contract.
@@ -708,9 +1157,12 @@ def validate_tables(
     raw : mapping of str to DataFrame
         Tables by name; absent optional tables mean no records. CSV input should be read as text
         (every column ``str``) so that nothing is converted before it is checked.
-    row_offset : mapping of str to int, optional
-        Added to the 0-based row position to give the reported row: 2 for CSV/XLSX files (the
-        header is line 1), 1 (the default) for Parquet and in-memory tables.
+    row_offset : mapping of str to int or callable, optional
+        How a record's 0-based position becomes its reported row: an offset added to it (2 for
+        a CSV or XLSX file whose header is line 1 and which has no blank line; 1, the default,
+        for Parquet and in-memory tables), or a function returning the row of every record
+        (e.g. the lines of a CSV file with blank lines or quoted line breaks), called only if a
+        problem is reported.
     loaded_on : str, date or Timestamp, optional
         The day the data are loaded: a date after it is a problem (a typo). Default: today's
         date where it is latest on Earth (:func:`today_anywhere`, UTC+14). It is a plausibility
@@ -724,6 +1176,12 @@ def validate_tables(
         ``float64``); extra columns kept at the end. Only meaningful when ``report.ok``.
     report : ValidationReport
         Every problem (table, row, column, value, rule) and every warning.
+
+    Notes
+    -----
+    Problems are found in stages (see :data:`rehabstats.errors.PROBLEM_KINDS`): the header of
+    each table (missing, misnamed, repeated or unnamed columns), then each value, then the rules
+    across rows and tables. A rule is not checked on a column the header check found unusable.
     """
     report = ValidationReport()
     loaded = _as_load_date(loaded_on)
@@ -731,37 +1189,47 @@ def validate_tables(
     unknown = sorted(set(raw) - set(TABLES))
     for name in unknown:
         report.problems.append(
-            Problem(name, None, None, "", f"unknown table; expected one of: {', '.join(TABLES)}")
+            Problem(
+                name,
+                None,
+                None,
+                "",
+                f"unknown table; expected one of: {', '.join(TABLES)}",
+                "table",
+            )
         )
     for name in REQUIRED_TABLES:
         if name not in raw:
-            report.problems.append(Problem(name, None, None, "", "required table is missing"))
+            report.problems.append(
+                Problem(name, None, None, "", "required table is missing", "table")
+            )
     if "participants" in raw and raw["participants"].empty:
         report.problems.append(
-            Problem("participants", None, None, "", "must hold at least one participant")
+            Problem("participants", None, None, "", "must hold at least one participant", "empty")
         )
     tables: dict[str, pd.DataFrame] = {}
     raws: dict[str, pd.DataFrame] = {}
-    rows: dict[str, np.ndarray] = {}
+    rows: dict[str, _Rows] = {}
+    broken: dict[str, set[str]] = {}
     for name in TABLES:
         frame = raw.get(name)
         if frame is None:
             frame = pd.DataFrame({c: pd.Series(dtype="str") for c in table_spec(name).columns})
         frame = frame.reset_index(drop=True)
-        rows[name] = np.arange(len(frame)) + offsets.get(name, 1)
-        parsed, unparsable = _parse_table(name, frame, rows[name], report)
-        _check_constraints(name, frame, parsed, unparsable, rows[name], report)
+        rows[name] = _Rows(len(frame), offsets.get(name, 1))
+        frame, broken[name] = _check_header(name, frame, report)
+        parsed, unparsable = _parse_table(name, frame, rows[name], broken[name], report)
+        usable = [c for c in table_spec(name).columns if c in frame and c not in broken[name]]
+        _check_constraints(name, frame, parsed, unparsable, rows[name], usable, report)
         tables[name] = parsed
         # the source values (absent optional columns as empty), for problem messages
         raws[name] = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *parsed.columns])))
-    if "participants" in raw and all(
-        c in tables["participants"] for c in ("participant_id", "enrolled_on", "withdrawn_on")
-    ):
-        _check_cross_table(raws, tables, rows, report)
+    if "participants" in raw:
+        _check_cross_table(raws, tables, rows, broken, report)
     _check_future_dates(raws, tables, rows, loaded, report, default=loaded_on is None)
     _check_outlying_latest_dates(raws, tables, rows, loaded, report)
     _check_label_variants(tables, report)
-    _check_duplicates(tables, report)
+    _check_duplicates(tables, broken, report)
     if not report.ok:
         return tables, report
     return {name: _finalise(name, t) for name, t in tables.items()}, report

@@ -50,8 +50,12 @@ def test_validate_invalid_folder_exits_1_with_every_problem(folder):
     result = run("validate", str(folder))
     assert result.returncode == 1
     assert "INVALID - 3 problems" in result.stdout
-    # both participants had body mass 80 -> 20 (range 25-300), and one sex became 'fem'
-    assert result.stdout.count("body_mass_kg") == 2
+    # both participants had body mass 80 -> 20 (range 25-300), and one sex became 'fem': the
+    # summary has one entry for the two body masses, the details one line for each
+    summary, details = result.stdout.split("Details")
+    assert "participants.body_mass_kg: must be between 25 and 300 (2 rows)" in summary
+    assert "rows 2-3" in summary
+    assert details.count("body_mass_kg") == 2
     assert "must be one of: female, male, other, unknown" in result.stdout
 
     as_json = run("validate", str(folder), "--format", "json")
