@@ -123,6 +123,7 @@ DATE_COLUMNS: dict[str, str] = {
     "visa_a": "assessed_on",
     "function_tests": "assessed_on",
     "events": "event_date",
+    "running": "run_date",
 }
 """The date column of each child table (the one compared with ``enrolled_on``)."""
 
@@ -153,6 +154,11 @@ def _pandera_schema(name: str) -> pa.DataFrameSchema:
             checks.append(pa.Check.ge(c["minimum"]))
         elif "maximum" in c:
             checks.append(pa.Check.le(c["maximum"]))
+        # Table Schema v2's exclusive bounds (pandera's Frictionless reader predates them)
+        if "exclusiveMinimum" in c:
+            checks.append(pa.Check.gt(c["exclusiveMinimum"]))
+        if "exclusiveMaximum" in c:
+            checks.append(pa.Check.lt(c["exclusiveMaximum"]))
         columns[field_["name"]] = pa.Column(
             None,
             checks=checks,
@@ -264,6 +270,10 @@ def _rule_text(check: str, column: str, spec: TableSpec) -> str:
         return f"must be >= {check[len('greater_than_or_equal_to(') : -1]}"
     if check.startswith("less_than_or_equal_to"):
         return f"must be <= {check[len('less_than_or_equal_to(') : -1]}"
+    if check.startswith("greater_than("):
+        return f"must be > {check[len('greater_than(') : -1]}"
+    if check.startswith("less_than("):
+        return f"must be < {check[len('less_than(') : -1]}"
     return check
 
 
@@ -794,7 +804,12 @@ def contract_markdown() -> str:
             )
             bounds = [
                 f"{sign} {constraints[key]}"
-                for key, sign in (("minimum", "≥"), ("maximum", "≤"))
+                for key, sign in (
+                    ("minimum", "≥"),
+                    ("exclusiveMinimum", ">"),
+                    ("maximum", "≤"),
+                    ("exclusiveMaximum", "<"),
+                )
                 if key in constraints
             ]
             allowed = allowed or " and ".join(bounds)
