@@ -711,7 +711,7 @@ def validate_tables(
     row_offset: Mapping[str, int] | None = None,
     loaded_on: str | dt.date | pd.Timestamp | None = None,
 ) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
-    """Parse and validate the six cohort tables against the data contract.
+    """Parse and validate the cohort tables against the data contract.
 
     Parameters
     ----------
