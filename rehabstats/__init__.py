@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "CohortValidationError": "errors",
     "ConfigError": "errors",
     "DataWarning": "errors",
+    "OutputError": "errors",
     "ParameterError": "errors",
     "RehabstatsError": "errors",
     "ValidationReport": "errors",

@@ -37,11 +37,9 @@ import multiprocessing
 import os
 import platform
 import re
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 import traceback
 import urllib.parse
@@ -55,7 +53,9 @@ from typing import Any
 
 import yaml
 
-from rehabstats.errors import RehabstatsError
+from rehabstats import files
+from rehabstats.errors import OutputError, RehabstatsError
+from rehabstats.reporting import written_by_rehabstats
 
 __all__ = [
     "AUDIENCES",
@@ -90,6 +90,8 @@ AUDIENCES: tuple[str, ...] = ("internal", "external")
 """Who a report is for; ``external`` reports are only rendered by reports that protect privacy."""
 
 LOCK_NAME = ".rehabstats-batch.lock"
+_STAGE_PREFIX = "rehabstats-batch-"
+"""Name prefix of a worker's private staging folder in the temporary folder."""
 FAN_OUT_FAILED = "ALL"
 """Stands for the fan-out value in the output path of a fanned-out job whose data failed."""
 INDEX_NAME = "index.html"
@@ -222,6 +224,10 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# a date stays the text written: 2024-13-01 is refused by the parameter's rule, not a crash
+_UniqueKeyLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
 
 
 def _unknown_key(where: str, key: Any, valid: Iterable[str]) -> str:
@@ -298,6 +304,8 @@ def load_jobs(path: str | os.PathLike) -> JobFile:
         problems.append(f"output_dir: must be a folder path, got {output_dir!r}")
         output_dir = "reports"
     out_root = _resolve(base, output_dir)
+    if out_root.exists() and not out_root.is_dir():
+        problems.append(f"output_dir: {out_root} is a file, not a folder")
     workers = doc.get("workers")
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
@@ -789,7 +797,12 @@ def _make_task(
         name = f"{job.name}:{value}"
     elif job.for_each:
         places[job.for_each] = FAN_OUT_FAILED  # the data could not be read: one failed task
-    html = (jobfile.output_dir / _substitute(job.output, places)).resolve()
+    lexical = Path(os.path.normpath(jobfile.output_dir / _substitute(job.output, places)))
+    html = lexical.resolve()
+    # the final path, after substitution and symbolic links: it must stay in the output folder
+    outside = not html.is_relative_to(jobfile.output_dir) or html == jobfile.output_dir / INDEX_NAME
+    if outside:
+        html = lexical  # named (manifest, summary) where it was meant to be; nothing written
     params = {
         k: _substitute(v, raw) if isinstance(v, str) else v for k, v in job.parameters.items()
     }
@@ -812,8 +825,33 @@ def _make_task(
         },
         snapshot=info.get("snapshot", []),
     )
+    if outside:
+        if lexical.resolve() == jobfile.output_dir / INDEX_NAME:
+            problem = "would overwrite the batch's index.html"
+        else:
+            problem = (
+                f"leads outside the output folder {jobfile.output_dir} (to "
+                f"{lexical.resolve()}, through a symbolic link)"
+            )
+        task.error = _error(
+            f"output {job.output!r} of {name} {problem}: refused, nothing is written there",
+            "OutputOutsideFolder",
+        )
+        return task
     if "error" in info:
         task.error = dict(info["error"])
+        return task
+    foreign = [
+        path
+        for path in (task.html, task.notebook, task.failed_notebook)
+        if (path.exists() or path.is_symlink()) and not written_by_rehabstats(path)
+    ]
+    if foreign:
+        task.error = _error(
+            f"{foreign[0]} exists and was not written by rehabstats: it is not replaced; "
+            "choose another output, or move that file away",
+            "OutputNotOurs",
+        )
         return task
     accepts = {p.name for p in reports[job.report].parameters}
     values = {**params, "data": str(job.data)}
@@ -861,49 +899,34 @@ def _fail_collisions(tasks: list[Task]) -> None:
 
 
 def _file_mode() -> int:
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return 0o666 & ~mask
+    return files.file_mode()
 
 
-def _install(content: bytes, target: Path, mode: int) -> None:
-    """Write ``target`` atomically: a temporary file beside it, fsync, then ``os.replace``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(dir_fd)
+def _install(content: bytes, target: Path, mode: int, root: Path | None = None) -> None:
+    """Write ``target`` atomically (:func:`rehabstats.files.atomic_write`), creating its folder;
+    with ``root``, only if the folder really is inside ``root`` (checked again right before the
+    file is replaced: a symbolic link created meanwhile cannot lead the write out)."""
+    files.make_folder(target.parent, within=root)
+    files.atomic_write(target, content, mode=mode, within=root)
 
 
-def _sweep(task: Task) -> None:
-    """Remove temporary files a killed earlier run left beside this task's outputs."""
+def _remove(path: Path, root: Path) -> None:
+    """Delete a file rehabstats wrote in the output folder (never through a link leading out)."""
+    if _really_inside(path.parent, root):
+        path.unlink(missing_ok=True)
+
+
+def _really_inside(folder: Path, root: Path) -> bool:
+    return Path(os.path.realpath(folder)).is_relative_to(os.path.realpath(root))
+
+
+def _sweep(task: Task, root: Path) -> None:
+    """Finish or remove what a killed earlier run left beside this task's outputs."""
     folder = task.html.parent
-    if not folder.is_dir():
+    if not folder.is_dir() or not _really_inside(folder, root):
         return
-    for path in (task.html, task.notebook, task.failed_notebook, task.manifest):
-        for stale in folder.glob(f".{_glob_escape(path.name)}.*.tmp"):
-            stale.unlink(missing_ok=True)
-
-
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", text)
+    names = [p.name for p in (task.html, task.notebook, task.failed_notebook, task.manifest)]
+    files.sweep(folder, names)
 
 
 def _iso(timestamp: float) -> str:
@@ -987,9 +1010,13 @@ def _manifest(
     return doc
 
 
-def _write_manifest(task: Task, doc: Mapping[str, Any], mode: int) -> None:
+def _write_manifest(task: Task, doc: Mapping[str, Any], mode: int, root: Path) -> None:
     text = json.dumps(doc, indent=2, default=str) + "\n"
-    _install(text.encode("utf-8"), task.manifest, mode)
+    try:
+        _install(text.encode("utf-8"), task.manifest, mode, root)
+    except OutputError:  # its place leads out of the output folder: the summary says so
+        if (task.error or {}).get("type") != "OutputOutsideFolder":
+            raise
 
 
 # ---- the worker ------------------------------------------------------------------------------
@@ -1029,24 +1056,28 @@ def _run_task(task: Task, ctx: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _render_task(task: Task, ctx: Mapping[str, Any]) -> dict[str, Any]:
-    from rehabstats.reporting import render_report
+    from rehabstats.reporting import _START_TIMEOUT, _render
 
     started, clock = _now(), time.perf_counter()
     mode = ctx["mode"]
-    stage = Path(tempfile.mkdtemp(prefix="rehabstats-batch-")).resolve()
-    task.failed_notebook.unlink(missing_ok=True)  # it belongs to an older run
+    root = Path(ctx["output_dir"])
+    stage = files.make_workdir(_STAGE_PREFIX)
+    _remove(task.failed_notebook, root)  # it belongs to an older run
     error: dict[str, str] | None = None
     outputs: dict[str, Any] = {}
     provenance: dict[str, Any] = {}
     try:
         staged = stage / task.html.name
         try:
-            result = render_report(
+            result = _render(  # render_report, without loading the data planning checked
                 task.report,
+                None,
                 out=staged,
                 parameters=task.parameters,
                 progress=False,
                 timeout=task.timeout,
+                start_timeout=_START_TIMEOUT,
+                check_data=False,
             )
         except RehabstatsError as exc:
             failed = staged.with_suffix(".failed.ipynb")
@@ -1055,7 +1086,10 @@ def _render_task(task: Task, ctx: Mapping[str, Any]) -> dict[str, Any]:
                 str(exc).replace(str(failed), str(task.failed_notebook)), type(exc).__name__
             )
             if failed.exists():
-                _install(failed.read_bytes(), task.failed_notebook, mode)
+                try:
+                    _install(failed.read_bytes(), task.failed_notebook, mode, root)
+                except OutputError as install_error:
+                    error["message"] += f"\nThe failed notebook was not kept: {install_error}"
         except Exception as exc:  # an unexpected failure of this job only
             error = _error(
                 f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", type(exc).__name__
@@ -1070,19 +1104,26 @@ def _render_task(task: Task, ctx: Mapping[str, Any]) -> dict[str, Any]:
             else:
                 html_bytes = result.html_path.read_bytes()
                 nb_bytes = result.notebook_path.read_bytes()
-                _install(nb_bytes, task.notebook, mode)
-                _install(html_bytes, task.html, mode)
-                task.failed_notebook.unlink(missing_ok=True)
-                outputs = {
-                    "html_sha256": hashlib.sha256(html_bytes).hexdigest(),
-                    "notebook_sha256": hashlib.sha256(nb_bytes).hexdigest(),
-                }
-                provenance = {
-                    key: result.provenance.get(key)
-                    for key in ("title", "data_cutoff", "participants", "fingerprint", "run_at")
-                }
+                try:
+                    # the pair together: the notebook, then the HTML (rehabstats.files)
+                    files.make_folder(task.html.parent, within=root)
+                    files.write_files(
+                        [(task.notebook, nb_bytes), (task.html, html_bytes)], mode=mode, within=root
+                    )
+                except OutputError as exc:
+                    error = _error(exc, "OutputOutsideFolder")
+                else:
+                    _remove(task.failed_notebook, root)
+                    outputs = {
+                        "html_sha256": hashlib.sha256(html_bytes).hexdigest(),
+                        "notebook_sha256": hashlib.sha256(nb_bytes).hexdigest(),
+                    }
+                    provenance = {
+                        key: result.provenance.get(key)
+                        for key in ("title", "data_cutoff", "participants", "fingerprint", "run_at")
+                    }
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        files.remove_workdir(stage)
     status = "failed" if error else "ok"
     seconds = time.perf_counter() - clock
     doc = _manifest(
@@ -1096,7 +1137,7 @@ def _render_task(task: Task, ctx: Mapping[str, Any]) -> dict[str, Any]:
         outputs=outputs,
         provenance=provenance,
     )
-    _write_manifest(task, doc, mode)
+    _write_manifest(task, doc, mode, root)
     return doc
 
 
@@ -1338,16 +1379,18 @@ def _run_locked(
         "versions": _versions(),
     }
     mode = ctx["mode"]
+    root = jobfile.output_dir
+    files.sweep_workdirs(_STAGE_PREFIX)  # staging folders of killed workers
     for task in tasks:
-        _sweep(task)
+        _sweep(task, root)
         if task.error is not None or task.skip:
-            task.failed_notebook.unlink(missing_ok=True)  # it belongs to an older run
+            _remove(task.failed_notebook, root)  # it belongs to an older run
         if task.fan_out:  # the job expanded again: drop the failure record of its whole data
             job = jobfile.job(task.job)
             places = {"name": job.name, job.for_each or "": FAN_OUT_FAILED}
             stale = (jobfile.output_dir / _substitute(job.output, places)).resolve()
-            if stale != task.html:
-                stale.with_suffix(".manifest.json").unlink(missing_ok=True)
+            if stale != task.html and stale.is_relative_to(root):
+                _remove(stale.with_suffix(".manifest.json"), root)
     to_run = [t for t in tasks if not t.skip and t.error is None]
     n_workers = max(1, min(n_workers, len(to_run) or 1))
     echo(
@@ -1381,7 +1424,7 @@ def _run_locked(
                 seconds=0.0,
                 error=task.error,
             )
-            _write_manifest(task, doc, mode)
+            _write_manifest(task, doc, mode, root)
             finished(task, doc)
 
     interrupted = _execute(to_run, n_workers, ctx, finished, echo)
@@ -1404,7 +1447,7 @@ def _run_locked(
                 seconds=now - begun,
                 error=task_error,
             )
-            _write_manifest(task, doc, mode)
+            _write_manifest(task, doc, mode, root)
             finished(task, doc)
     planned: dict[str, set[str]] = {}
     for task in tasks:
@@ -1661,5 +1704,5 @@ from the date under "Report from". Times are UTC.</p>
 </html>
 """
     target = root / INDEX_NAME
-    _install(body.encode("utf-8"), target, _file_mode() if mode is None else mode)
+    _install(body.encode("utf-8"), target, _file_mode() if mode is None else mode, root)
     return target

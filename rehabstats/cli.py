@@ -6,12 +6,77 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from rehabstats.errors import DataWarning, RehabstatsError
 
+if TYPE_CHECKING:
+    from rehabstats.errors import ValidationReport
+    from rehabstats.files import Interrupted
+
 __all__ = ["main"]
+
+
+class _IsoDate(click.ParamType):
+    """A date written ``YYYY-MM-DD`` (a real date: no month 13, no ``2024-1-1``)."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        import datetime as dt
+        import re
+
+        text = str(value).strip()
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            try:
+                return dt.date.fromisoformat(text).isoformat()
+            except ValueError as exc:
+                self.fail(f"{value!r} is not a date YYYY-MM-DD ({exc})", param, ctx)
+        self.fail(f"must be a date YYYY-MM-DD (e.g. 2024-06-30), got {value!r}", param, ctx)
+
+
+_DATE = _IsoDate()
+
+_MAX_SIMULATED = 200_000
+"""Most participants ``simulate`` makes (about 40 million rows; the benchmarks use 100,000)."""
+
+
+def _out_folder(value: str | None, option: str = "--out") -> Path | None:
+    """An output folder option as a Path; empty text is refused (it is not '.')."""
+    if value is None:
+        return None
+    if not str(value).strip():
+        raise click.BadParameter(f"must be a folder path, got {value!r}", param_hint=f"'{option}'")
+    return Path(value)
+
+
+def _exit_invalid(
+    data: Path, report: ValidationReport, *, fmt: str = "text", err: bool = False
+) -> NoReturn:
+    """Print a failed validation as ``rehabstats validate`` does and exit 1.
+
+    One function for every command that validates a cohort (validate, report, metrics), so
+    that the same data gives the same message everywhere.
+    """
+    if fmt == "json":
+        click.echo(report.to_json(), err=err)
+    else:
+        n = len(report.problems)
+        click.echo(f"{data}: INVALID - {n} problem{'s' if n != 1 else ''}", err=err)
+        format_text = getattr(report, "format_text", None)
+        click.echo(
+            format_text() if format_text is not None else report.format_table(max_rows=None),
+            err=err,
+        )
+    sys.exit(1)
+
+
+def _interrupted(exc: Interrupted, what: str) -> NoReturn:
+    """Report a command stopped by a signal (after its clean-up ran) and exit 128 + N."""
+    click.echo(f"interrupted by {exc}: {what}", err=True)
+    sys.exit(exc.exit_code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -24,20 +89,25 @@ def cli() -> None:
 @click.option(
     "--participants",
     "n_participants",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=_MAX_SIMULATED),
     default=500,
     show_default=True,
     help="Number of participants to simulate.",
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same cohort)."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Random seed (same seed, same cohort).",
 )
 @click.option(
     "--out",
     "out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
     required=True,
-    help="Folder to write the cohort tables into (replaced atomically).",
+    callback=lambda ctx, param, value: _out_folder(value),
+    help="Folder to write the cohort tables into: a new or empty folder (see --overwrite).",
 )
 @click.option(
     "--format",
@@ -47,13 +117,31 @@ def cli() -> None:
     show_default=True,
     help="File format of the tables.",
 )
-def simulate(n_participants: int, seed: int, out: Path, fmt: str) -> None:
-    """Write a realistic synthetic cohort (deterministic for a seed)."""
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Write into a folder that is not empty, replacing only its cohort table files "
+    "(participants.csv, sessions.parquet... in any format); other files are left untouched.",
+)
+def simulate(n_participants: int, seed: int, out: Path, fmt: str, overwrite: bool) -> None:
+    """Write a realistic synthetic cohort (deterministic for a seed).
+
+    The tables appear together, complete, or not at all; a folder that is not empty is
+    refused unless --overwrite.
+    """
+    from rehabstats.errors import OutputError
+    from rehabstats.files import Interrupted, unwind_on_signals
     from rehabstats.io import write_cohort
     from rehabstats.simulate import simulate_tables
 
-    tables = simulate_tables(n_participants, seed=seed)
-    write_cohort(tables, out, format=fmt)
+    with unwind_on_signals():
+        try:
+            tables = simulate_tables(n_participants, seed=seed)
+            write_cohort(tables, out, format=fmt, overwrite=overwrite)
+        except OutputError as exc:
+            raise click.ClickException(str(exc)) from None
+        except Interrupted as exc:
+            _interrupted(exc, f"{out} was left as it was (or holds the complete new cohort)")
     rows = ", ".join(f"{name} {len(t):,}" for name, t in tables.items())
     click.echo(f"wrote {n_participants:,} simulated participants (seed {seed}) to {out}: {rows}")
 
@@ -70,7 +158,7 @@ def simulate(n_participants: int, seed: int, out: Path, fmt: str) -> None:
 )
 @click.option(
     "--data-cutoff",
-    type=str,
+    type=_DATE,
     default=None,
     help="Analysis date YYYY-MM-DD (default: the latest date in the data).",
 )
@@ -95,13 +183,7 @@ def validate(data: Path, fmt: str, data_cutoff: str | None) -> None:
             except RehabstatsError as exc:
                 report = getattr(exc, "report", report)
     if cohort is None:
-        if fmt == "json":
-            click.echo(report.to_json())
-        else:
-            n = len(report.problems)
-            click.echo(f"{data}: INVALID - {n} problem{'s' if n != 1 else ''}", err=False)
-            click.echo(report.format_table(max_rows=None))
-        sys.exit(1)
+        _exit_invalid(data, report, fmt=fmt)
     summary = cohort.summary()
     if fmt == "json":
         click.echo(
@@ -127,9 +209,11 @@ def validate(data: Path, fmt: str, data_cutoff: str | None) -> None:
 @click.option(
     "--out",
     "out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
     required=True,
-    help="Folder to write the metric CSV files into.",
+    callback=lambda ctx, param, value: _out_folder(value),
+    help="Folder to write the metric CSV files into (created if missing; the files of an "
+    "earlier run are replaced, other files left alone).",
 )
 @click.option(
     "--by",
@@ -140,13 +224,13 @@ def validate(data: Path, fmt: str, data_cutoff: str | None) -> None:
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="YAML file overriding analysis thresholds.",
 )
 @click.option(
     "--data-cutoff",
-    type=str,
+    type=_DATE,
     default=None,
     help="Analysis date YYYY-MM-DD (default: the configuration's, else the latest "
     "date in the data).",
@@ -155,7 +239,7 @@ def validate(data: Path, fmt: str, data_cutoff: str | None) -> None:
     "--model/--no-model",
     default=True,
     show_default=True,
-    help="Fit the pain trajectory mixed model (slow on very large cohorts).",
+    help="Fit the pain trajectory mixed model (seconds at 100,000 participants).",
 )
 def metrics(
     data: Path,
@@ -167,16 +251,29 @@ def metrics(
 ) -> None:
     """Compute every metric of a cohort folder and write the §9 CSV files."""
     from rehabstats.config import AnalysisConfig
+    from rehabstats.errors import CohortValidationError, ConfigError, OutputError
+    from rehabstats.files import Interrupted, unwind_on_signals
     from rehabstats.io import load_cohort
     from rehabstats.metrics import write_metrics
 
-    config = AnalysisConfig.from_yaml(config_path) if config_path else AnalysisConfig()
+    try:
+        config = AnalysisConfig.from_yaml(config_path) if config_path else AnalysisConfig()
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--config'") from None
     if data_cutoff is not None:
         config = config.replace(data_cutoff=data_cutoff)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, unwind_on_signals():
         warnings.simplefilter("always", DataWarning)
-        cohort = load_cohort(data)
-        written = write_metrics(cohort, out, by=by, config=config, model=model)
+        try:
+            cohort = load_cohort(data)
+        except CohortValidationError as exc:
+            _exit_invalid(data, exc.report, err=True)
+        try:
+            written = write_metrics(cohort, out, by=by, config=config, model=model)
+        except OutputError as exc:
+            raise click.ClickException(str(exc)) from None
+        except Interrupted as exc:
+            _interrupted(exc, "no metric file was replaced")
     # every metric repeats the data notes of the cut-off: each is shown once
     for message in dict.fromkeys(
         str(w.message) for w in caught if issubclass(w.category, DataWarning)
@@ -243,16 +340,22 @@ def report(
     The HTML makes no network request (no CDN, figures embedded) and shows no code; it opens
     offline in any browser.
     """
-    from rehabstats.errors import ParameterError
+    from rehabstats.errors import CohortValidationError, OutputError, ParameterError
+    from rehabstats.files import Interrupted, unwind_on_signals
     from rehabstats.reporting import RenderError, parse_parameter_pairs, render_report
 
-    try:
-        values = parse_parameter_pairs(parameters)
-        result = render_report(notebook, data, out=out, parameters=values, progress=progress)
-    except ParameterError as exc:
-        raise click.UsageError(str(exc)) from None
-    except RenderError as exc:
-        raise click.ClickException(str(exc)) from None
+    with unwind_on_signals():
+        try:
+            values = parse_parameter_pairs(parameters)
+            result = render_report(notebook, data, out=out, parameters=values, progress=progress)
+        except ParameterError as exc:
+            raise click.UsageError(str(exc)) from None
+        except CohortValidationError as exc:  # before any kernel started
+            _exit_invalid(data, exc.report, err=True)
+        except (RenderError, OutputError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except Interrupted as exc:
+            _interrupted(exc, "the kernel was stopped; an earlier report is left as it was")
     click.echo(
         f"wrote {result.html_path} and {result.notebook_path.name} in {result.seconds:.1f} s "
         f"(data fingerprint {str(result.fingerprint)[:12]})"
@@ -263,9 +366,10 @@ def report(
 @click.option(
     "--out",
     "out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
+    type=click.Path(file_okay=False),
+    default="reports",
     show_default=True,
+    callback=lambda ctx, param, value: _out_folder(value),
     help="Folder to write the reports into.",
 )
 @click.option(
@@ -275,7 +379,9 @@ def report(
     default=None,
     help="Size of the simulated demo cohort [default: the reports' default, 500].",
 )
-@click.option("--seed", type=int, default=None, help="Seed of the demo cohort [default: 0].")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None, help="Seed of the demo cohort [default: 0]."
+)
 @click.option(
     "--progress/--no-progress",
     default=None,
@@ -283,12 +389,17 @@ def report(
 )
 def demo(out: Path, n_participants: int | None, seed: int | None, progress: bool | None) -> None:
     """Simulate the demo cohort and render every report on it into OUT (reports/)."""
+    from rehabstats.errors import OutputError
+    from rehabstats.files import Interrupted, unwind_on_signals
     from rehabstats.reporting import RenderError, render_demo
 
-    try:
-        results = render_demo(out, participants=n_participants, seed=seed, progress=progress)
-    except RenderError as exc:
-        raise click.ClickException(str(exc)) from None
+    with unwind_on_signals():
+        try:
+            results = render_demo(out, participants=n_participants, seed=seed, progress=progress)
+        except (RenderError, OutputError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except Interrupted as exc:
+            _interrupted(exc, "the kernels were stopped; earlier reports are left as they were")
     for r in results:
         click.echo(f"wrote {r.html_path} ({r.seconds:.1f} s)")
 
@@ -369,4 +480,8 @@ def main() -> None:
         cli(standalone_mode=True)
     except RehabstatsError as exc:  # pragma: no cover - click handles exit codes
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:  # a file or folder the command could not use
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where}", err=True)
         sys.exit(1)

@@ -7,6 +7,7 @@ file or keyword arguments override them; unknown keys and out-of-range values ar
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -93,11 +94,7 @@ class AnalysisConfig:
                 object.__setattr__(self, f.name, tuple(getattr(self, f.name)))
         problems = _check(self)
         if problems:
-            raise ConfigError(
-                "invalid analysis configuration:\n  "
-                + "\n  ".join(problems)
-                + "\nSee data_schema/analysis_defaults.yaml for every key and its meaning."
-            )
+            raise _config_error(problems)
 
     # ---- construction -----------------------------------------------------------------------
 
@@ -111,23 +108,74 @@ class AnalysisConfig:
         """Defaults overridden by ``values``; a ``preset`` key applies a named preset first."""
         values = dict(values)
         preset = values.pop("preset", None)
-        unknown = sorted(set(values) - set(cls.keys()))
-        if unknown:
-            raise ConfigError(
-                f"unknown analysis configuration key(s): {', '.join(unknown)}. "
-                f"Valid keys: {', '.join(cls.keys())}"
+        known = set(cls.keys())
+        problems = [(key, _unknown(key)) for key in values if key not in known]
+        if preset is not None and (not isinstance(preset, str) or preset not in cls.presets()):
+            problems.append(
+                ("preset", f"unknown preset {preset!r}; available: {', '.join(cls.presets())}")
             )
+        if problems:  # and the known keys' values, to report every problem at once
+            try:
+                cls().replace(**{k: v for k, v in values.items() if k in known})
+            except ConfigError as exc:
+                problems += getattr(exc, "problems", [])
+            raise _config_error(problems)
         base = cls.preset(preset) if preset else cls()
         return base.replace(**values)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> AnalysisConfig:
-        """Load overrides from a YAML file (a mapping of keys to values)."""
-        text = Path(path).read_text()
-        values = yaml.safe_load(text) or {}
+        """Load overrides from a YAML file (a mapping of keys to values).
+
+        Raises
+        ------
+        ConfigError
+            Naming the file, and for each problem the line, the key and what its value must be
+            (unreadable file, YAML syntax error, not a mapping, a key given twice, unknown key,
+            bad value), every problem at once.
+        """
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path}: not a UTF-8 text file (byte {exc.start + 1}); save it as UTF-8 YAML"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+        try:
+            values = yaml.load(text, Loader=_ConfigLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+        if values is None:
+            values = {}
         if not isinstance(values, Mapping):
-            raise ConfigError(f"{path}: expected a mapping of configuration keys to values")
-        return cls.from_dict(values)
+            raise ConfigError(
+                f"{path}: must be a mapping of configuration keys to values (one 'key: value' "
+                f"per line, e.g. 'pain_limit: 5'), not a {_yaml_kind(values)}"
+            )
+        lines = {
+            str(key.value): key.start_mark.line + 1
+            for key, _ in getattr(yaml.compose(text, Loader=yaml.SafeLoader), "value", [])
+            if isinstance(key, yaml.ScalarNode)
+        }
+        try:
+            return cls.from_dict(values)
+        except ConfigError as exc:
+            problems = getattr(exc, "problems", None)
+            if not problems:
+                raise ConfigError(f"{path}: {exc}") from None
+            problems = sorted(problems, key=lambda p: lines.get(str(p[0]), 0))
+            raise _config_error(
+                [
+                    (key, f"line {lines[str(key)]}: {text}" if str(key) in lines else text)
+                    for key, text in problems
+                ],
+                source=path,
+            ) from None
 
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
@@ -138,18 +186,17 @@ class AnalysisConfig:
     def preset(cls, name: str) -> AnalysisConfig:
         """A named preset, e.g. ``silbernagel2007`` (pain limit 5)."""
         presets = cls.presets()
-        if name not in presets:
-            raise ConfigError(f"unknown preset {name!r}; available: {', '.join(presets)}")
+        if not isinstance(name, str) or name not in presets:
+            raise _config_error(
+                [("preset", f"unknown preset {name!r}; available: {', '.join(presets)}")]
+            )
         return cls().replace(**presets[name], preset_name=name)
 
     def replace(self, **changes: Any) -> AnalysisConfig:
         """A copy with some keys changed (validated)."""
-        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        unknown = [key for key in changes if key not in {f.name for f in fields(self)}]
         if unknown:
-            raise ConfigError(
-                f"unknown analysis configuration key(s): {', '.join(unknown)}. "
-                f"Valid keys: {', '.join(self.keys())}"
-            )
+            raise _config_error([(key, _unknown(key)) for key in unknown])
         return dataclasses.replace(self, **changes)
 
     # ---- output -----------------------------------------------------------------------------
@@ -180,6 +227,65 @@ class AnalysisConfig:
         return None if self.data_cutoff is None else pd.Timestamp(self.data_cutoff)
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """Safe YAML loader for configuration files: a key given twice is an error (PyYAML keeps
+    the last), and a date stays the text written (``data_cutoff: 2024-1-1`` or ``2024-13-01``
+    is then refused by the key's rule instead of being read as a date or crashing)."""
+
+
+def _construct_mapping(loader: _ConfigLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: PyYAML says so below
+            continue
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key!r} given twice (first on line {first + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node)
+
+
+_ConfigLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_ConfigLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
+
+
+def _yaml_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    return "text" if isinstance(value, str) else type(value).__name__
+
+
+def _unknown(key: Any) -> str:
+    close = difflib.get_close_matches(str(key), AnalysisConfig.keys(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown analysis configuration key {key!r}{hint}"
+
+
+def _config_error(
+    problems: list[tuple[str, str]], *, source: str | os.PathLike | None = None
+) -> ConfigError:
+    """A ConfigError listing every problem; ``problems`` keeps (key, text) for callers."""
+    where = f"{source}: " if source is not None else ""
+    text = "\n  ".join(message for _, message in problems)
+    if any("unknown analysis configuration key" in message for _, message in problems):
+        text += f"\n  Valid keys: {', '.join(AnalysisConfig.keys())}, preset"
+    error = ConfigError(
+        f"{where}invalid analysis configuration:\n  {text}"
+        "\nSee data_schema/analysis_defaults.yaml for every key and its meaning."
+    )
+    error.problems = problems
+    return error
+
+
 def _descriptions() -> dict[str, str]:
     """The comment after each key in analysis_defaults.yaml."""
     out = {}
@@ -198,13 +304,13 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check(c: AnalysisConfig) -> list[str]:
-    """Every out-of-range value, each as 'key = value: rule'."""
-    problems: list[str] = []
+def _check(c: AnalysisConfig) -> list[tuple[str, str]]:
+    """Every out-of-range value, each as (key, 'key = value: rule')."""
+    problems: list[tuple[str, str]] = []
 
     def need(ok: bool, key: str, rule: str) -> None:
         if not ok:
-            problems.append(f"{key} = {getattr(c, key)!r}: {rule}")
+            problems.append((key, f"{key} = {getattr(c, key)!r}: {rule}"))
 
     if c.data_cutoff is not None:
         try:
@@ -297,6 +403,7 @@ def _check(c: AnalysisConfig) -> list[str]:
     need(
         isinstance(c.relapse_rules, tuple)
         and len(c.relapse_rules) > 0
+        and all(isinstance(rule, str) for rule in c.relapse_rules)
         and set(c.relapse_rules) <= set(RELAPSE_RULES)
         and len(set(c.relapse_rules)) == len(c.relapse_rules),
         "relapse_rules",

@@ -14,7 +14,9 @@ __all__ = [
     "CohortValidationError",
     "ConfigError",
     "DataWarning",
+    "ModelDataError",
     "Note",
+    "OutputError",
     "ParameterError",
     "Problem",
     "RehabstatsError",
@@ -81,6 +83,12 @@ class ConfigError(RehabstatsError, ValueError):
 
 class ParameterError(RehabstatsError, ValueError):
     """A report or command parameter is unknown or has a bad value."""
+
+
+class OutputError(RehabstatsError, OSError):
+    """An output cannot be written where asked: the folder is not empty (files rehabstats did
+    not create are never replaced), cannot be created, is a file, or lies outside the folder
+    it must stay in. Nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -176,3 +184,8 @@ class CohortValidationError(RehabstatsError, ValueError):
             "(`rehabstats validate DIR` lists them; `--format json` for machines).\n"
             + report.format_table()
         )
+
+
+class ModelDataError(RehabstatsError, ValueError):
+    """The data given to a model cannot be used (missing columns, missing or non-numeric
+    values); the message names every problem."""

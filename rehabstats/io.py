@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from rehabstats.cohort import Cohort
-from rehabstats.errors import CohortValidationError, Problem, ValidationReport
+from rehabstats.errors import CohortValidationError, OutputError, Problem, ValidationReport
 from rehabstats.schema import TABLES, table_spec, validate_tables
 
 __all__ = ["FORMATS", "load_cohort", "read_tables", "validate_folder", "write_cohort"]
@@ -70,6 +68,20 @@ def read_tables(
     if not folder.is_dir():
         report.problems.append(
             Problem("(folder)", None, None, str(folder), "must be an existing cohort folder")
+        )
+        return {}, {}, report
+    unfinished = sorted(p.name for p in folder.glob(".*.rs-*.journal"))
+    if unfinished:  # rehabstats.files: a write killed while moving its tables into place
+        report.problems.append(
+            Problem(
+                "(folder)",
+                None,
+                None,
+                unfinished[0],
+                "a write of this folder by rehabstats was interrupted while its tables were "
+                "being replaced (or is still running): the tables may mix two cohorts; write "
+                "the cohort again (--overwrite), which completes the interrupted write first",
+            )
         )
         return {}, {}, report
     raw: dict[str, pd.DataFrame] = {}
@@ -144,35 +156,82 @@ def write_cohort(
     target: str | os.PathLike,
     *,
     format: str = "csv",
+    overwrite: bool = False,
 ) -> Path:
-    """Write a cohort folder, one file per table, atomically.
+    """Write a cohort folder, one file per table, never half-written and never over other files.
 
-    The tables are written into a temporary folder beside ``target`` which then replaces it, so a
-    reader never sees a half-written cohort. Dates are written ``YYYY-MM-DD``; missing values are
-    empty fields.
+    Parameters
+    ----------
+    cohort : Cohort or mapping of table name to DataFrame
+    target : path
+        The folder. It is created when missing (with its parents); an existing folder must be
+        empty, unless ``overwrite``.
+    format : {"csv", "parquet", "xlsx"}
+    overwrite : bool
+        Write into a folder that is not empty: only the cohort's table files are replaced
+        (``participants.csv``, ``sessions.parquet``... in any of the formats; a table file of
+        another format or of a table the new cohort lacks is removed with them, so that the
+        folder holds exactly the new cohort). Every other file in the folder is left untouched.
+
+    Returns
+    -------
+    Path
+        ``target``.
+
+    Raises
+    ------
+    OutputError
+        ``target`` is not empty (and not ``overwrite``), is a file, or cannot be created;
+        nothing was written.
+
+    Notes
+    -----
+    Each table is written to a temporary file in ``target``, flushed to disk, then all are moved
+    over the table files together (:func:`rehabstats.files.write_files`): a reader never sees a
+    half-written table, and a write killed midway is completed or cleaned up by the next write
+    into the folder. Files get the umask's mode. Dates are written ``YYYY-MM-DD``; missing
+    values are empty fields.
     """
+    from rehabstats import files
+
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     tables = cohort.tables if isinstance(cohort, Cohort) else dict(cohort)
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target} is a file, not a folder: the cohort was not written")
+    files.make_folder(target)
+    table_files = [f"{name}.{ext}" for name in TABLES for ext in FORMATS]
+    files.sweep(target, table_files)  # what a killed earlier write left here
     try:
-        for name in TABLES:
-            if name not in tables:
-                continue
-            _write_table(tables[name], name, staging / f"{name}.{format}", format)
-        if target.exists():
-            backup = target.with_name(f".{target.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            target.rename(backup)
-            staging.rename(target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        existing = sorted(entry.name for entry in os.scandir(target))
+    except OSError as exc:
+        raise OutputError(f"cannot read the folder {target}: {exc.strerror or exc}") from None
+    if existing and not overwrite:
+        shown = ", ".join(existing[:5]) + (
+            f" and {len(existing) - 5} more" if len(existing) > 5 else ""
+        )
+        raise OutputError(
+            f"{target} is not empty ({shown}): a cohort is written only into a new or empty "
+            "folder, so that no file rehabstats did not write is ever replaced. Choose another "
+            "folder, or overwrite the cohort tables in this one (--overwrite; other files are "
+            "left untouched)."
+        )
+    written = [name for name in TABLES if name in tables]
+    items = [
+        (target / f"{name}.{format}", _table_writer(tables[name], name, format)) for name in written
+    ]
+    new_names = {path.name for path, _ in items}
+    stale = [name for name in existing if name in table_files and name not in new_names]
+    for name in [*stale, *new_names]:
+        if (target / name).is_dir() and not (target / name).is_symlink():
+            raise OutputError(f"{target / name} is a folder: the cohort was not written")
+    files.write_files(items, remove=stale)
     return target
+
+
+def _table_writer(frame: pd.DataFrame, name: str, fmt: str):
+    return lambda path: _write_table(frame, name, path, fmt)
 
 
 def _write_table(frame: pd.DataFrame, name: str, path: Path, fmt: str) -> None:

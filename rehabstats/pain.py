@@ -2,19 +2,16 @@
 
 Session-day rules, flares and weekly trends use the remodelling window (weeks
 1..``window_weeks``) within follow-up (§3); a pain rating dated after ``obs_end`` does not exist
-for the analysis. The trajectory model fits weekly mean morning NRS with statsmodels' MixedLM.
+for the analysis. The trajectory model fits weekly mean morning NRS by REML with
+:mod:`rehabstats.mixed` (lme4's criterion, Satterthwaite degrees of freedom).
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
-from scipy import linalg
-from statsmodels.tools.sm_exceptions import ConvergenceWarning, SingularMatrixWarning
 
 from rehabstats.cohort import Cohort
 from rehabstats.config import AnalysisConfig
@@ -25,7 +22,6 @@ from rehabstats.timeline import (
     group_labels,
     observe,
     participant_timeline,
-    per_row,
 )
 
 __all__ = [
@@ -40,9 +36,6 @@ __all__ = [
 _DECIMALS = 10
 """Differences of NRS values are rounded to this many decimals before being compared with a
 threshold, so that float noise (5.3 - 3.3 = 1.9999999999999996) cannot decide a rule."""
-
-_SINGULAR_TOL = 1e-4
-"""lme4's ``isSingular`` tolerance on the relative covariance factor (see :func:`pain_model`)."""
 
 
 def morning_nrs(
@@ -538,6 +531,7 @@ _MODEL_COLUMNS = [
     "term",
     "estimate",
     "std_err",
+    "df",
     "ci_low",
     "ci_high",
     "p_value",
@@ -545,6 +539,13 @@ _MODEL_COLUMNS = [
     "converged",
     "note",
 ]
+"""Columns of :func:`pain_model`'s table, in order (documented in docs/metrics.md)."""
+
+_FIXED_COLUMNS = _MODEL_COLUMNS[:7]
+
+_LLF_TOL = 1e-8
+"""Relative shortfall of the random-slope REML log-likelihood below the nested random-intercept
+model's that counts as a failed optimisation (the larger model's maximum cannot be lower)."""
 
 
 def pain_model(
@@ -554,7 +555,7 @@ def pain_model(
     config: AnalysisConfig | None = None,
     random_slope: bool = True,
 ) -> pd.DataFrame:
-    """Linear mixed model of the weekly mean morning NRS over the remodelling window.
+    r"""Linear mixed model of the weekly mean morning NRS over the remodelling window.
 
     Parameters
     ----------
@@ -573,42 +574,54 @@ def pain_model(
     Returns
     -------
     DataFrame
-        One row per model term, with columns
+        One row per model term, with columns (in this order)
 
         term : str
-            Fixed effects as statsmodels/patsy name them: ``Intercept``, ``t``,
-            ``group[T.<level>]``, ``t:group[T.<level>]``; then ``var_intercept``,
-            ``var_slope`` and ``cov_intercept_slope`` (random-slope model only) and
-            ``var_residual``.
+            Fixed effects, named and ordered as in patsy's model matrix (statsmodels):
+            ``Intercept``, ``group[T.<level>]``, ``t``, ``t:group[T.<level>]`` (R's lmer
+            names them ``(Intercept)``, ``<by><level>``, ``t``, ``t:<by><level>``); then
+            ``var_intercept``, ``var_slope`` and ``cov_intercept_slope`` (random-slope model
+            only) and ``var_residual``.
         estimate : float
             Fixed-effect coefficient (NRS points; per week for slopes) or variance component
-            (NRS², per week² for the slope, per week for the covariance).
-        std_err, ci_low, ci_high, p_value : float
-            Fixed effects only (NaN for variance components): Wald standard error,
-            normal-based confidence interval at ``confidence_level`` and two-sided z-test
-            p-value, as statsmodels reports them.
+            (NRS², per week² for the slope, per week for the covariance). NaN for a fixed effect
+            the design cannot estimate (dropped as lme4 does, named in ``note``).
+        std_err : float
+            Standard error of a fixed effect, ``sqrt`` of the diagonal of
+            ``cov(beta) = sigma^2 (X'V^-1 X)^-1`` (NaN for variance components).
+        df : float
+            Satterthwaite degrees of freedom of a fixed effect (as lmerTest; NaN for variance
+            components).
+        ci_low, ci_high : float
+            Confidence interval at ``confidence_level``: ``estimate -/+ t_{1-alpha/2, df}
+            std_err`` (NaN for variance components).
+        p_value : float
+            Two-sided p-value of the t test of ``estimate = 0`` with ``df`` degrees of freedom
+            (NaN for variance components).
         model : str
             ``random_slope`` or ``random_intercept`` (the model reported); ``none`` when no
             model could be fitted (then a single row, term NA).
         converged : bool
-            The reported model passed every convergence check (see Notes).
+            The reported model passed every check of "Convergence and fallback" below.
         note : str
-            Why the model fell back to random intercepts, a failed check, and the warnings
-            statsmodels issued (see Notes); empty when there is nothing to say.
+            Why the model fell back to random intercepts, a failed check, terms dropped from a
+            rank-deficient design and the fitter's warnings, joined by ``" | "``; empty when
+            there is nothing to say.
 
-        ``DataFrame.attrs`` holds ``formula``, ``n_observations``, ``n_participants`` and
+        ``DataFrame.attrs`` holds ``formula``, ``n_observations``, ``n_participants``,
+        ``reml_loglik`` (the reported model's REML log-likelihood; absent without a model) and
         ``notes``, the notes of ``note`` one by one (:class:`~rehabstats.errors.Note` objects
         where they hold counts or data values, for reports that leave the team).
 
     Notes
     -----
-    ``docs/metrics.md`` §5. Data: one row per participant-week of the window (within follow-up)
-    with at least one morning rating; the response is the week's mean daily morning NRS (see
-    :func:`weekly_pain`), ``t = week − 1`` (weeks since the first week). Participants contribute
-    whatever weeks they have; participants without morning ratings do not enter the model.
+    ``docs/metrics.md`` §5. **Data**: one row per participant-week of the window (within
+    follow-up) with at least one morning rating; the response is the week's mean daily morning
+    NRS (see :func:`weekly_pain`), ``t = week − 1`` (weeks since the first week). Participants
+    contribute whatever weeks they have; participants without morning ratings do not enter the
+    model.
 
-    Model, fitted by REML with ``statsmodels.formula.api.mixedlm(formula, data,
-    groups=participant, re_formula="~t")`` (``re_formula=None`` for the random intercept)::
+    **Model** (``pain ~ t * group + (1 + t | participant)`` in lme4 notation)::
 
         pain_ij = (b0 + u0_i) + (b1 + u1_i) t_ij + e_ij                   (without by)
         pain_ij = b0 + b1 t_ij + g_k + h_k t_ij + u0_i + u1_i t_ij + e_ij  (with by)
@@ -616,56 +629,78 @@ def pain_model(
         (u0_i, u1_i) ~ N(0, [[var_intercept, cov_intercept_slope],
                              [cov_intercept_slope, var_slope]]),  e_ij ~ N(0, var_residual)
 
-    i.e. ``pain ~ t * group + (1 + t | participant)`` in lme4 notation. Treatment coding with
-    the **first group alphabetically as reference**: ``Intercept`` (b0) and ``t`` (b1) are the
-    reference group's mean week-1 pain and weekly change; ``group[T.k]`` (g_k) is group k's
-    difference in week-1 pain and ``t:group[T.k]`` (h_k) its difference in weekly change. With
-    ``by`` but a single group holding pain data the group terms cannot be estimated and
-    ``pain ~ t`` is fitted (said in ``note``).
+    Treatment coding with the **first group alphabetically as reference**: ``Intercept`` (b0)
+    and ``t`` (b1) are the reference group's mean week-1 pain and weekly change;
+    ``group[T.k]`` (g_k) is group k's difference in week-1 pain and ``t:group[T.k]`` (h_k) its
+    difference in weekly change. With ``by`` but a single group holding pain data the group
+    terms cannot be estimated and ``pain ~ t`` is fitted (said in ``note``). The fallback is
+    the random intercept ``(1 | participant)``: ``u1_i = 0``.
 
-    **Optimisation.** The random-intercept model is fitted by
-    ``fit(reml=True, method="bfgs", gtol=1e-6)`` from statsmodels' default start; the
-    random-slope model by the same BFGS started at the random-intercept estimates (its fixed
-    effects and relative intercept variance, a relative slope variance of 0.01, no covariance).
-    When a fit fails any check below, or the random-slope fit ends below the random-intercept
-    model's REML log-likelihood, the model is also fitted by ``method="powell"`` from
-    statsmodels' start and refined by BFGS from Powell's estimate, and the converged fit with the
-    highest REML log-likelihood is kept. statsmodels' default start often stops short of the
-    maximum on pain data with a small slope variance — sometimes reporting convergence at a
-    log-likelihood several units below it; both routes here reach the best log-likelihood of
-    every optimiser tried on simulated cohorts and match lme4 on ``sleepstudy``
-    (tests/test_pain_model.py).
+    **Estimation: REML via the profiled deviance** (Bates et al. 2015, §3), by
+    :func:`rehabstats.mixed.fit_stats` (docs/mixed.md). With the random effects
+    ``b_i ~ N(0, sigma^2 Lambda Lambda')``, ``Lambda`` lower triangular with
+    ``theta = (Lambda_00, Lambda_10, Lambda_11)`` (``theta = Lambda_00`` for the random
+    intercept), ``L_i L_i' = Lambda' Z_i'Z_i Lambda + I``, ``R_X'R_X = X'V^-1 X`` (``V = I + Z
+    Lambda Lambda' Z'``, relative to ``sigma^2``) and ``r^2`` the penalised residual sum of
+    squares, the profiled REML deviance::
 
-    **Convergence and fallback.** The random-slope model is used when all of these hold:
-    the optimiser converged; every estimate and standard error is finite; statsmodels raised no
-    ``SingularMatrixWarning`` and no warning that the Hessian is not positive definite; the
-    random-effects covariance is not singular by lme4's criterion (``isSingular``, tolerance
-    1e-4): every diagonal element of the Cholesky factor of ``cov_re / var_residual`` is at
-    least 1e-4 (a zero slope variance or a ±1 intercept-slope correlation fails); and its REML
+        d_R(theta) = log|L|^2 + log|R_X|^2 + (n - p) (1 + log(2 pi r^2 / (n - p)))
+
+    is minimised over ``theta`` with ``Lambda_00, Lambda_11 >= 0``: the REML maximum exactly as
+    lme4's ``lmer`` defines it. Then ``sigma^2 = r^2 / (n - p)`` (``var_residual``), the
+    random-effects covariance is ``sigma^2 Lambda Lambda'``, ``beta`` and ``cov(beta) =
+    sigma^2 (R_X'R_X)^-1`` are the generalised least-squares estimates at ``theta``, and the
+    REML log-likelihood is ``-d_R / 2`` (lme4's ``logLik``). Everything ``d_R`` needs is a sum
+    over participants of 2x2 cross-products, computed once in one vectorised pass.
+
+    **Satterthwaite degrees of freedom** (Kuznetsova et al. 2017, §3; Satterthwaite 1946), as
+    lmerTest and SAS PROC MIXED ``ddfm=satterthwaite``: for fixed effect j, with
+    ``varpar = (theta, sigma)``, ``A(varpar) = cov(beta)``, ``g = d A_jj / d varpar`` and ``W``
+    the asymptotic covariance of ``varpar`` (twice the Moore–Penrose inverse of the Hessian of
+    the REML deviance in ``varpar``)::
+
+        df_j = 2 A_jj^2 / (g' W g)
+        CI_j = estimate_j -/+ t_{1 - alpha/2, df_j} std_err_j,   alpha = 1 - confidence_level
+        p_j  = 2 P(T_{df_j} > |estimate_j / std_err_j|)
+
+    **Convergence and fallback.** The random-slope model is reported when all of these hold:
+    it could be fitted (lme4 would not refuse it: at least 2 participants, more observations
+    than random effects, residual variation left by the fixed effects); it passes lme4's
+    convergence checks (``check.conv.grad``: scaled gradient of ``d_R`` at most 0.002;
+    ``check.conv.hess``: no Hessian eigenvalue negative or below 1e-6 in absolute value); every
+    estimate, standard error and degrees of freedom of an estimable term is finite; it is not
+    singular by lme4's ``isSingular`` (every diagonal element of ``Lambda`` at least 1e-4: a
+    zero variance or a ±1 intercept–slope correlation is singular); and its REML
     log-likelihood is not below the random-intercept model's (which it contains, so a lower
-    value means the optimiser stopped short). Otherwise the random-intercept model is reported,
-    ``note`` says why, and ``converged`` reports the same checks (bar the last) on that fit.
-    statsmodels' own "MLE may be on the boundary" warning compares variances with 0.01 in the
-    data's units (NRS², so a small but real slope variance of, say, 0.005 NRS² per week² always
-    triggers it); it is neither a failure nor reported in ``note`` — the scale-free criterion
-    above decides. Every other statsmodels warning is reported in ``note``.
+    value would mean the optimiser stopped short; a guard the exact fitter should never
+    trip). Otherwise the random-intercept model is reported, ``note`` says why (with the
+    random-slope fit's own messages), and ``converged`` reports the same checks (bar the last)
+    on that fit. Without any fitted model: one row with ``model = none``.
+
+    References
+    ----------
+    Bates D, Mächler M, Bolker B, Walker S (2015). Fitting linear mixed-effects models using
+    lme4. *Journal of Statistical Software* 67(1). doi:10.18637/jss.v067.i01
+
+    Kuznetsova A, Brockhoff PB, Christensen RHB (2017). lmerTest package: tests in linear mixed
+    effects models. *Journal of Statistical Software* 82(13). doi:10.18637/jss.v082.i13
+
+    Satterthwaite FE (1946). An approximate distribution of estimates of variance components.
+    *Biometrics Bulletin* 2(6), 110–114.
     """
+    from rehabstats import mixed  # scipy.optimize and scipy.stats: only when a model is fitted
+
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     labels = group_labels(timeline, by)
-    weekly = _weekly_pain(cohort, timeline, config)
-    data = pd.DataFrame(
-        {
-            "participant": weekly["participant_id"].to_numpy(),
-            "t": (weekly["week"] - 1).to_numpy(dtype="float64"),
-            "pain": weekly["pain_morning_mean"].to_numpy(dtype="float64"),
-            "group": per_row(weekly["participant_id"], labels),
-        }
-    )
+    pos, week, mean, _ = _weekly_arrays(cohort, timeline, config)
+    codes, names = pd.factorize(labels.to_numpy(), sort=True)
+    row_codes = codes[pos]
+    levels = names[np.unique(row_codes)].tolist()  # groups with pain data, sorted
+
     notes: list[str] = []
-    levels = sorted(pd.unique(data["group"]).tolist())
-    if by is not None and len(levels) >= 2:
-        data["group"] = pd.Categorical(data["group"], categories=levels)
+    grouped = by is not None and len(levels) >= 2
+    if grouped:
         formula = "pain ~ t * group"
     else:
         formula = "pain ~ t"
@@ -678,8 +713,12 @@ def pain_model(
                     group=str(levels[0]),
                 )
             )
-    n_participants = int(data["participant"].nunique())
-    attrs = {"formula": formula, "n_observations": len(data), "n_participants": n_participants}
+    n_participants = int(len(np.unique(pos)))
+    attrs: dict[str, Any] = {
+        "formula": formula,
+        "n_observations": len(pos),
+        "n_participants": n_participants,
+    }
     if n_participants < 2:
         notes.append(
             Note(
@@ -691,211 +730,114 @@ def pain_model(
         )
         return _no_model(notes, attrs)
 
-    alpha = 1 - config.confidence_level
-    intercept = _fit(data, formula, random_slope=False)
+    data = pd.DataFrame(
+        {
+            "participant": pos,
+            "t": (week - 1).astype("float64"),
+            "pain": mean,
+            "group": pd.Categorical.from_codes(row_codes, categories=names),
+        }
+    )
+    stats = mixed.trajectory_stats(
+        data,
+        participant="participant",
+        t="t",
+        y="pain",
+        group="group" if grouped else None,
+        levels=levels if grouped else None,
+    )
+    confidence = config.confidence_level
+    intercept = mixed.fit_stats(stats, random_slope=False, confidence=confidence)
     kind, fit = "random_intercept", intercept
     if not random_slope:
         notes.append("random intercept only, as requested (random_slope=False)")
     else:
-        floor = intercept.result.llf if intercept.result is not None else None
-        slope = _fit(
-            data,
-            formula,
-            random_slope=True,
-            start=_slope_start(intercept.result),
-            floor=floor,
-        )
-        if slope.result is not None and _short_of(slope.result, floor):
-            slope.problems.append(
-                f"REML log-likelihood {slope.result.llf:.6g} below the nested "
-                f"random-intercept model's {floor:.6g}: the optimiser stopped "
-                "short of the maximum"
+        slope = mixed.fit_stats(stats, random_slope=True, confidence=confidence)
+        problems = _problems(slope)
+        if not problems and _short_of(slope, intercept):
+            problems.append(
+                f"REML log-likelihood {slope.loglik:.6g} below the nested random-intercept "
+                f"model's {intercept.loglik:.6g}: the optimiser stopped short of the maximum"
             )
-        if slope.problems:
+        if problems:
             notes.append(
                 Note(
                     "random-slope model not used ({problems}); refitted with a random "
                     "intercept only",
-                    problems="; ".join(slope.problems),  # convergence checks: no counts
+                    problems="; ".join(problems),  # convergence checks: no counts
                 )
             )
-            notes.extend(f"random-slope fit warned: {m}" for m in slope.messages)
+            notes.extend(
+                _prefixed("random-slope fit: ", n) for n in slope.notes if n not in intercept.notes
+            )
         else:
             kind, fit = "random_slope", slope
-    if fit.result is None:
-        notes.extend(fit.problems)
+    if not np.isfinite(fit.loglik):
+        notes.extend(fit.notes)
         return _no_model(notes, attrs)
-    if fit.problems:
+    problems = _problems(fit)
+    if problems:
         notes.append(
             Note("{kind} model: {problems}", kind=kind.replace("_", "-"),
-                 problems="; ".join(fit.problems))
+                 problems="; ".join(problems))
         )  # fmt: skip
-    notes.extend(f"statsmodels warned: {m}" for m in fit.messages)
-    table = _model_table(fit.result, alpha)
+    notes.extend(fit.notes)
+    table = _model_table(fit, stats)
     table["model"] = kind
-    table["converged"] = not fit.problems
+    table["converged"] = not problems
     table["note"] = " | ".join(notes)
-    table.attrs.update(attrs, notes=list(notes))
+    table.attrs.update(attrs, reml_loglik=fit.loglik, notes=list(notes))
     return table[_MODEL_COLUMNS]
 
 
-_LLF_TOL = 1e-8
-"""Relative shortfall of the random-slope REML log-likelihood below the nested random-intercept
-model's that counts as a failed optimisation (the larger model's maximum cannot be lower)."""
-
-_POLISH_GTOL = 1e-6
-"""Gradient tolerance of every BFGS fit (see :func:`pain_model`)."""
-
-_SLOPE_START = 0.01
-"""Relative (to the residual variance) random-slope variance the random-slope fit starts from."""
-
-_BOUNDARY_WARNING = "MLE may be on the boundary"
-"""statsmodels' warning when a variance is below 0.01 in the data's units; not reported (the
-scale-free singularity check decides, see :func:`pain_model`)."""
-
-_FIT_ERRORS = (ValueError, np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError)
-
-
-class _Fit:
-    """A MixedLM fit with the warnings it raised and the convergence checks it failed."""
-
-    def __init__(self, result: Any, messages: list[str], problems: list[str]) -> None:
-        self.result = result
-        self.messages = messages
-        self.problems = problems
-
-
-def _optimise(model: Any, **options: Any) -> tuple[Any, list[warnings.WarningMessage]]:
-    """One ``MixedLM.fit(reml=True, ...)`` with the warnings it raised (None on failure)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            result = model.fit(reml=True, **options)
-        except _FIT_ERRORS:
-            result = None
-    return result, list(caught)
-
-
-def _fit(
-    data: pd.DataFrame,
-    formula: str,
-    *,
-    random_slope: bool,
-    start: Any = None,
-    floor: float | None = None,
-) -> _Fit:
-    """Fit by REML: BFGS from ``start`` (statsmodels' default start when None); when that fit
-    fails a check or ends below ``floor`` (the nested model's log-likelihood), also Powell from
-    statsmodels' start and BFGS from Powell's estimate, keeping the highest converged maximum."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = smf.mixedlm(
-                formula, data, groups=data["participant"], re_formula="~t" if random_slope else None
-            )
-    except _FIT_ERRORS as exc:
-        return _Fit(None, [], [f"model could not be set up: {type(exc).__name__}: {exc}"])
-    quick = _assess(*_optimise(model, method="bfgs", start_params=start, gtol=_POLISH_GTOL))
-    if quick.result is not None and not quick.problems and not _short_of(quick.result, floor):
-        return quick
-    candidates = [quick]
-    powell, powell_warnings = _optimise(model, method="powell")
-    if powell is not None:
-        candidates.append(_assess(powell, powell_warnings))
-        polish = _optimise(
-            model, method="bfgs", start_params=powell.params_object, gtol=_POLISH_GTOL
-        )
-        candidates.append(_assess(*polish))
-    fitted = [c for c in candidates if c.result is not None]
-    if not fitted:
-        return _Fit(None, [], ["model could not be fitted (BFGS and Powell optimisers failed)"])
-
-    def rank(c: _Fit) -> tuple[bool, float, bool]:
-        llf = c.result.llf
-        return (
-            bool(c.result.converged) and np.isfinite(llf),
-            llf if np.isfinite(llf) else -np.inf,
-            not c.problems,
-        )
-
-    return max(fitted, key=rank)
-
-
-def _assess(result: Any, caught: list[warnings.WarningMessage]) -> _Fit:
-    """The convergence checks of :func:`pain_model` on one optimiser's result."""
-    if result is None:
-        return _Fit(None, [], ["the optimiser failed"])
-    messages = list(
-        dict.fromkeys(str(w.message) for w in caught if _BOUNDARY_WARNING not in str(w.message))
-    )
+def _problems(fit: Any) -> list[str]:
+    """The checks of :func:`pain_model` ("Convergence and fallback") that a fit fails, bar the
+    comparison with the nested model."""
+    if not np.isfinite(fit.loglik):
+        return ["the model could not be fitted"]
     problems = []
-    if not result.converged:
-        problems.append("the optimiser did not converge")
-    values = np.r_[np.asarray(result.fe_params), np.asarray(result.bse_fe), np.ravel(result.cov_re)]
-    if not (np.isfinite(values).all() and np.isfinite(result.scale) and result.scale > 0):
-        problems.append("non-finite estimates or standard errors")
-    elif _singular(np.asarray(result.cov_re) / result.scale):
+    if not fit.converged:
+        problems.append("failed lme4's convergence checks")
+    estimable = fit.fixed.set_index("term").loc[list(fit.cov_beta.index)]
+    values = np.r_[
+        estimable[["estimate", "std_err"]].to_numpy(dtype="float64").ravel(),
+        list(fit.variance.values()),
+    ]
+    df = estimable["df"].to_numpy(dtype="float64")
+    if not (np.isfinite(values).all() and fit.sigma > 0 and (df > 0).all()):
+        problems.append("non-finite estimates, standard errors or degrees of freedom")
+    if fit.singular:
         problems.append(
             "singular random-effects covariance (a variance at zero or a correlation at ±1)"
         )
-    if any(issubclass(w.category, SingularMatrixWarning) for w in caught):
-        problems.append("singular random-effects covariance reported by statsmodels")
-    if any(
-        issubclass(w.category, ConvergenceWarning) and "Hessian" in str(w.message) for w in caught
-    ):
-        problems.append("Hessian not positive definite")
-    return _Fit(result, messages, problems)
+    return problems
 
 
-def _short_of(result: Any, floor: float | None) -> bool:
-    """The REML log-likelihood is below the nested model's beyond the relative tolerance."""
-    if floor is None or not np.isfinite(floor):
+def _short_of(fit: Any, nested: Any) -> bool:
+    """``fit``'s REML log-likelihood is below the nested model's beyond the relative tolerance."""
+    floor = nested.loglik
+    if not (np.isfinite(floor) and np.isfinite(fit.loglik)):
         return False
-    return bool(floor - result.llf > _LLF_TOL * max(1.0, abs(floor)))
+    return bool(floor - fit.loglik > _LLF_TOL * max(1.0, abs(floor)))
 
 
-def _slope_start(intercept: Any) -> Any:
-    """Random-slope start from the random-intercept fit: its fixed effects and relative
-    intercept variance, a relative slope variance of ``_SLOPE_START`` and no covariance."""
-    from statsmodels.regression.mixed_linear_model import MixedLMParams
-
-    if intercept is None or not np.isfinite(intercept.llf):
-        return None
-    params = intercept.params_object
-    cov_re = np.diag([max(float(params.cov_re[0, 0]), _SLOPE_START), _SLOPE_START])
-    return MixedLMParams.from_components(fe_params=np.asarray(params.fe_params), cov_re=cov_re)
+def _prefixed(prefix: str, note: str) -> str:
+    """``prefix + note``; a :class:`~rehabstats.errors.Note` keeps its counts apart."""
+    if isinstance(note, Note) and (note.counts or note.values):
+        escaped = prefix.replace("{", "{{").replace("}", "}}")
+        return Note(escaped + note.template, counts=note.counts, **note.values)
+    return prefix + str(note)
 
 
-def _singular(relative_cov: np.ndarray) -> bool:
-    """lme4's ``isSingular``: a diagonal of the relative covariance factor below 1e-4."""
-    try:
-        factor = linalg.cholesky(relative_cov, lower=True)
-    except linalg.LinAlgError:
-        return True
-    return bool((np.diag(factor) < _SINGULAR_TOL).any())
-
-
-def _model_table(result, alpha: float) -> pd.DataFrame:
-    names = list(result.fe_params.index)
-    ci = result.conf_int(alpha=alpha).loc[names]
-    fixed = pd.DataFrame(
-        {
-            "term": names,
-            "estimate": result.fe_params.to_numpy(dtype="float64"),
-            "std_err": result.bse_fe.loc[names].to_numpy(dtype="float64"),
-            "ci_low": ci.iloc[:, 0].to_numpy(dtype="float64"),
-            "ci_high": ci.iloc[:, 1].to_numpy(dtype="float64"),
-            "p_value": result.pvalues.loc[names].to_numpy(dtype="float64"),
-        }
-    )
-    cov = np.asarray(result.cov_re, dtype="float64")
-    variance = {"var_intercept": cov[0, 0]}
-    if cov.shape[0] > 1:
-        variance["var_slope"] = cov[1, 1]
-        variance["cov_intercept_slope"] = cov[0, 1]
-    variance["var_residual"] = float(result.scale)
-    random = pd.DataFrame({"term": list(variance), "estimate": list(variance.values())})
-    table = pd.concat([fixed, random], ignore_index=True)
+def _model_table(fit: Any, stats: Any) -> pd.DataFrame:
+    """Fixed effects in patsy's order (intercept, group main effects, t, interactions), then
+    the variance components."""
+    terms = list(stats.terms)  # Intercept, t, group[T.*] ..., t:group[T.*] ...
+    k = (len(terms) - 2) // 2
+    order = [terms[0], *terms[2 : 2 + k], terms[1], *terms[2 + k :]]
+    fixed = fit.fixed.set_index("term").loc[order].reset_index()
+    variance = pd.DataFrame({"term": list(fit.variance), "estimate": list(fit.variance.values())})
+    table = pd.concat([fixed[_FIXED_COLUMNS], variance], ignore_index=True)
     table["term"] = table["term"].astype("str")
     return table
 
@@ -906,6 +848,7 @@ def _no_model(notes: list[str], attrs: dict[str, object]) -> pd.DataFrame:
             "term": pd.Series([pd.NA], dtype="str"),
             "estimate": [np.nan],
             "std_err": [np.nan],
+            "df": [np.nan],
             "ci_low": [np.nan],
             "ci_high": [np.nan],
             "p_value": [np.nan],

@@ -15,8 +15,15 @@ Pipeline of :func:`render_report`:
    ``rehabstats_report`` template: no code, no prompts, figures as data URIs, one inline
    stylesheet, no JavaScript, no CDN. A Content-Security-Policy forbids the page any network
    request, and the HTML is checked for external references before it is written.
-4. The HTML and the executed ``.ipynb`` are written **atomically** (temporary file, then
-   ``os.replace``) side by side.
+4. The HTML and the executed ``.ipynb`` are written **as a pair** by
+   :func:`rehabstats.files.write_files`: both complete as temporary files beside their targets
+   (``fsync``, the umask's mode), then the notebook and the HTML renamed into place. The HTML
+   names the notebook's SHA-256 and a render id the notebook keeps too
+   (:func:`report_pair_matches`). Before that, the cohort folder is validated (before any
+   kernel starts), and what a killed earlier render left is finished or removed
+   (:func:`rehabstats.files.sweep`, :func:`rehabstats.files.sweep_workdirs`). The kernel runs
+   from a private work folder removed on every exit path; an existing report file rehabstats
+   did not write is never replaced.
 
 The parameters of each report are declared here, once (:data:`REPORTS`); the notebooks'
 ``parameters`` cells hold the same names and defaults (checked by the test suite), and the CLI
@@ -25,15 +32,15 @@ builds its help and parses ``-p key value`` from the same declaration.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import functools
+import hashlib
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -42,7 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rehabstats.errors import ParameterError, RehabstatsError
+from rehabstats import files
+from rehabstats.errors import OutputError, ParameterError, RehabstatsError
 
 __all__ = [
     "AUDIENCES",
@@ -59,9 +67,11 @@ __all__ = [
     "render_demo",
     "render_report",
     "report_names",
+    "report_pair_matches",
     "report_parameters",
     "template_dir",
     "validate_parameters",
+    "written_by_rehabstats",
 ]
 
 _HERE = Path(__file__).resolve().parent
@@ -550,6 +560,7 @@ class RenderResult:
     parameters: dict[str, Any]
     fingerprint: str | None
     provenance: dict[str, Any] = field(default_factory=dict)
+    render_id: str | None = None
 
 
 _UNIX_PATH_MAX = 104
@@ -692,6 +703,11 @@ def render_report(
     ParameterError
         Before any kernel starts, for an unknown report or parameter or a bad value, and for an
         ``external`` report without a pseudonym key (:func:`rehabstats.privacy.privacy_key`).
+    CohortValidationError
+        Before any kernel starts: the cohort folder breaks the data contract.
+    OutputError
+        Before any kernel starts: the output's folder cannot be created, or a file at ``out``
+        (or its ``.ipynb``) was not written by rehabstats.
     RenderError
         When a cell fails (the executed notebook is kept as ``<out>.failed.ipynb`` with the
         traceback) or the HTML would reference anything outside itself.
@@ -718,9 +734,15 @@ def _render(
     start_timeout: float,
     start_after: threading.Event | None = None,
     imported: threading.Event | None = None,
+    cancel: threading.Event | None = None,
+    kernels: list[Any] | None = None,
+    check_data: bool = True,
 ) -> RenderResult:
     """:func:`render_report`. The kernel starts once ``start_after`` is set, when given;
-    ``imported`` is set once papermill is imported (see :func:`render_demo`)."""
+    ``imported`` is set once papermill is imported; once ``cancel`` is set the render stops
+    before its next step and writes nothing; the kernel manager is kept in ``kernels`` while it
+    runs (see :func:`render_demo`). ``check_data=False`` skips loading the data before the
+    kernel starts (a batch has validated it while planning)."""
     started = time.perf_counter()
     values = dict(parameters or {})
     if data is not None:
@@ -737,12 +759,14 @@ def _render(
 
         key = privacy_key(params.get("pseudonym_key_file")).decode("utf-8")
         kernel_env[PSEUDONYM_KEY_ENV] = key
-    html_path = Path(out)
-    if html_path.suffix.lower() not in (".html", ".htm"):
-        html_path = html_path.with_name(html_path.name + ".html")
-    html_path = html_path.resolve()
-    notebook_out = html_path.with_suffix(".ipynb")
-    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path, notebook_out, failed = _output_paths(out)
+    if check_data and params.get("data") is not None:
+        _check_data(params["data"])  # the contract, before any kernel starts
+    files.make_folder(html_path.parent)
+    # what killed renders left: finished pairs, temporaries, work folders and their kernels
+    files.sweep(html_path.parent, [html_path.name, notebook_out.name, failed.name])
+    files.sweep_workdirs(_WORKDIR_PREFIX)
+    _check_replaceable(html_path, notebook_out, failed)
     if progress is None:
         progress = sys.stderr.isatty()
     progress_bar: bool | dict[str, Any] = False
@@ -750,78 +774,97 @@ def _render(
         progress_bar = {"desc": report, "leave": False}
         if isinstance(progress, Mapping):
             progress_bar.update(progress)
+    _stop_if(cancel, report)
 
     from jupyter_core.utils import run_sync
 
-    workdir = Path(tempfile.mkdtemp(prefix="rehabstats-render-"))
-    kernel_log = open(workdir / "kernel.log", "wb")  # noqa: SIM115 - closed in finally
-    # the kernel starts before papermill is imported: it boots and loads the report libraries
-    # on another core while this process imports papermill, nbformat and nbclient
-    km = _kernel_manager_class(workdir, kernel_log, kernel_env)(kernel_name="rehabstats-python")
+    workdir = files.make_workdir(_WORKDIR_PREFIX)
     try:
-        executed = workdir / f"{report}.ipynb"
+        kernel_log = open(workdir / "kernel.log", "wb")  # noqa: SIM115 - closed in finally
+        # the kernel starts before papermill is imported: it boots and loads the report
+        # libraries on another core while this process imports papermill, nbformat and nbclient
+        km = _kernel_manager_class(workdir, kernel_log, kernel_env)(kernel_name="rehabstats-python")
+        if kernels is not None:
+            kernels.append(km)
         try:
-            if start_after is not None:
-                start_after.wait()
-            run_sync(km.start_kernel)(cwd=str(workdir))
-        except Exception as exc:  # launch, socket or path errors alike
-            raise _kernel_failure(report, f"could not start its kernel: {exc}", workdir) from exc
-        import papermill
-        from papermill.exceptions import PapermillExecutionError
+            executed = workdir / f"{report}.ipynb"
+            try:
+                if start_after is not None:
+                    start_after.wait()
+                _stop_if(cancel, report)
+                run_sync(km.start_kernel)(cwd=str(workdir))
+            except Exception as exc:  # launch, socket or path errors alike
+                raise _kernel_failure(
+                    report, f"could not start its kernel: {exc}", workdir
+                ) from exc
+            import papermill
+            from papermill.exceptions import PapermillExecutionError
 
-        if imported is not None:
-            imported.set()
+            if imported is not None:
+                imported.set()
 
-        try:
-            nb = papermill.execute_notebook(
-                str(notebook_path(report)),
-                str(executed),
-                parameters=params,
-                kernel_name="rehabstats-python",
-                language="python",
-                progress_bar=progress_bar,
-                log_output=False,
-                request_save_on_cell_execute=False,
-                start_timeout=start_timeout,
-                execution_timeout=timeout,
-                km=km,
-                resources={"metadata": {"path": str(workdir)}},
-            )
-        except PapermillExecutionError as exc:
-            failed = html_path.with_suffix(".failed.ipynb")
-            if executed.exists():
-                _atomic_copy(executed, failed)
-            raise RenderError(
-                f"report {report!r} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
-                f"The executed notebook with the full traceback is at {failed}"
-            ) from exc
-        except (RuntimeError, TimeoutError) as exc:  # the kernel died or did not start
-            kernel_log.flush()
-            raise _kernel_failure(report, f"could not be executed: {exc}", workdir) from exc
-        import nbformat
+            try:
+                with _own_signal_handling():
+                    nb = papermill.execute_notebook(
+                        str(notebook_path(report)),
+                        str(executed),
+                        parameters=params,
+                        kernel_name="rehabstats-python",
+                        language="python",
+                        progress_bar=progress_bar,
+                        log_output=False,
+                        request_save_on_cell_execute=False,
+                        start_timeout=start_timeout,
+                        execution_timeout=timeout,
+                        km=km,
+                        resources={"metadata": {"path": str(workdir)}},
+                    )
+            except PapermillExecutionError as exc:
+                _stop_if(cancel, report)
+                if executed.exists():
+                    files.atomic_write(failed, executed.read_bytes())
+                raise RenderError(
+                    f"report {report!r} failed in cell {exc.exec_count}: {exc.ename}: "
+                    f"{exc.evalue}\nThe executed notebook with the full traceback is at {failed}"
+                ) from exc
+            except (RuntimeError, TimeoutError) as exc:  # the kernel died or did not start
+                _stop_if(cancel, report)
+                kernel_log.flush()
+                raise _kernel_failure(report, f"could not be executed: {exc}", workdir) from exc
+            import nbformat
 
-        if params.get("audience") == "external":
-            _withhold_paths(nb)
-        provenance = _provenance(nb)
-        nb.metadata["title"] = provenance.get("title") or REPORTS[report].title
-        html = to_html(nb)
-        problems = external_references(html)
-        if problems:
-            raise RenderError(
-                "the report would reference content outside the file (refused, it must open "
-                "offline): " + ", ".join(problems[:5])
-            )
-        nb_text = nbformat.writes(nb)
-        if key is not None and (key in nb_text or key in html):
-            raise RenderError("the pseudonym key would be written into the report (refused)")
-        _atomic_write(notebook_out, nb_text.encode("utf-8"))
-        _atomic_write(html_path, html.encode("utf-8"))
-    finally:
-        try:
-            run_sync(km.close)()  # every cell has run: do not wait on the kernel
+            if params.get("audience") == "external":
+                _withhold_paths(nb)
+            provenance = _provenance(nb)
+            nb.metadata["title"] = provenance.get("title") or REPORTS[report].title
+            # the pair's marker: the notebook records a render id, the HTML the same id and
+            # the SHA-256 of the notebook's bytes (report_pair_matches checks it)
+            render_id = uuid.uuid4().hex
+            nb.metadata["rehabstats"] = {"render_id": render_id}
+            nb_text = nbformat.writes(nb)
+            nb_bytes = nb_text.encode("utf-8")
+            nb.metadata["rehabstats"]["notebook_sha256"] = hashlib.sha256(nb_bytes).hexdigest()
+            html = to_html(nb)
+            problems = external_references(html)
+            if problems:
+                raise RenderError(
+                    "the report would reference content outside the file (refused, it must open "
+                    "offline): " + ", ".join(problems[:5])
+                )
+            if key is not None and (key in nb_text or key in html):
+                raise RenderError("the pseudonym key would be written into the report (refused)")
+            _stop_if(cancel, report)
+            # both as complete temporary files first; the notebook, then the HTML, replaced
+            files.write_files([(notebook_out, nb_bytes), (html_path, html.encode("utf-8"))])
         finally:
-            kernel_log.close()
-            shutil.rmtree(workdir, ignore_errors=True)
+            try:
+                _close_kernel(km)  # every cell has run: do not wait on the kernel
+            finally:
+                if kernels is not None and km in kernels:
+                    kernels.remove(km)
+                kernel_log.close()
+    finally:
+        files.remove_workdir(workdir)  # the kernel's connection file (and key) with it
     return RenderResult(
         report=report,
         html_path=html_path,
@@ -830,7 +873,184 @@ def _render(
         parameters=params,
         fingerprint=provenance.get("fingerprint"),
         provenance=provenance,
+        render_id=render_id,
     )
+
+
+_WORKDIR_PREFIX = "rehabstats-render-"
+"""Name prefix of a render's private work folder in the temporary folder (kernel files)."""
+
+
+def _output_paths(out: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """The HTML, notebook and failed-notebook paths of ``out``."""
+    text = os.fspath(out)
+    html_path = Path(text)
+    if not text.strip() or html_path.name in ("", ".", ".."):
+        raise ParameterError(f"out must be the path of an HTML file, got {text!r}")
+    if html_path.suffix.lower() not in (".html", ".htm"):
+        html_path = html_path.with_name(html_path.name + ".html")
+    html_path = html_path.resolve()
+    if html_path.is_dir():
+        raise ParameterError(f"out must be the path of an HTML file, {text!r} is a folder")
+    return html_path, html_path.with_suffix(".ipynb"), html_path.with_suffix(".failed.ipynb")
+
+
+def _stop_if(cancel: threading.Event | None, report: str) -> None:
+    if cancel is not None and cancel.is_set():
+        raise RenderError(f"report {report!r} was cancelled: nothing was written")
+
+
+def _check_data(data: str) -> None:
+    """Load and validate the cohort folder as the notebook will, before any kernel starts.
+
+    Raises
+    ------
+    CohortValidationError
+        Every problem of the data (as ``rehabstats validate`` lists them).
+    """
+    import warnings
+
+    from rehabstats.errors import DataWarning
+    from rehabstats.io import load_cohort
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # the report shows them as data notes
+        load_cohort(data)
+
+
+_META = re.compile(r"<meta\b([^>]*)>", re.I)
+_ATTRIBUTE = re.compile(r"""([a-zA-Z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+
+
+def _meta_tags(html_head: str) -> dict[str, str]:
+    """``<meta name=... content=...>`` of an HTML head as {name: content} (any attribute order)."""
+    out = {}
+    for match in _META.finditer(html_head):
+        attrs = {k.lower(): a or b for k, a, b in _ATTRIBUTE.findall(match.group(1))}
+        if "name" in attrs and "content" in attrs:
+            out.setdefault(attrs["name"].lower(), attrs["content"])
+    return out
+
+
+def _html_head(path: Path) -> str:
+    with open(path, "rb") as fh:
+        text = fh.read(16384).decode("utf-8", "replace")
+    end = text.lower().find("</head>")
+    return text if end < 0 else text[:end]
+
+
+def written_by_rehabstats(path: str | os.PathLike) -> bool:
+    """Whether a report file (HTML or notebook) was written by rehabstats.
+
+    An HTML report names rehabstats as its generator in its head (``<meta name="generator"
+    content="rehabstats">``); a report notebook carries papermill's record of a rehabstats
+    report notebook (or rehabstats' render id).
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".html", ".htm"):
+            return _meta_tags(_html_head(path)).get("generator") == "rehabstats"
+        meta = json.loads(path.read_bytes()).get("metadata", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    if not isinstance(meta, dict):
+        return False
+    source = str((meta.get("papermill") or {}).get("input_path") or "")
+    return "rehabstats" in meta or Path(source).name in {f"{r}.ipynb" for r in REPORTS}
+
+
+def _check_replaceable(*paths: Path) -> None:
+    """Refuse to replace a file at a report's paths that rehabstats did not write."""
+    for path in paths:
+        exists = path.is_symlink() or path.exists()
+        if exists and (path.is_dir() or not written_by_rehabstats(path)):
+            raise OutputError(
+                f"{path} exists and was not written by rehabstats: it is not replaced. "
+                "Choose another output name, or move that file away first."
+            )
+
+
+def report_pair_matches(html: str | os.PathLike) -> bool:
+    """Whether a report's HTML and the ``.ipynb`` beside it come from the same render.
+
+    The HTML carries the SHA-256 of its notebook's bytes (``<meta
+    name="rehabstats-notebook-sha256">``) and the render id the notebook keeps in its metadata
+    (``metadata.rehabstats.render_id``, ``<meta name="rehabstats-render-id">``).
+    """
+    html_path = Path(html)
+    try:
+        meta = _meta_tags(_html_head(html_path))
+        nb_bytes = html_path.with_suffix(".ipynb").read_bytes()
+        recorded = json.loads(nb_bytes)["metadata"]["rehabstats"]["render_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    digest, render = meta.get("rehabstats-notebook-sha256"), meta.get("rehabstats-render-id")
+    return (
+        bool(digest and render)
+        and hashlib.sha256(nb_bytes).hexdigest() == digest
+        and recorded == render
+    )
+
+
+@contextlib.contextmanager
+def _own_signal_handling() -> Any:
+    """Keep this process's signal handlers while papermill runs.
+
+    nbclient replaces SIGINT and SIGTERM with handlers of its own event loop that shut the
+    kernel down and let the render carry on into a misleading failure; refused here, a signal
+    reaches the process's handler (``KeyboardInterrupt``, :func:`rehabstats.files.
+    unwind_on_signals`, a batch worker's) and the render unwinds through its clean-up.
+    """
+    from jupyter_core.utils import ensure_event_loop
+
+    loop = ensure_event_loop()
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("signals are handled by rehabstats")
+
+    loop.add_signal_handler = refuse  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del loop.add_signal_handler
+
+
+def _close_kernel(km: Any) -> None:
+    """Stop a render's kernel on every exit path; a plain kill when the manager cannot."""
+    import asyncio
+
+    from jupyter_core.utils import ensure_event_loop, run_sync
+
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    try:
+        loop = ensure_event_loop()
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        if pending:  # an interrupted execution: stop the kernel, then let its tasks end
+            if process is not None and process.poll() is None:
+                process.kill()
+            for task in pending:
+                task.cancel()
+            ended = asyncio.gather(*pending, return_exceptions=True)
+            loop.run_until_complete(asyncio.wait_for(ended, timeout=30))
+        run_sync(km.close)()
+    except BaseException:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        raise
+    finally:
+        if process is not None and process.poll() is None:  # pragma: no cover - close failed
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _stop_kernels(kernels: Sequence[Any]) -> None:
+    """Kill the kernels of renders running in other threads (their renders then unwind)."""
+    for km in list(kernels):
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(OSError):
+                process.kill()
 
 
 def render_demo(
@@ -848,6 +1068,8 @@ def render_demo(
     kernel's start (interpreter, libraries) competes with this process importing papermill, so
     with ``n`` cores the first ``n - 1`` reports (at least one; the heaviest come first in
     :data:`REPORTS`) start their kernels at once and the others once papermill is imported.
+    Interrupted (``KeyboardInterrupt``, a signal turned into one), every running render is
+    stopped and writes nothing.
 
     Returns
     -------
@@ -856,8 +1078,7 @@ def render_demo(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = files.make_folder(out_dir)
     params: dict[str, Any] = {}
     if participants is not None:
         params["demo_participants"] = participants
@@ -868,6 +1089,8 @@ def render_demo(
 
     at_once = max(1, (os.cpu_count() or 1) - 1) if parallel else len(REPORTS)
     imported = threading.Event()
+    cancel = threading.Event()
+    kernels: list[Any] = []
 
     def one(position: int, name: str) -> RenderResult:
         bar: bool | dict[str, Any] = {"position": position} if progress else False
@@ -882,6 +1105,8 @@ def render_demo(
                 start_timeout=_START_TIMEOUT,
                 start_after=imported if position >= at_once else None,
                 imported=imported if position == 0 else None,
+                cancel=cancel,
+                kernels=kernels,
             )
         finally:
             imported.set()  # also when the first report failed before importing papermill
@@ -891,7 +1116,13 @@ def render_demo(
         return [one(i, name) for i, name in enumerate(names)]
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         futures = [pool.submit(one, i, name) for i, name in enumerate(names)]
-        return [f.result() for f in futures]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            cancel.set()  # the others write nothing and stop at their next step
+            imported.set()
+            _stop_kernels(kernels)
+            raise
 
 
 def _check_config(path: str) -> None:
@@ -1002,19 +1233,3 @@ def external_references(html: str) -> list[str]:
     found = [m.group(3) for m in _REFERENCE.finditer(html)]
     found += _CSS_URL.findall(html) + _IMPORT.findall(html)
     return [ref for ref in found if not ref.startswith(("data:", "#"))]
-
-
-def _atomic_write(path: Path, content: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_copy(source: Path, target: Path) -> None:
-    _atomic_write(target, source.read_bytes())

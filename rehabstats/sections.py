@@ -1209,6 +1209,9 @@ def pain_trajectories(analysis: Analysis) -> Block:
     )
 
 
+_VARIANCE_TERMS = ("var_intercept", "var_slope", "cov_intercept_slope", "var_residual")
+"""Rows of the pain model's table that are variance components (pain.pain_model)."""
+
 _TERM_LABELS = {
     "Intercept": "Mean morning pain in week 1{ref}, NRS",
     "t": "Change in morning pain per week{ref}, NRS",
@@ -1232,7 +1235,7 @@ def _term_label(term: str, ref: str | None) -> str:
 
 @section
 def pain_model(analysis: Analysis) -> Block:
-    """The linear mixed model of weekly morning pain: estimates, CI, p and model notes."""
+    """The linear mixed model of weekly morning pain: estimates, df, CI, p and model notes."""
     a = analysis
     model = a.pain_model
     attrs = dict(model.attrs)
@@ -1245,13 +1248,14 @@ def pain_model(analysis: Analysis) -> Block:
         why = "; ".join(notes) or "no data"
         return Block(_caption(f"The pain model could not be fitted: {why}"),
                      name="pain_model")  # fmt: skip
-    fixed = model[model["std_err"].notna()]
-    variance = model[model["std_err"].isna()]
+    is_variance = model["term"].isin(list(_VARIANCE_TERMS))  # a dropped fixed effect: NaN
+    fixed, variance = model[~is_variance], model[is_variance]
     conf = a.config.confidence_level
     rows = [
         {
             "term": _term_label(r.term, ref),
             "estimate": tables.fmt_num(r.estimate, 2),
+            "df": tables.fmt_num(r.df, 1),
             f"{conf:.0%} CI": tables.fmt_ci(r.ci_low, r.ci_high, 2),
             "p": tables.fmt_p(r.p_value),
         }
@@ -1259,14 +1263,14 @@ def pain_model(analysis: Analysis) -> Block:
     ]
     rows += [
         {"term": _term_label(r.term, ref), "estimate": tables.fmt_num(r.estimate, 3),
-         f"{conf:.0%} CI": "", "p": ""}
+         "df": "", f"{conf:.0%} CI": "", "p": ""}
         for r in variance.itertuples()
     ]  # fmt: skip
     frame = pd.DataFrame(rows)
     kind = model["model"].iloc[0]
     converged = bool(model["converged"].iloc[0])
     info = (
-        "Linear mixed model fitted by REML (statsmodels MixedLM): pain ~ t"
+        "Linear mixed model fitted by REML (lme4's criterion): pain ~ t"
         + (" × group" if ref else "")
         + " + (1 + t | participant)" * (kind == "random_slope")
         + " + (1 | participant)" * (kind != "random_slope")
@@ -1275,11 +1279,15 @@ def pain_model(analysis: Analysis) -> Block:
         + (f"; {a.count(attrs['n_observations'])} participant-weeks from "
            f"{a.count(attrs['n_participants'])} participants" if "n_observations" in attrs
            else "")
-        + "."
+        + (f"; REML log-likelihood {attrs['reml_loglik']:.2f}" if "reml_loglik" in attrs
+           else "")
+        + ". Confidence intervals and p-values of the fixed effects use t distributions with "
+        "Satterthwaite degrees of freedom (df), as R's lmerTest."
     )  # fmt: skip
     return Block(
-        _table(frame, name="pain_model", caption="Pain trajectory model: fixed effects and "
-               "variance components", index=False, left=["term"]),
+        _table(frame, name="pain_model", caption="Pain trajectory model: fixed effects (CIs "
+               "and p-values from t distributions with Satterthwaite degrees of freedom, df) "
+               "and variance components", index=False, left=["term"]),
         _caption(info),
         _notes(notes, "Model notes"),
         name="pain_model",
@@ -1954,8 +1962,10 @@ def _definitions(c: AnalysisConfig) -> list[tuple[str, str]]:
         ("Rising week", "Mean morning pain above the previous calendar week's, both weeks with "
          f"≥ {c.rising_min_records} morning ratings."),
         ("Pain trajectory model", "Weekly mean morning pain ~ t × group + (1 + t | "
-         "participant), t = week − 1, REML (statsmodels MixedLM); random intercept only when "
-         "the random-slope model does not converge (said in the model notes)."),
+         "participant), t = week − 1, linear mixed model fitted by REML (lme4's criterion); "
+         "random intercept only when the random-slope model does not converge or is singular "
+         "(said in the model notes). Confidence intervals and p-values of the fixed effects "
+         "use t distributions with Satterthwaite degrees of freedom (as R's lmerTest)."),
         ("VISA-A", "Sum of items 1-7 and the one answered item-8 branch (0-100); no pro-rating. "
          f"Baseline: closest to day 0 within days {c.baseline_window_days[0]} to "
          f"{c.baseline_window_days[1]}; week N: closest to day 7N within ±"

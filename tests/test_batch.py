@@ -37,6 +37,7 @@ from rehabstats.batch import (
     load_jobs,
     plan_jobs,
 )
+from rehabstats.errors import OutputError
 from rehabstats.reporting import external_references, notebook_path, report_parameters
 
 pytestmark = pytest.mark.slow
@@ -367,7 +368,7 @@ def test_changed_data_rerenders(batch):
     root, _, _ = batch
     tables = two_site_tables()
     tables["participants"].loc[1, "age_years"] = 33  # one participant of site south
-    write_cohort(tables, root / "data" / "good")
+    write_cohort(tables, root / "data" / "good", overwrite=True)
     result = run("batch", "jobs.yaml", "--only", "audit:south", cwd=root)
     assert result.returncode == EXIT_OK, result.stdout + result.stderr
     assert re.search(r"audit:south\s+ok\s.*the data changed", result.stdout)
@@ -458,6 +459,25 @@ def test_yaml_errors_and_duplicate_keys_are_reported_with_their_line(tmp_path):
         load_jobs(broken)
 
 
+def test_an_impossible_date_or_output_folder_is_a_job_file_problem_not_a_traceback(tmp_path):
+    _sites_cohort(tmp_path / "data", ["north"])
+    (tmp_path / "afile").write_text("x")
+    jobs = write(
+        tmp_path / "jobs.yaml",
+        "output_dir: afile\n"
+        "defaults: {audience: internal, data: data, report: cohort_report}\njobs:\n"
+        "  - {name: a, output: a.html, parameters: {data_cutoff: 2024-13-01}}\n"
+        "  - {name: b, output: b.html, parameters: {data_cutoff: 2024-06-30}}\n",
+    )
+    with pytest.raises(JobFileError, match="output_dir: .*afile is a file, not a folder"):
+        load_jobs(jobs)
+    jobs.write_text(jobs.read_text().replace("output_dir: afile", "output_dir: out"))
+    # an unquoted impossible date was a ValueError from the YAML reader: now that job fails
+    tasks = {t.name: t for t in plan_jobs(load_jobs(jobs))}
+    assert "data_cutoff is not a valid date: '2024-13-01'" in tasks["a"].error["message"]
+    assert tasks["b"].error is None and tasks["b"].parameters["data_cutoff"] == "2024-06-30"
+
+
 def test_fan_out_values_unsafe_in_file_names_cannot_collide(tmp_path):
     cohort = cohort_from_rows(
         [
@@ -480,6 +500,83 @@ def test_fan_out_values_unsafe_in_file_names_cannot_collide(tmp_path):
     assert tasks["s:west"].parameters["site"] == "west"
     for name in ("s:St Mary North", "s:St Mary/North"):
         assert tasks[name].error["type"] == "OutputCollision"
+
+
+def _sites_cohort(folder: Path, sites: list[str]) -> None:
+    people = [{"participant_id": f"p{i}", "site": site} for i, site in enumerate(sites)]
+    sessions = [row for i in range(len(sites)) for row in sessions_on(f"p{i}", [0])]
+    write_cohort(cohort_from_rows(people, sessions=sessions), folder)
+
+
+def test_fan_out_values_cannot_name_a_path_outside_the_output_folder(tmp_path):
+    """Values come from the data: '..', '/', '~' and dots never make a path of their own."""
+    sites = ["..", "../../etc/cron.d/x", "/etc/passwd", ".hidden", "~root", "north"]
+    _sites_cohort(tmp_path / "data", sites)
+    jobs = write(
+        tmp_path / "jobs.yaml",
+        "defaults: {audience: internal, data: data}\njobs:\n"
+        "  - {name: s, report: clinic_audit, for_each: site, output: 'by_site/{site}/r.html'}\n",
+    )
+    root = tmp_path / "reports"
+    tasks = {t.name: t for t in plan_jobs(load_jobs(jobs))}
+    assert set(tasks) == {f"s:{site}" for site in sites}
+    for task in tasks.values():
+        assert task.html.is_relative_to(root / "by_site"), task.html
+        assert task.html.parent != root / "by_site"  # each value is one folder level, not more
+    # '../../etc/cron.d/x' keeps only its letters: by_site/etc_cron.d_x/r.html
+    assert tasks["s:../../etc/cron.d/x"].html == root / "by_site" / "etc_cron.d_x" / "r.html"
+    assert tasks["s:/etc/passwd"].html == root / "by_site" / "etc_passwd" / "r.html"
+
+
+def test_an_output_leading_out_through_a_symlink_is_refused_before_anything_runs(tmp_path):
+    """Before: the path was resolved through the link and written outside output_dir."""
+    _sites_cohort(tmp_path / "data", ["north", "south", "west"])
+    jobs = write(
+        tmp_path / "jobs.yaml",
+        "defaults: {audience: internal, data: data}\njobs:\n"
+        "  - {name: s, report: clinic_audit, for_each: site, output: 'sites/{site}/audit.html'}\n",
+    )
+    root = tmp_path / "reports"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (root / "sites").mkdir(parents=True)
+    (root / "sites" / "north").symlink_to(outside, target_is_directory=True)
+    (root / "sites" / "south").symlink_to(outside / "deeper", target_is_directory=True)
+    tasks = {t.name: t for t in plan_jobs(load_jobs(jobs))}
+    for name in ("s:north", "s:south"):
+        assert tasks[name].error["type"] == "OutputOutsideFolder", name
+        assert f"leads outside the output folder {root}" in tasks[name].error["message"]
+    assert tasks["s:west"].error is None
+    result = run("batch", "jobs.yaml", "--only", "s:north", "--only", "s:south", cwd=tmp_path)
+    assert result.returncode == EXIT_FAILED, result.stdout + result.stderr
+    for name in ("s:north", "s:south"):
+        assert re.search(rf"\n{name} failed: .* leads outside the output folder", result.stdout)
+    assert list(outside.iterdir()) == []  # nothing written through the links
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".rehabstats-batch.lock",
+        "index.html",
+        "sites",
+    ]
+    assert sorted(p.name for p in (root / "sites").iterdir()) == ["north", "south"]
+
+
+def test_a_symlink_made_after_planning_is_refused_when_installing(tmp_path):
+    """The folder is checked again on the open folder right before the file is replaced."""
+    from rehabstats.batch import _install
+
+    root = tmp_path / "reports"
+    outside = tmp_path / "elsewhere"
+    (root / "sites" / "north").mkdir(parents=True)
+    outside.mkdir()
+    _install(b"first", root / "sites" / "north" / "audit.html", 0o644, root)
+    # between planning and writing, someone swaps the folder for a link leading out
+    shutil.rmtree(root / "sites" / "north")
+    (root / "sites" / "north").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(OutputError, match="outside"):
+        _install(b"second", root / "sites" / "north" / "audit.html", 0o644, root)
+    with pytest.raises(OutputError, match="outside"):
+        _install(b"second", root / "sites" / "north" / "new" / "audit.html", 0o644, root)
+    assert list(outside.iterdir()) == []
 
 
 def test_audience_is_passed_to_reports_or_external_is_refused(tmp_path):

@@ -59,7 +59,8 @@ def test_unknown_keys_are_errors_listing_valid_keys(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("pain_limt: 5\n")
     with pytest.raises(
-        ConfigError, match="unknown analysis configuration key.*pain_limt.*Valid keys: .*pain_limit"
+        ConfigError,
+        match="(?s)unknown analysis configuration key 'pain_limt'.*Valid keys: .*pain_limit",
     ):
         AnalysisConfig.from_yaml(path)
     with pytest.raises(ConfigError):

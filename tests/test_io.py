@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 from cohort_builder import cohort_from_rows, sessions_on
 
-from rehabstats import CohortValidationError, load_cohort, write_cohort
+from rehabstats import Cohort, CohortValidationError, load_cohort, simulate_tables, write_cohort
+from rehabstats.errors import OutputError
 from rehabstats.io import read_tables
 
 
@@ -93,14 +99,127 @@ def test_explicit_data_cutoff(tmp_path, cohort):
     assert load_cohort(folder).data_cutoff == pd.Timestamp("2024-01-31")
 
 
-def test_write_replaces_a_folder_atomically(tmp_path, cohort):
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_write_refuses_a_folder_that_is_not_empty(tmp_path, cohort):
+    """A folder holding anything (here a user's own file) is never written into by default."""
     target = tmp_path / "c"
-    write_cohort(cohort, target)
-    (target / "stale.txt").write_text("old")
-    write_cohort(cohort.filter(participant_id="a"), target)
-    assert not (target / "stale.txt").exists()
-    assert len(load_cohort(target).participants) == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["c"]  # no staging folder left behind
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="is not empty .*notes.txt.*--overwrite"):
+        write_cohort(cohort, target)
+    assert _files(target) == {"notes.txt": b"mine"}  # nothing added, nothing removed
+    # an earlier cohort is no exception: replacing it must be asked for
+    other = write_cohort(cohort, tmp_path / "d")
+    before = _files(other)
+    with pytest.raises(OutputError, match="is not empty"):
+        write_cohort(cohort.filter(participant_id="a"), other)
+    assert _files(other) == before
+
+
+def test_overwrite_replaces_only_the_cohort_tables(tmp_path, cohort):
+    target = write_cohort(cohort, tmp_path / "c")  # six CSV tables
+    mine = {
+        "notes.txt": b"mine",
+        "participants.csv.bak": b"a backup",
+        "README": b"read me",
+        "sessions.json": b"{}",
+    }
+    for name, content in mine.items():
+        (target / name).write_bytes(content)
+    (target / "events.csv").unlink()
+    tables = {k: v for k, v in cohort.filter(participant_id="a").tables.items() if k != "pain"}
+    write_cohort(tables, target, format="parquet", overwrite=True)
+    after = _files(target)
+    # every table file of the old cohort (any format) is gone or replaced: the folder holds
+    # exactly the new cohort (no pain table: the old pain.csv must not survive to be read with it)
+    tables_now = sorted(n for n in after if n not in mine)
+    assert tables_now == sorted(f"{name}.parquet" for name in tables)
+    assert {n: after[n] for n in mine} == mine  # other files untouched, byte for byte
+    loaded = load_cohort(target)
+    assert list(loaded.participants["participant_id"]) == ["a"]
+    assert loaded.pain.empty
+
+
+@pytest.mark.parametrize("where", ["file", "under_a_file"])
+def test_write_to_a_place_that_cannot_be_a_folder_is_a_clear_error(tmp_path, cohort, where):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    target = afile if where == "file" else afile / "sub"
+    with pytest.raises(OutputError, match="file"):
+        write_cohort(cohort, target)
+    assert afile.read_text() == "x"
+
+
+def test_a_failed_write_leaves_the_folder_as_it_was(tmp_path, cohort, monkeypatch):
+    target = write_cohort(cohort, tmp_path / "c")
+    (target / "notes.txt").write_text("mine")
+    before = _files(target)
+    from rehabstats import io
+
+    calls = []
+    real = io._write_table
+
+    def failing(frame, name, path, fmt):
+        calls.append(name)
+        if len(calls) == 3:  # participants and sessions are written, then the disk fills up
+            raise OSError(28, "No space left on device")
+        real(frame, name, path, fmt)
+
+    monkeypatch.setattr(io, "_write_table", failing)
+    with pytest.raises(OSError, match="No space"):
+        write_cohort(cohort.filter(participant_id="a"), target, overwrite=True)
+    assert _files(target) == before  # no table replaced, no temporary file left
+
+
+def test_written_files_follow_the_umask(tmp_path, cohort):
+    """Files 0666 and folders 0777 minus the umask, like any file the user creates."""
+    old = os.umask(0o022)
+    try:
+        shared = write_cohort(cohort, tmp_path / "shared")
+        os.umask(0o077)
+        private = write_cohort(cohort, tmp_path / "private" / "c")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in shared.iterdir()} == {0o644}
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    assert stat.S_IMODE(private.parent.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in private.iterdir()} == {0o600}
+
+
+_KILLED_MID_COMMIT = """
+import os, sys
+from rehabstats import files, io, simulate_tables
+real = os.replace
+def replace(src, dst, **kw):
+    real(src, dst, **kw)
+    if str(dst) == "participants.csv":  # the first table is in place, the others are not
+        os._exit(9)
+files.os.replace = replace
+io.write_cohort(simulate_tables(30, seed=2), sys.argv[1], overwrite=True)
+"""
+
+
+def test_a_write_killed_midway_is_completed_by_the_next_one(tmp_path, cohort):
+    """Killed between two renames (the tables are complete on disk, the journal says so), the
+    folder holds a mixed cohort until the next write completes it; the loader refuses it."""
+    target = write_cohort(simulate_tables(30, seed=1), tmp_path / "c")
+    (target / "notes.txt").write_text("mine")
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_COMMIT, str(target)], capture_output=True, text=True
+    )
+    assert killed.returncode == 9, killed.stderr
+    assert [p.name for p in target.glob(".*.journal")] != []
+    with pytest.raises(CohortValidationError, match="interrupted"):
+        load_cohort(target)
+    write_cohort(simulate_tables(30, seed=2), target, overwrite=True)
+    assert sorted(p.name for p in target.iterdir() if p.name.startswith(".")) == []
+    assert (target / "notes.txt").read_text() == "mine"
+    expected = Cohort.from_tables(simulate_tables(30, seed=2))
+    assert load_cohort(target).fingerprint() == expected.fingerprint()
 
 
 def test_read_tables_reads_csv_as_text(tmp_path, cohort):

@@ -96,7 +96,7 @@ def test_visa_change_draws_the_same_picture_every_time():
                              "visa_a_change_12": np.linspace(-10, 40, 60)})  # fmt: skip
     pictures = []
     for seed in (1, 2):
-        np.random.seed(seed)  # another global state before each drawing
+        np.random.seed(seed)  # noqa: NPY002 - another global state before each drawing
         fig = Figure(figsize=(4, 3))
         plots.visa_change(outcomes, ax=fig.subplots())
         buf = io.BytesIO()
