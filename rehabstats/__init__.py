@@ -54,6 +54,11 @@ _EXPORTS: dict[str, str] = {
     "relapse_metrics": "relapse",
     "relapse_rate_ratio": "relapse",
     "relapse_rates": "relapse",
+    "exercise_quality": "quality",
+    "relapse_acwr": "running",
+    "running_load": "running",
+    "running_metrics": "running",
+    "weekly_running": "running",
     # reports
     "render_report": "reporting",
     "render_demo": "reporting",

@@ -1,4 +1,4 @@
-"""The validated cohort: six tidy tables, the data cut-off and a content fingerprint."""
+"""The validated cohort: seven tidy tables, the data cut-off and a content fingerprint."""
 
 from __future__ import annotations
 
@@ -18,6 +18,14 @@ from rehabstats.schema import DATE_COLUMNS, TABLES, table_spec, validate_tables
 __all__ = ["Cohort"]
 
 
+ALL_COLUMNS = ("*",)
+LATER_ADDITIONS: dict[str, tuple[str, ...]] = {"sessions": ("lowering_s",), "running": ALL_COLUMNS}
+"""Contract columns (``ALL_COLUMNS``: the whole table) added after the fingerprint was defined.
+
+:meth:`Cohort.fingerprint` hashes a column listed here only when it holds a value and a table
+only when it has rows, so the fingerprints of cohorts that do not use them are unchanged."""
+
+
 @dataclass(frozen=True)
 class Cohort:
     """A validated cohort.
@@ -27,7 +35,7 @@ class Cohort:
 
     Attributes
     ----------
-    participants, sessions, pain, visa_a, function_tests, events : DataFrame
+    participants, sessions, pain, visa_a, function_tests, events, running : DataFrame
         The tables with contract dtypes (see ``docs/data.md``); extra columns are kept.
     data_cutoff : Timestamp
         The analysis date: explicit, or the latest date found in any table.
@@ -43,6 +51,7 @@ class Cohort:
     visa_a: pd.DataFrame
     function_tests: pd.DataFrame
     events: pd.DataFrame
+    running: pd.DataFrame
     data_cutoff: pd.Timestamp
     source: str | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -99,7 +108,7 @@ class Cohort:
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The six tables by name."""
+        """The seven tables by name."""
         return {name: getattr(self, name) for name in TABLES}
 
     @property
@@ -214,12 +223,18 @@ class Cohort:
         """SHA-256 of the tables' contract columns (values, dtypes, row order).
 
         Equal for the same data whatever the file format it was read from; extra columns and
-        the data cut-off are not part of it.
+        the data cut-off are not part of it. Columns and tables added to the contract later
+        (:data:`LATER_ADDITIONS`) enter only when they hold data, so a cohort that does not use
+        them keeps the fingerprint it had before they were added.
         """
         digest = hashlib.sha256()
         for name in TABLES:
             table = self.tables[name]
             columns = table_spec(name).columns
+            added = LATER_ADDITIONS.get(name, ())
+            if added == ALL_COLUMNS and table.empty:
+                continue
+            columns = [c for c in columns if c not in added or table[c].notna().any()]
             digest.update(f"{name}:{len(table)}:{','.join(columns)}".encode())
             if len(table):
                 hashed = pd.util.hash_pandas_object(table[columns], index=False)

@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from rehabstats.errors import ConfigError
-from rehabstats.schema import data_schema_dir
+from rehabstats.schema import data_schema_dir, table_spec
 
 __all__ = ["RELAPSE_RULES", "AnalysisConfig"]
 
@@ -72,6 +72,15 @@ class AnalysisConfig:
     relapse_days: int = _field("relapse_days")
     relapse_regression_stage: int = _field("relapse_regression_stage")
     incidence_weeks: tuple[int, ...] = _field("incidence_weeks")
+    min_lowering_s: float = _field("min_lowering_s")
+    rest_day_stages: tuple[int, ...] = _field("rest_day_stages")
+    acwr_acute_days: int = _field("acwr_acute_days")
+    acwr_chronic_days: int = _field("acwr_chronic_days")
+    acwr_spike: float = _field("acwr_spike")
+    weekly_increase_max: float = _field("weekly_increase_max")
+    spike_window_days: int = _field("spike_window_days")
+    rts_tests: tuple[str, ...] = _field("rts_tests")
+    rts_lsi_min: float = _field("rts_lsi_min")
     confidence_level: float = _field("confidence_level")
     km_ci_transform: str = _field("km_ci_transform")
     preset_name: str | None = None
@@ -416,6 +425,61 @@ def _check(c: AnalysisConfig) -> list[tuple[str, str]]:
         and all(_is_int(w) and w > 0 for w in c.incidence_weeks),
         "incidence_weeks",
         "must be a list of positive whole weeks",
+    )
+    need(
+        _is_number(c.min_lowering_s) and 0 <= c.min_lowering_s <= 60,
+        "min_lowering_s",
+        "must be a number of seconds from 0 to 60 (the range of sessions.lowering_s)",
+    )
+    need(
+        isinstance(c.rest_day_stages, tuple)
+        and len(c.rest_day_stages) > 0
+        and all(_is_int(s) and 1 <= s <= 4 for s in c.rest_day_stages)
+        and len(set(c.rest_day_stages)) == len(c.rest_day_stages),
+        "rest_day_stages",
+        "must be a non-empty list of distinct stages from 1 to 4",
+    )
+    need(
+        _is_int(c.acwr_acute_days) and c.acwr_acute_days >= 1,
+        "acwr_acute_days",
+        "must be a whole number of days >= 1",
+    )
+    need(
+        _is_int(c.acwr_chronic_days)
+        and _is_int(c.acwr_acute_days)
+        and c.acwr_acute_days < c.acwr_chronic_days <= 365,
+        "acwr_chronic_days",
+        "must be a whole number of days more than acwr_acute_days and at most 365",
+    )
+    need(
+        _is_number(c.acwr_spike) and c.acwr_spike > 0,
+        "acwr_spike",
+        "must be a positive ratio",
+    )
+    need(
+        _is_number(c.weekly_increase_max) and c.weekly_increase_max >= 0,
+        "weekly_increase_max",
+        "must be a proportion >= 0 (0.30 = 30%)",
+    )
+    need(
+        _is_int(c.spike_window_days) and c.spike_window_days >= 1,
+        "spike_window_days",
+        "must be a whole number of days >= 1",
+    )
+    tests = table_spec("function_tests").fields
+    allowed = next(f.enum for f in tests if f.name == "test") or ()
+    need(
+        isinstance(c.rts_tests, tuple)
+        and len(c.rts_tests) > 0
+        and all(t in allowed for t in c.rts_tests)
+        and len(set(c.rts_tests)) == len(c.rts_tests),
+        "rts_tests",
+        f"must be a non-empty list of distinct function tests from {list(allowed)}",
+    )
+    need(
+        _is_number(c.rts_lsi_min) and 0 < c.rts_lsi_min <= 200,
+        "rts_lsi_min",
+        "must be a limb symmetry index in percent, more than 0 and at most 200",
     )
     need(
         _is_number(c.confidence_level) and 0 < c.confidence_level < 1,

@@ -13,7 +13,9 @@ from rehabstats.adherence import adherence, weekly_adherence
 from rehabstats.cohort import Cohort
 from rehabstats.config import AnalysisConfig
 from rehabstats.pain import _weekly_arrays, pain_model, pain_monitoring
+from rehabstats.quality import exercise_quality
 from rehabstats.relapse import relapse_incidence, relapse_metrics, relapse_rates
+from rehabstats.running import _run_days, _weekly_rows, relapse_acwr, running_metrics
 from rehabstats.stages import (
     stage_metrics,
     stage_occupancy,
@@ -43,14 +45,17 @@ PARTICIPANT_COLUMNS: tuple[str, ...] = (
     "days_to_stage_4", "regressions", "checkpoint_passed", "progressed_without_checkpoint",
     "insertional_step_deviation", "last_session_day", "stopped_early", "at_risk_start_day",
     "relapsed", "days_to_relapse", "relapse_source", "person_weeks_at_risk",
+    "tempo_sessions_known", "fast_tempo_sessions", "fast_tempo_rate", "back_to_back_days",
+    "first_run_day", "run_days", "running_pain_days", "acwr_max", "acwr_spike_days",
+    "volume_spike_weeks", "rts_criteria_day", "returned_before_criteria",
 )  # fmt: skip
-"""The columns of ``participant_metrics.csv`` in the order of the contract (§9)."""
+"""The columns of ``participant_metrics.csv`` in the order of the contract (§9, then §10-§11)."""
 
 WEEKLY_COLUMNS: tuple[str, ...] = (
     "participant_id", "week", "stage", "sessions_scheduled", "sessions_completed",
-    "adherence_sessions", "pain_morning_mean",
+    "adherence_sessions", "pain_morning_mean", "running_minutes",
 )  # fmt: skip
-"""The columns of ``weekly_metrics.csv`` in the order of the contract (§9)."""
+"""The columns of ``weekly_metrics.csv`` in the order of the contract (§9, then §11)."""
 
 
 def participant_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
@@ -73,7 +78,8 @@ def participant_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None)
     -----
     Each family is computed by its own module (:mod:`rehabstats.adherence`,
     :mod:`~rehabstats.pain`, :mod:`~rehabstats.visa`, :mod:`~rehabstats.stages`,
-    :mod:`~rehabstats.relapse`) on the same timeline and joined on ``participant_id``.
+    :mod:`~rehabstats.relapse`, :mod:`~rehabstats.quality`, :mod:`~rehabstats.running`) on the
+    same timeline and joined on ``participant_id``.
     """
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
@@ -81,6 +87,7 @@ def participant_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None)
     out = base.reset_index()
     families: list[Callable[..., pd.DataFrame]] = [
         adherence, pain_monitoring, visa_a_outcomes, stage_metrics, relapse_metrics,
+        exercise_quality, running_metrics,
     ]  # fmt: skip
     for family in families:
         part = family(cohort, config=config)
@@ -91,7 +98,8 @@ def participant_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None)
 
 
 def weekly_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
-    """One row per participant and week of the remodelling window within follow-up.
+    """One row per participant and week of the remodelling window within follow-up, and per
+    later week of follow-up of participants who run.
 
     Returns
     -------
@@ -100,7 +108,20 @@ def weekly_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> p
         scheduled session on or before day 7·week − 1, or on ``obs_end`` when follow-up ends
         within the week; NaN before the first session), sessions_scheduled, sessions_completed,
         adherence_sessions (NaN when none scheduled), pain_morning_mean (mean morning NRS that
-        week; NaN without morning ratings), then adherence_volume and n_morning_records.
+        week; NaN without morning ratings), running_minutes (§11), then adherence_volume and
+        n_morning_records. Participants in timeline order, then by week.
+
+    Notes
+    -----
+    The window metrics (§3-§5) cover weeks 1..min(``window_weeks``, week of ``obs_end``) of
+    every participant. Weekly running (§11) covers the whole follow-up: ``running_minutes`` is
+    the total minutes run in the week, 0 for a followed week without a run, from the week of
+    ``first_run_day`` to the week holding ``obs_end``; it is missing before that week and for
+    participants without a run. A participant who runs after the window therefore has further
+    rows, one per week up to the week holding ``obs_end``, in which only ``running_minutes`` is
+    given (every window metric is missing there, including ``stage``; the counts are nullable
+    integers so that they stay whole numbers). Without running data the table is the window
+    grid alone.
     """
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
@@ -123,8 +144,62 @@ def weekly_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> p
     out["stage"] = _stage_on_codes(
         s_pos, s_day, cohort.sessions["stage"].to_numpy(dtype="float64")[rows], grid_pos, end_day
     )
+    out = _with_running_weeks(out, cohort, timeline, grid_pos, starts, last_week)
     extra = [c for c in out.columns if c not in WEEKLY_COLUMNS]
     return out[[*WEEKLY_COLUMNS, *extra]]
+
+
+def _with_running_weeks(
+    out: pd.DataFrame,
+    cohort: Cohort,
+    timeline: pd.DataFrame,
+    grid_pos: np.ndarray,
+    starts: np.ndarray,
+    last_week: np.ndarray,
+) -> pd.DataFrame:
+    """The window grid with ``running_minutes``, and each participant's running weeks after it
+    placed after their window rows (see :func:`weekly_metrics`)."""
+    pos, week, minutes = _weekly_rows(_run_days(cohort, timeline), timeline)
+    in_grid = week <= last_week[pos]
+    running = np.full(len(out), np.nan)
+    running[starts[pos[in_grid]] + week[in_grid] - 1] = minutes[in_grid]
+    out["running_minutes"] = running
+    counts = ["sessions_scheduled", "sessions_completed"]
+    later = ~in_grid
+    if not later.any():
+        return out.astype(dict.fromkeys(counts, "Int64"))
+    # rows of participant p move down by the later rows of the participants before p; p's
+    # later rows follow its window rows (both arrays are in participant-week order)
+    extra_pos, extra_week, extra_minutes = pos[later], week[later], minutes[later]
+    n_extra = np.bincount(extra_pos, minlength=len(timeline))
+    shift = np.cumsum(n_extra) - n_extra
+    window_at = np.arange(len(out)) + shift[grid_pos]
+    rank = np.arange(len(extra_pos)) - np.searchsorted(extra_pos, extra_pos)
+    extra_at = starts[extra_pos] + last_week[extra_pos] + shift[extra_pos] + rank
+    total = len(out) + len(extra_pos)
+    who = np.empty(total, dtype="int64")
+    who[window_at] = grid_pos
+    who[extra_at] = extra_pos
+    columns: dict[str, object] = {"participant_id": timeline.index.astype("str").take(who).array}
+    for name in out.columns[1:]:
+        values = out[name]
+        if name in counts:
+            merged = np.zeros(total, dtype="int64")
+            merged[window_at] = values.to_numpy(dtype="int64")
+            missing = np.ones(total, dtype=bool)
+            missing[window_at] = False
+            columns[name] = pd.arrays.IntegerArray(merged, missing)
+            continue
+        merged = np.full(total, np.nan)
+        merged[window_at] = values.to_numpy(dtype="float64")
+        if name == "week":
+            merged[extra_at] = extra_week
+            columns[name] = merged.astype("int64")
+        else:
+            if name == "running_minutes":
+                merged[extra_at] = extra_minutes
+            columns[name] = merged
+    return pd.DataFrame(columns)
 
 
 OUTPUT_FILES: dict[str, Callable[..., pd.DataFrame]] = {
@@ -136,6 +211,7 @@ OUTPUT_FILES: dict[str, Callable[..., pd.DataFrame]] = {
     "relapse_incidence.csv": lambda c, by, cfg: relapse_incidence(c, by=by, config=cfg),
     "pain_model.csv": lambda c, by, cfg: pain_model(c, by=by, config=cfg),
     "stage_occupancy.csv": lambda c, by, cfg: stage_occupancy(c, by=by, config=cfg),
+    "relapse_acwr.csv": lambda c, by, cfg: relapse_acwr(c, by=by, config=cfg),
 }
 """Every output file of ``rehabstats metrics`` and the function producing it."""
 

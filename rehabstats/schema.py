@@ -124,6 +124,7 @@ DATE_COLUMNS: dict[str, str] = {
     "visa_a": "assessed_on",
     "function_tests": "assessed_on",
     "events": "event_date",
+    "running": "run_date",
 }
 """The date column of each child table (the one compared with ``enrolled_on``)."""
 
@@ -154,6 +155,11 @@ def _pandera_schema(name: str) -> pa.DataFrameSchema:
             checks.append(pa.Check.ge(c["minimum"]))
         elif "maximum" in c:
             checks.append(pa.Check.le(c["maximum"]))
+        # Table Schema v2's exclusive bounds (pandera's Frictionless reader predates them)
+        if "exclusiveMinimum" in c:
+            checks.append(pa.Check.gt(c["exclusiveMinimum"]))
+        if "exclusiveMaximum" in c:
+            checks.append(pa.Check.lt(c["exclusiveMaximum"]))
         columns[field_["name"]] = pa.Column(
             None,
             checks=checks,
@@ -486,6 +492,10 @@ def _rule_text(check: str, column: str, spec: TableSpec) -> str:
         return f"must be >= {check[len('greater_than_or_equal_to(') : -1]}"
     if check.startswith("less_than_or_equal_to"):
         return f"must be <= {check[len('less_than_or_equal_to(') : -1]}"
+    if check.startswith("greater_than("):
+        return f"must be > {check[len('greater_than(') : -1]}"
+    if check.startswith("less_than("):
+        return f"must be < {check[len('less_than(') : -1]}"
     return check
 
 
@@ -760,7 +770,8 @@ def _may_break(values: pd.Series, constraints: Mapping) -> bool:
     present = values.notna()
     if constraints.get("required") and not present.all():
         return True
-    if not constraints.keys() & {"enum", "minimum", "maximum", "unique"}:
+    bounds = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
+    if not constraints.keys() & {"enum", "unique", *bounds}:
         return False
     known = values[present]
     if constraints.get("unique") and known.duplicated().any():
@@ -768,6 +779,10 @@ def _may_break(values: pd.Series, constraints: Mapping) -> bool:
     if "enum" in constraints and not known.isin(constraints["enum"]).all():
         return True
     if "minimum" in constraints and (known < constraints["minimum"]).any():
+        return True
+    if "exclusiveMinimum" in constraints and (known <= constraints["exclusiveMinimum"]).any():
+        return True
+    if "exclusiveMaximum" in constraints and (known >= constraints["exclusiveMaximum"]).any():
         return True
     return "maximum" in constraints and bool((known > constraints["maximum"]).any())
 
@@ -1150,7 +1165,7 @@ def validate_tables(
     row_offset: Mapping[str, int | Callable[[], np.ndarray]] | None = None,
     loaded_on: str | dt.date | pd.Timestamp | None = None,
 ) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
-    """Parse and validate the six cohort tables against the data contract.
+    """Parse and validate the cohort tables against the data contract.
 
     Parameters
     ----------
@@ -1262,7 +1277,12 @@ def contract_markdown() -> str:
             )
             bounds = [
                 f"{sign} {constraints[key]}"
-                for key, sign in (("minimum", "≥"), ("maximum", "≤"))
+                for key, sign in (
+                    ("minimum", "≥"),
+                    ("exclusiveMinimum", ">"),
+                    ("maximum", "≤"),
+                    ("exclusiveMaximum", "<"),
+                )
                 if key in constraints
             ]
             allowed = allowed or " and ".join(bounds)

@@ -1,6 +1,6 @@
 """Realistic synthetic cohorts for an Achilles tendinopathy loading programme.
 
-`simulate_tables` draws a cohort of any size and returns the six tables of the data contract
+`simulate_tables` draws a cohort of any size and returns the seven tables of the data contract
 (METRICS.md §2) as DataFrames. Everything is drawn with array operations over participants,
 participant × day grids and long-format rows; nothing loops over participants or rows.
 
@@ -22,6 +22,17 @@ Generative model, in the order it is drawn (every number lives in `SimulationPar
    sessions after some relapses, a sparse morning diary, and runs of high morning pain at relapses.
 5. **VISA-A** at baseline and weeks 6, 12, 26 with items generated to match a target total;
    **function tests** (heel-raise endurance, hop tests, stage-4 checkpoint holds); **events**.
+6. **Exercise quality and running** (METRICS.md §10–§11), from a second random stream so that
+   the tables above are those of earlier versions for the same seed: the logged lowering time
+   of completed stage-2/3 sessions (most 3–5 s, a minority rushed, more so in some
+   participants); a return-to-running assessment (heel-raise endurance and hop tests on both
+   sides) a few days before some completers' return; and a running log from the return to the
+   diary horizon: three runs a week building up gradually to a plateau, some participants
+   faster, some weeks with a sudden jump in volume, a pause after a relapse, pain during some
+   runs. The relapses themselves are drawn in step 2; the running log and the assessment are
+   drawn given them, so that a relapse is more often preceded by a jump in volume within the
+   previous weeks and by a return without meeting the criteria — the joint distribution of a
+   model in which load spikes and premature returns raise the relapse risk.
 
 The simulated truth is kept consistent with the metric definitions: a participant at risk
 (after a return to running) who does not relapse has no stage ≤ 2 session, no run of 3 days of
@@ -58,6 +69,7 @@ _STR = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 _NO_DAY = -(10**6)  # "no such day" marker in integer day arrays
 _FAR = 10**6  # "never" marker for day bounds
 _NS_PER_DAY = 86_400 * 10**9
+_SECOND_STREAM = 15  # spawn key of the random stream of the exercise-quality and running draws
 
 _TIMINGS = ("morning", "during", "after")
 _TESTS = ("heel_raise_endurance", "sl_isometric_hold", "single_hop", "side_hop")
@@ -221,6 +233,35 @@ class SimulationParameters:
         at week 12 (single, side) and its gain by week 26.
     test_pain_offset
         Pain during a test relative to the morning latent.
+    p_lowering_logged, lowering_slow_s, lowering_rushed_s, rushed_share_beta
+        Lowering (eccentric) time of completed stage-2/3 sessions: share logged, range of a
+        slow lowering and of a rushed one (seconds, to 0.5 s), and the Beta distribution of
+        each participant's share of rushed sessions (mean about 0.1; a few rush often).
+        Stage-1 holds and stage-4 plyometrics have no lowering time.
+    p_rtr_assessment, rtr_assessment_days, rtr_assessment_lead_days, p_assessment_pass
+        Return-to-running assessment (heel-raise endurance, single and side hop) of completers
+        returning within the day range: its share, range of days and days before the return;
+        the chance that both criterion tests reach an LSI of 90% without and with a later
+        relapse.
+    p_running_log, run_offsets, run_shares, p_run_done
+        Share of returners keeping a running log; the runs of each week (days after the
+        week's start, counted from the return day) and their shares of the weekly volume;
+        chance a planned run is done (the first run, on the return day, always is).
+    running_start_minutes, running_plateau_minutes, running_growth
+        Weekly minutes in the first week, the plateau, and the weekly growth towards it.
+    p_fast_builder, fast_growth
+        Share of runners building up fast, and their weekly growth.
+    run_minutes_log_sd, run_pace_min_per_km, p_run_distance_missing
+        Log-scale spread of a run's minutes around its share, pace (min/km) for the distance,
+        share of runs without a distance.
+    p_run_pain, run_pain_jump, run_pain_before_relapse
+        Share of runs with pain recorded; extra pain in a jump week and in the two weeks before
+        a relapse.
+    p_jump_week, p_jump_before_relapse, jump_multiplier, jump_lead_days
+        A week of sudden extra volume: chance of one at a random week, chance that a relapse is
+        preceded by one starting this many days earlier, and its volume multiplier.
+    relapse_running_pause_days, relapse_restart_share
+        Days without running after a relapse, then a restart at this share of the plateau.
     """
 
     sites: tuple[str, ...] = ("site_a", "site_b", "site_c", "site_d", "site_e")
@@ -395,6 +436,38 @@ class SimulationParameters:
     hop_lsi_gain_week26: float = 0.07
     test_pain_offset: float = 0.3
 
+    p_lowering_logged: float = 0.85
+    lowering_slow_s: tuple[float, float] = (3.0, 5.0)
+    lowering_rushed_s: tuple[float, float] = (1.0, 2.5)
+    rushed_share_beta: tuple[float, float] = (0.7, 6.0)
+
+    p_rtr_assessment: float = 0.8
+    rtr_assessment_days: tuple[int, int] = (70, 91)
+    rtr_assessment_lead_days: tuple[int, int] = (1, 3)
+    p_assessment_pass: tuple[float, float] = (0.7, 0.3)
+
+    p_running_log: float = 0.9
+    run_offsets: tuple[int, ...] = (0, 2, 4)
+    run_shares: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)
+    p_run_done: float = 0.9
+    running_start_minutes: tuple[float, float] = (45.0, 75.0)
+    running_plateau_minutes: tuple[float, float] = (90.0, 240.0)
+    running_growth: tuple[float, float] = (0.03, 0.12)
+    p_fast_builder: float = 0.1
+    fast_growth: tuple[float, float] = (0.25, 0.4)
+    run_minutes_log_sd: float = 0.1
+    run_pace_min_per_km: tuple[float, float] = (5.0, 7.0)
+    p_run_distance_missing: float = 0.1
+    p_run_pain: float = 0.7
+    run_pain_jump: float = 1.5
+    run_pain_before_relapse: float = 2.5
+    p_jump_week: float = 0.2
+    p_jump_before_relapse: float = 0.1
+    jump_multiplier: tuple[float, float] = (2.5, 3.5)
+    jump_lead_days: tuple[int, int] = (8, 24)
+    relapse_running_pause_days: tuple[int, int] = (14, 42)
+    relapse_restart_share: float = 0.3
+
 
 DEFAULT_PARAMETERS = SimulationParameters()
 """The parameters `simulate_tables` uses unless given others."""
@@ -428,7 +501,7 @@ def simulate_tables(
     Returns
     -------
     dict of str to pandas.DataFrame
-        The six tables of METRICS.md §2, rows sorted by participant then date:
+        The seven tables of METRICS.md §2, rows sorted by participant then date:
 
         ``participants``
             participant_id, site, arm, tendinopathy_type, sex, age_years (float, some NaN),
@@ -436,7 +509,8 @@ def simulate_tables(
         ``sessions``
             participant_id, session_date, stage, prescribed_sets, prescribed_reps,
             completed_sets, completed_reps (int64; 0 sets = missed), load_kg (NaN in stage 4),
-            surface (``step``/``flat``; NaN in stages 1 and 4).
+            surface (``step``/``flat``; NaN in stages 1 and 4), lowering_s (NaN unless a
+            completed stage-2/3 session with a logged time).
         ``pain``
             participant_id, recorded_on, timing (``morning``/``during``/``after``), nrs.
         ``visa_a``
@@ -446,6 +520,8 @@ def simulate_tables(
             participant_id, assessed_on, test, side, value, external_load_kg, pain_nrs.
         ``events``
             participant_id, event_date, event, note.
+        ``running``
+            participant_id, run_date, minutes, distance_km, pain_nrs (NaN when not recorded).
 
         Strings have the pandas ``str`` dtype, dates ``datetime64[ns]`` (whole days), required
         integers ``int64``, optional integers and numbers ``float64``.
@@ -460,7 +536,7 @@ def simulate_tables(
     --------
     >>> tables = simulate_tables(50, seed=1)
     >>> sorted(tables)
-    ['events', 'function_tests', 'pain', 'participants', 'sessions', 'visa_a']
+    ['events', 'function_tests', 'pain', 'participants', 'running', 'sessions', 'visa_a']
     """
     if n_participants < 1:
         raise ValueError(f"n_participants must be at least 1, got {n_participants}.")
@@ -493,6 +569,18 @@ def simulate_tables(
     function_tests = _function_test_rows(rng, c, prm, attempts)
     events = _event_rows(rng, c, prm)
 
+    # exercise quality and running (step 6): a second stream, so that the draws above and the
+    # tables built from them are unchanged for a seed
+    more = np.random.default_rng([seed, _SECOND_STREAM])
+    sessions["lowering_s"] = _lowering_times(
+        more, c, prm, sessions["owner"], sessions["stage"], sessions["completed_sets"] > 0
+    )
+    assessment = _return_assessment_rows(more, c, prm)
+    function_tests = {
+        key: np.concatenate([function_tests[key], assessment[key]]) for key in function_tests
+    }
+    running = _running_rows(more, c, prm)
+
     # build the frames; _long_frame consumes each row dict so large arrays are freed early
     ids = _participant_ids(n_participants)
     labels = {
@@ -510,6 +598,7 @@ def simulate_tables(
         ("visa_a", visa, ("day",)),
         ("function_tests", function_tests, ("day", "test", "side")),
         ("events", events, ("day", "event")),
+        ("running", running, ("day",)),
     ):
         tables[table] = _long_frame(
             table, rows, ids=ids, start_day=start_day, enrol=c.enrol, sort_keys=keys, labels=labels
@@ -1293,6 +1382,191 @@ def _event_rows(
         "day": np.concatenate(days),
         "event": np.concatenate(codes),
         "note": np.concatenate(notes),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# exercise quality, return assessment, running log
+
+
+def _lowering_times(
+    rng: np.random.Generator,
+    c: _Cohort,
+    prm: SimulationParameters,
+    owner: np.ndarray,
+    stage: np.ndarray,
+    completed: np.ndarray,
+) -> np.ndarray:
+    """Logged lowering time (s) of completed stage-2/3 sessions; NaN for the others.
+
+    Each participant rushes a share of sessions (Beta-distributed: most rarely, a few often);
+    a rushed lowering takes 1-2.5 s, a slow one 3-5 s, logged to 0.5 s.
+    """
+    rushed_share = rng.beta(*prm.rushed_share_beta, size=c.n)
+    m = owner.size
+    logged = completed & ((stage == 2) | (stage == 3)) & (rng.random(m) < prm.p_lowering_logged)
+    rushed = rng.random(m) < rushed_share[owner]
+    seconds = np.where(
+        rushed,
+        rng.uniform(*prm.lowering_rushed_s, size=m),
+        rng.uniform(*prm.lowering_slow_s, size=m),
+    )
+    return np.where(logged, np.round(seconds * 2) / 2, np.nan)
+
+
+def _return_assessment_rows(
+    rng: np.random.Generator, c: _Cohort, prm: SimulationParameters
+) -> dict[str, np.ndarray]:
+    """Heel-raise endurance, single and side hop on both sides shortly before the return.
+
+    For completers returning to running with the assessment day in ``rtr_assessment_days``.
+    Both criterion tests (heel raise, single hop) reach an LSI of at least 90% with chance
+    ``p_assessment_pass`` (lower for those who relapse later); otherwise one or both fall
+    short. The side hop is drawn around 90% either way.
+    """
+    n = c.n
+    day = c.rtr - rng.integers(
+        prm.rtr_assessment_lead_days[0], prm.rtr_assessment_lead_days[1] + 1, n
+    )
+    relapses = c.relapse != _NO_DAY
+    assessed = (
+        (c.rtr != _NO_DAY)
+        & ~c.stopped
+        & (day >= prm.rtr_assessment_days[0])
+        & (day <= prm.rtr_assessment_days[1])
+        & (rng.random(n) < prm.p_rtr_assessment)
+    )
+    p_pass = np.where(relapses, prm.p_assessment_pass[1], prm.p_assessment_pass[0])
+    passed = rng.random(n) < p_pass
+    fails = rng.integers(0, 3, n)  # 0: heel raise short, 1: single hop short, 2: both
+    i = np.flatnonzero(assessed)
+    m = i.size
+    parts = []
+    for test, (mean, sd), short in (
+        (0, prm.heel_raise_reps, ~passed[i] & (fails[i] != 1)),
+        (2, prm.single_hop_cm, ~passed[i] & (fails[i] != 0)),
+        (3, prm.side_hop_count, None),
+    ):
+        uninvolved = np.maximum(np.round(np.clip(rng.normal(mean, sd, m), mean / 4, None)), 1)
+        if short is None:  # side hop: not a criterion
+            involved = np.round(uninvolved * rng.uniform(0.8, 1.02, m))
+        else:  # whole units, rounded away from the 90% boundary: a pass is a pass
+            ratio = np.where(short, rng.uniform(0.65, 0.88, m), rng.uniform(0.9, 1.05, m))
+            involved = np.where(short, np.floor(uninvolved * ratio), np.ceil(uninvolved * ratio))
+        pain = np.clip(np.round(rng.normal(1.0, 1.0, m)), 0, 10)
+        parts.append(
+            {
+                "owner": np.concatenate([i, i]),
+                "day": np.concatenate([day[i], day[i]]),
+                "test": np.full(2 * m, test),
+                "side": np.repeat([0, 1], m),
+                "value": np.concatenate([involved, uninvolved]),
+                "external_load_kg": np.full(2 * m, np.nan),
+                "pain_nrs": np.concatenate([pain, np.full(m, np.nan)]),
+            }
+        )
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def _running_rows(
+    rng: np.random.Generator, c: _Cohort, prm: SimulationParameters
+) -> dict[str, np.ndarray]:
+    """Runs from the return to running to the diary horizon (or withdrawal, study end).
+
+    Weeks are counted from the return day; each has three planned runs (``run_offsets``)
+    sharing the week's volume, which grows from ``running_start_minutes`` by a participant's
+    weekly growth up to a plateau. A jump week multiplies the volume; after a relapse the
+    runner pauses, then restarts at a share of the plateau. See the module docstring.
+    """
+    n = c.n
+    logs = (c.rtr != _NO_DAY) & (rng.random(n) < prm.p_running_log)
+    log_end = np.minimum(c.end, prm.diary_horizon_day + 1)
+    weeks = np.where(logs, -(-(log_end - c.rtr) // 7), 0)
+    start = rng.uniform(*prm.running_start_minutes, n)
+    plateau = rng.uniform(*prm.running_plateau_minutes, n)
+    growth = np.where(
+        rng.random(n) < prm.p_fast_builder,
+        rng.uniform(*prm.fast_growth, n),
+        rng.uniform(*prm.running_growth, n),
+    )
+    pace = rng.uniform(*prm.run_pace_min_per_km, n)
+    relapsed = c.relapse != _NO_DAY
+    pause_end = c.relapse + rng.integers(
+        prm.relapse_running_pause_days[0], prm.relapse_running_pause_days[1] + 1, n
+    )
+    restart_week = np.where(relapsed, -(-(pause_end - c.rtr) // 7), _FAR)
+    # jump weeks: one before some relapses (so the spike falls in the weeks before it), one at
+    # a random week for others; never in the first four weeks (no ACWR is defined there)
+    lead = rng.integers(prm.jump_lead_days[0], prm.jump_lead_days[1] + 1, n)
+    before = (c.relapse - lead - c.rtr) // 7
+    random_week = rng.integers(4, np.maximum(weeks, 5))
+    jump = np.where(
+        relapsed & (rng.random(n) < prm.p_jump_before_relapse) & (before >= 4),
+        before,
+        np.where(rng.random(n) < prm.p_jump_week, random_week, -1),
+    )
+    multiplier = rng.uniform(*prm.jump_multiplier, n)
+    base_pain = 0.6 * np.clip(c.pain_a + c.pain_b * 12, 0, 10)
+
+    # per runner-week: the planned volume, and whether the week may hold days that are not
+    # logged (the log's last week, weeks meeting a pause after a relapse)
+    w_owner, week = _expand(weeks)
+    w_owner, week = w_owner.astype(np.int32), week.astype(np.int32)
+    restart = restart_week[w_owner]
+    rebuilt = week >= restart
+    since = np.where(rebuilt, week - restart, week)
+    level = np.where(rebuilt, prm.relapse_restart_share * plateau[w_owner], start[w_owner])
+    volume = np.minimum(level * np.exp(since * np.log1p(growth[w_owner])), plateau[w_owner])
+    jumped_week = week == jump[w_owner]
+    volume[jumped_week] *= multiplier[w_owner[jumped_week]]
+    week_start = (c.rtr[w_owner] + 7 * week).astype(np.int32)
+    partial = relapsed[w_owner] & (week_start + 6 >= c.relapse[w_owner])
+    partial &= week_start < pause_end[w_owner]
+    partial |= week == weeks[w_owner] - 1
+    del restart, rebuilt, since, level
+
+    # per planned run: done or not (the first run, on the return day, always is), then the
+    # runs done, before the end of the log and outside a pause after a relapse
+    k = len(prm.run_offsets)
+    done = rng.random(w_owner.size * k, dtype=np.float32) < prm.p_run_done
+    done[np.flatnonzero(week == 0) * k] = True
+    cell = np.flatnonzero(done).astype(np.int32)
+    del done
+    of_week, slot = cell // k, cell % k
+    del cell
+    day = week_start[of_week] + np.asarray(prm.run_offsets, dtype=np.int32)[slot]
+    check = np.flatnonzero(partial[of_week])
+    who = w_owner[of_week[check]]
+    late = day[check] >= log_end[who]
+    late |= relapsed[who] & (day[check] >= c.relapse[who]) & (day[check] < pause_end[who])
+    if late.any():
+        keep = np.ones(day.size, dtype=bool)
+        keep[check[late]] = False
+        of_week, slot, day = of_week[keep], slot[keep], day[keep]
+    owner = w_owner[of_week]
+    m = owner.size
+    noise = rng.standard_normal(m, dtype=np.float32) * np.float32(prm.run_minutes_log_sd)
+    minutes = volume[of_week] * np.asarray(prm.run_shares)[slot] * np.exp(noise)
+    minutes = np.clip(np.round(minutes), 5, 600)
+    jumped = jumped_week[of_week]
+    del noise, volume, week_start, w_owner, week, slot
+    distance = np.round(minutes / (pace[owner] * np.exp(rng.normal(0.0, 0.05, m))), 1)
+    distance[rng.random(m, dtype=np.float32) < prm.p_run_distance_missing] = np.nan
+    soon = relapsed[owner] & (day < c.relapse[owner]) & (day >= c.relapse[owner] - 14)
+    pain = (
+        base_pain[owner]
+        + rng.standard_normal(m, dtype=np.float32)
+        + prm.run_pain_jump * jumped
+        + prm.run_pain_before_relapse * soon
+    )
+    recorded = rng.random(m, dtype=np.float32) < prm.p_run_pain
+    pain = np.where(recorded, np.clip(np.round(pain), 0, 10), np.nan)
+    return {
+        "owner": owner,
+        "day": day,
+        "minutes": minutes,
+        "distance_km": distance,
+        "pain_nrs": pain,
     }
 
 

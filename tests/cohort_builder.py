@@ -3,7 +3,7 @@
 Dates can be given as ``day`` (days from that participant's enrolment) instead of the table's
 date column; every other column gets a neutral default. Defaults: enrolled 2024-01-01,
 site ``s1``, arm ``staged``, midportion, female, 40 years, 80 kg; a session is stage 1, 3×15
-prescribed and fully completed, no load or surface.
+prescribed and fully completed, no load, surface or lowering time; a run lasts 30 minutes.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ DEFAULTS: dict[str, dict[str, object]] = {
     "visa_a": {},
     "function_tests": {"side": "involved"},
     "events": {},
+    "running": {"minutes": 30},
 }
 
 

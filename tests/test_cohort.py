@@ -31,12 +31,57 @@ def test_fingerprint_changes_with_any_value_and_not_with_extra_columns():
     assert len(base.fingerprint()) == 64
 
 
+def test_fingerprint_of_a_cohort_without_the_later_additions_is_unchanged():
+    """Without lowering_s values and running rows, the fingerprint is the digest the contract
+    had before they were added: the six tables and their earlier columns, recomputed here."""
+    import hashlib
+
+    import numpy as np
+
+    earlier = {
+        "participants": ["participant_id", "site", "arm", "tendinopathy_type", "sex",
+                         "age_years", "body_mass_kg", "enrolled_on", "withdrawn_on",
+                         "withdrawal_reason"],
+        "sessions": ["participant_id", "session_date", "stage", "prescribed_sets",
+                     "prescribed_reps", "completed_sets", "completed_reps", "load_kg",
+                     "surface"],
+        "pain": ["participant_id", "recorded_on", "timing", "nrs"],
+        "visa_a": ["participant_id", "assessed_on", "q1", "q2", "q3", "q4", "q5", "q6", "q7",
+                   "q8a", "q8b", "q8c", "total"],
+        "function_tests": ["participant_id", "assessed_on", "test", "side", "value",
+                           "external_load_kg", "pain_nrs"],
+        "events": ["participant_id", "event_date", "event", "note"],
+    }  # fmt: skip
+    cohort = cohort_from_rows(**rows())
+    digest = hashlib.sha256()
+    for name, columns in earlier.items():
+        table = cohort.tables[name]
+        digest.update(f"{name}:{len(table)}:{','.join(columns)}".encode())
+        if len(table):
+            hashed = pd.util.hash_pandas_object(table[columns], index=False)
+            digest.update(np.ascontiguousarray(hashed.to_numpy()).tobytes())
+    assert cohort.fingerprint() == digest.hexdigest()
+    # a lowering time or a run is data: the fingerprint changes
+    tempo = rows()
+    tempo["sessions"][0]["lowering_s"] = 3
+    assert cohort_from_rows(**tempo).fingerprint() != cohort.fingerprint()
+    ran = cohort_from_rows(**rows(), running=[{"participant_id": "a", "day": 1, "minutes": 20}])
+    assert ran.fingerprint() != cohort.fingerprint()
+    longer = cohort_from_rows(**rows(), running=[{"participant_id": "a", "day": 1, "minutes": 21}])
+    assert longer.fingerprint() != ran.fingerprint()
+
+
 def test_filter_keeps_matching_participants_and_their_rows_and_the_cutoff():
     cohort = cohort_from_rows(**rows())
     site2 = cohort.filter(site="s2")
     assert site2.participants["participant_id"].tolist() == ["b", "c"]
     assert sorted(site2.sessions["participant_id"].astype(str)) == ["b", "c"]
     assert site2.data_cutoff == cohort.data_cutoff
+    assert site2.running.empty
+    ran = cohort_from_rows(
+        **rows(), running=[{"participant_id": p, "day": 1, "minutes": 20} for p in "abc"]
+    )
+    assert sorted(ran.filter(site="s2").running["participant_id"].astype(str)) == ["b", "c"]
     both = cohort.filter(site="s2", arm="staged")
     assert both.participants["participant_id"].tolist() == ["c"]
     assert cohort.filter(arm=["hsr", "staged"]).n_participants == 3
@@ -47,6 +92,7 @@ def test_summary():
     s = cohort.summary()
     assert s["participants"] == 3
     assert s["rows"]["sessions"] == 4
+    assert s["rows"]["running"] == 0  # no runs
     assert (s["first_date"], s["last_date"]) == ("2024-01-01", "2024-01-04")
     assert s["sites"] == ["s1", "s2"]
 

@@ -32,6 +32,11 @@ def test_metrics_md_defaults():
     assert (c.relapse_days, c.relapse_rules) == (3, ("recorded", "pain", "regression"))
     assert c.incidence_weeks == (4, 8, 12, 26)
     assert c.data_cutoff is None
+    # §10-§11
+    assert (c.min_lowering_s, c.rest_day_stages) == (3, (3, 4))
+    assert (c.acwr_acute_days, c.acwr_chronic_days, c.acwr_spike) == (7, 28, 1.5)
+    assert (c.weekly_increase_max, c.spike_window_days) == (0.30, 28)
+    assert (c.rts_tests, c.rts_lsi_min) == (("heel_raise_endurance", "single_hop"), 90)
 
 
 def test_preset_silbernagel2007_sets_pain_limit_5():
@@ -79,6 +84,23 @@ def test_unknown_keys_are_errors_listing_valid_keys(tmp_path):
         ("km_ci_transform", "plain"),
         ("data_cutoff", "30/06/2025"),
         ("rising_min_records", True),
+        ("min_lowering_s", -1),
+        ("min_lowering_s", 61),
+        ("rest_day_stages", ()),
+        ("rest_day_stages", (3, 5)),
+        ("rest_day_stages", (3, 3)),
+        ("acwr_acute_days", 0),
+        ("acwr_chronic_days", 7),  # not longer than the acute span (7)
+        ("acwr_chronic_days", 28.5),
+        ("acwr_spike", 0),
+        ("acwr_spike", "1.5"),
+        ("weekly_increase_max", -0.1),
+        ("spike_window_days", 0),
+        ("rts_tests", ()),
+        ("rts_tests", ("heel_raise_endurance", "squat")),
+        ("rts_tests", ("single_hop", "single_hop")),
+        ("rts_lsi_min", 0),
+        ("rts_lsi_min", 250),
     ],
 )
 def test_out_of_range_values_are_errors(key, value):

@@ -18,7 +18,7 @@ from rehabstats.metrics import (
     weekly_metrics,
 )
 
-# §9, written out here independently of the module's constant
+# §9 and §11, written out here independently of the module's constant
 CONTRACT_PARTICIPANT_COLUMNS = """participant_id, site, arm, tendinopathy_type, follow_up_days,
 withdrawn, sessions_scheduled, sessions_completed, adherence_sessions, adherence_volume, adherent,
 load_stagnant_weeks, load_stagnant, pain_morning_week1, pain_morning_week12, pain_change,
@@ -27,7 +27,9 @@ visa_a_week12, visa_a_change_12, visa_a_responder_12, highest_stage, reached_sta
 reached_stage_3, reached_stage_4, days_to_stage_2, days_to_stage_3, days_to_stage_4, regressions,
 checkpoint_passed, progressed_without_checkpoint, insertional_step_deviation, last_session_day,
 stopped_early, at_risk_start_day, relapsed, days_to_relapse, relapse_source,
-person_weeks_at_risk"""
+person_weeks_at_risk, tempo_sessions_known, fast_tempo_sessions, fast_tempo_rate,
+back_to_back_days, first_run_day, run_days, running_pain_days, acwr_max, acwr_spike_days,
+volume_spike_weeks, rts_criteria_day, returned_before_criteria"""
 
 
 def contract(text: str) -> list[str]:
@@ -88,7 +90,7 @@ def test_weekly_metrics_columns_stage_and_pain():
     weekly = weekly_metrics(cohort)
     assert list(weekly.columns[: len(WEEKLY_COLUMNS)]) == contract(
         "participant_id, week, stage, sessions_scheduled, sessions_completed, adherence_sessions, "
-        "pain_morning_mean"
+        "pain_morning_mean, running_minutes"
     )
     a = weekly[weekly["participant_id"] == "a"].set_index("week")
     # a is followed through the whole window: weeks 1..12
@@ -122,6 +124,17 @@ def test_cli_metrics_writes_every_file(tmp_path):
     assert pm.set_index("participant_id").loc["w", "relapsed"] == ""
     rates = pd.read_csv(out / "relapse_rates.csv")
     assert set(rates["group"]) <= {"staged", "hsr"}
+    acwr = pd.read_csv(out / "relapse_acwr.csv")
+    assert list(acwr.columns[:8]) == contract(
+        "group, exposed_relapses, exposed_person_weeks, unexposed_relapses, "
+        "unexposed_person_weeks, rate_ratio, ci_low, ci_high"
+    )
+    # by arm: a (staged) returned on day 90 without runs: 9 unexposed days, no relapse, so no
+    # ratio; w (hsr) never returned: no person-time
+    acwr = acwr.set_index("group")
+    assert acwr.loc["staged", "unexposed_person_weeks"] == pytest.approx(9 / 7)
+    assert acwr.loc["hsr", "unexposed_person_weeks"] == 0
+    assert acwr["rate_ratio"].isna().all()
     summary = pd.read_csv(out / "time_to_stage_summary.csv")
     assert list(summary.columns) == contract(
         "stage, group, n, events, median_days, median_ci_low, median_ci_high, reached_by_week_12"

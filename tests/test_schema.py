@@ -51,6 +51,9 @@ def valid_rows() -> dict[str, list[dict]]:
             {"participant_id": P, "day": 1, "test": "heel_raise_endurance", "value": 20}
         ],
         "events": [{"participant_id": P, "day": 60, "event": "return_to_running"}],
+        "running": [
+            {"participant_id": P, "day": 60, "minutes": 20, "distance_km": 3.1, "pain_nrs": 2}
+        ],
     }
 
 
@@ -98,6 +101,9 @@ CASES = [
     ("sessions", 0, "completed_reps", "ten", "whole number"),
     ("sessions", 0, "load_kg", "-2.5", ">= 0"),
     ("sessions", 0, "surface", "stairs", "must be one of: step, flat"),
+    ("sessions", 0, "lowering_s", "-0.5", "between 0 and 60"),
+    ("sessions", 0, "lowering_s", "61", "between 0 and 60"),
+    ("sessions", 0, "lowering_s", "3s", "must be a number"),
     ("pain", 0, "participant_id", "ghost", "must exist in participants"),
     ("pain", 0, "recorded_on", "2023-12-25", "before the participant's enrolled_on"),
     ("pain", 0, "timing", "evening", "must be one of: morning, during, after"),
@@ -125,6 +131,17 @@ CASES = [
     ("events", 0, "participant_id", "ghost", "must exist in participants"),
     ("events", 0, "event_date", "2023-11-30", "before the participant's enrolled_on"),
     ("events", 0, "event", "fall", "must be one of: return_to_running"),
+    ("running", 0, "participant_id", "ghost", "must exist in participants"),
+    ("running", 0, "participant_id", None, "required"),
+    ("running", 0, "run_date", "2023-12-31", "before the participant's enrolled_on"),
+    ("running", 0, "run_date", "2024-13-01", "ISO date"),
+    ("running", 0, "minutes", "0", "must be > 0"),  # an exclusive minimum: 0 minutes is no run
+    ("running", 0, "minutes", "-5", "must be > 0"),
+    ("running", 0, "minutes", "600.5", "must be <= 600"),
+    ("running", 0, "minutes", None, "required"),
+    ("running", 0, "minutes", "30 min", "must be a number"),
+    ("running", 0, "distance_km", "-0.1", ">= 0"),
+    ("running", 0, "pain_nrs", "10.5", "between 0 and 10"),
 ]
 
 
@@ -139,6 +156,7 @@ def test_each_rule_is_reported_with_table_row_column_value_and_rule(
         "visa_a": "assessed_on",
         "function_tests": "assessed_on",
         "events": "event_date",
+        "running": "run_date",
     }
     if column == date_columns.get(table):
         rows[table][index].pop("day")
@@ -472,13 +490,49 @@ def test_docs_describe_the_schema_files():
 
 @pytest.mark.parametrize("name", TABLES)
 def test_constraints_match_pandera_reading_of_the_frictionless_schema(name):
-    """The validator's checks are exactly those pandera derives from the Frictionless file."""
+    """The validator's checks are exactly those pandera derives from the Frictionless file,
+    plus the exclusive bounds of Table Schema v2, which pandera's reader does not know."""
     from pandera.io.pandas_io import from_frictionless_schema
 
     reference = from_frictionless_schema(table_spec(name).path)
     ours = _pandera_schema(name)
+    raw = {
+        f["name"]: f.get("constraints", {})
+        for f in json.loads(table_spec(name).path.read_text())["fields"]
+    }
     assert list(ours.columns) == list(reference.columns)
     for column, expected in reference.columns.items():
         got = ours.columns[column]
-        assert [str(c) for c in got.checks] == [str(c) for c in expected.checks], column
+        exclusive = [
+            f"<Check {check}: {check}({raw[column][key]})>"
+            for key, check in (
+                ("exclusiveMinimum", "greater_than"),
+                ("exclusiveMaximum", "less_than"),
+            )
+            if key in raw[column]
+        ]
+        want = [str(c) for c in expected.checks] + exclusive
+        assert [str(c) for c in got.checks] == want, column
         assert (got.nullable, got.unique) == (expected.nullable, expected.unique), column
+
+
+def test_exclusive_minimum_is_enforced_by_frictionless_too():
+    """running.minutes > 0 is a Table Schema v2 constraint: the frictionless library, reading
+    the same schema file, rejects 0 minutes and accepts 0.5 (an independent check)."""
+    frictionless = pytest.importorskip("frictionless")
+    schema = json.loads((data_schema_dir() / "running.schema.json").read_text())
+    schema.pop("foreignKeys")
+    resource = frictionless.Resource.from_descriptor(
+        {
+            "$schema": "https://datapackage.org/profiles/2.0/dataresource.json",
+            "name": "running",
+            "data": [
+                ["participant_id", "run_date", "minutes", "distance_km", "pain_nrs"],
+                ["a", "2024-01-02", "0", "", ""],
+                ["a", "2024-01-03", "0.5", "0.1", "2"],
+            ],
+            "schema": schema,
+        }
+    )
+    errors = frictionless.validate(resource).flatten(["rowNumber", "fieldName", "type"])
+    assert errors == [[2, "minutes", "constraint-error"]]

@@ -47,6 +47,7 @@ COLUMNS = {
         "completed_reps",
         "load_kg",
         "surface",
+        "lowering_s",
     ],
     "pain": ["participant_id", "recorded_on", "timing", "nrs"],
     "visa_a": [
@@ -69,6 +70,7 @@ COLUMNS = {
         "pain_nrs",
     ],
     "events": ["participant_id", "event_date", "event", "note"],
+    "running": ["participant_id", "run_date", "minutes", "distance_km", "pain_nrs"],
 }
 DATE_COLUMN = {name: cols[1] for name, cols in COLUMNS.items()}
 DATE_COLUMN["participants"] = "enrolled_on"
@@ -86,7 +88,15 @@ STRINGS = {
     "event",
     "note",
 }
-DATES = {"enrolled_on", "withdrawn_on", "session_date", "recorded_on", "assessed_on", "event_date"}
+DATES = {
+    "enrolled_on",
+    "withdrawn_on",
+    "session_date",
+    "recorded_on",
+    "assessed_on",
+    "event_date",
+    "run_date",
+}
 INTEGERS = {"stage", "prescribed_sets", "prescribed_reps", "completed_sets", "completed_reps"}
 ITEMS = [f"q{i}" for i in range(1, 7)] + ["q7", "q8a", "q8b", "q8c"]
 
@@ -111,7 +121,7 @@ def derive(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     p["withdrawn_day"] = (p["withdrawn_on"] - p["enrolled_on"]).dt.days
     enrolled = p.set_index("participant_id")["enrolled_on"]
     out = {"participants": p}
-    for name in ("sessions", "pain", "visa_a", "function_tests", "events"):
+    for name in ("sessions", "pain", "visa_a", "function_tests", "events", "running"):
         df = tables[name].copy()
         df["day"] = (df[DATE_COLUMN[name]] - df["participant_id"].map(enrolled)).dt.days
         df["week"] = df["day"] // 7 + 1
@@ -276,6 +286,12 @@ def check_contract(t: dict[str, pd.DataFrame], *, enrolment_days: int = ENROLMEN
         .all()
     )
 
+    r = t["running"]
+    assert (r["minutes"] > 0).all() and (r["minutes"] <= 600).all()
+    assert (r["distance_km"].dropna() >= 0).all()
+    assert r["pain_nrs"].dropna().between(0, 10).all()
+    assert s["lowering_s"].dropna().between(0, 60).all()
+
     enrolled = p.set_index("participant_id")["enrolled_on"]
     withdrawn_on = p.set_index("participant_id")["withdrawn_on"]
     for name, lag in (
@@ -283,6 +299,7 @@ def check_contract(t: dict[str, pd.DataFrame], *, enrolment_days: int = ENROLMEN
         ("pain", 0),
         ("function_tests", 0),
         ("events", 0),
+        ("running", 0),
         ("visa_a", 14),  # VISA-A baseline may be up to 14 days before enrolment
     ):
         df = t[name]
@@ -754,6 +771,76 @@ def test_visa_a_missing_items_and_totals(d):
     # the q8 branch follows the level: pain-free sport (8a) scores higher than no sport (8c)
     score = visa_total(v)
     assert score[v["q8a"].notna()].mean() > score[v["q8c"].notna()].mean() + 20
+
+
+# ------------------------------------------------------------------------------------------
+# realism: exercise quality and running (METRICS.md §10-§11)
+
+
+def test_lowering_times(d):
+    s = d["sessions"]
+    logged = s["lowering_s"].notna()
+    # only completed stage-2/3 sessions have a lowering time (holds and hops have none)
+    assert (s.loc[logged, "stage"].isin([2, 3]) & s.loc[logged, "completed"]).all()
+    eligible = s["stage"].isin([2, 3]) & s["completed"]
+    assert 0.8 <= logged[eligible].mean() <= 0.9  # ~85% logged (SE < 0.002)
+    seconds = s.loc[logged, "lowering_s"]
+    assert (seconds * 2 == (seconds * 2).round()).all()  # logged to 0.5 s
+    slow = seconds.between(3, 5)
+    assert 0.8 <= slow.mean() <= 0.95  # most sessions 3-5 s; rushed ~10% (Beta(0.7, 6) mean)
+    assert (seconds[~slow] < 3).all()  # the others are rushed, never slower than 5 s
+    # more so in some participants: the share of rushed sessions varies widely
+    share = (seconds < 3).groupby(s.loc[logged, "participant_id"]).mean()
+    assert share.quantile(0.5) < 0.1 and share.quantile(0.9) > 0.25
+
+
+def test_running_log(d):
+    r, e, p = d["running"], d["events"], d["participants"]
+    first_run = r.groupby("participant_id")["day"].min()
+    returned = e[e["event"] == "return_to_running"].set_index("participant_id")["day"]
+    # runners are returners; most keep a log (~90%); the first run is on the return day
+    assert first_run.index.isin(returned.index).all()
+    assert 0.85 <= len(first_run) / len(returned) <= 0.95
+    assert (first_run == returned.reindex(first_run.index)).all()
+    assert r["day"].max() <= 364  # the diary horizon
+    # about three runs a week (90% of the planned runs done) over the weeks logged
+    weeks = r.groupby("participant_id")["day"].agg(lambda x: (x.max() - x.min()) // 7 + 1)
+    per_week = (r.groupby("participant_id").size() / weeks).median()
+    assert 2.5 <= per_week <= 3.0
+    # a graded build-up: weekly minutes grow from ~60 in the first week after the return
+    since = (r["day"] - r["participant_id"].map(first_run)) // 7
+    weekly = r.groupby([r["participant_id"], since])["minutes"].sum()
+    median = weekly.groupby(level=1).median()
+    assert 40 <= median.loc[0] <= 70 and median.loc[12] > 1.5 * median.loc[0]
+    # pain recorded for ~70% of runs, above the pain limit now and then
+    assert 0.65 <= r["pain_nrs"].notna().mean() <= 0.75
+    assert 0.005 <= (r["pain_nrs"] > 4).mean() <= 0.1
+    assert 0.85 <= r["distance_km"].notna().mean() <= 0.95
+    pace = (r["minutes"] / r["distance_km"]).dropna()
+    assert pace.between(4, 8).mean() > 0.99  # 5-7 min/km
+    assert not r.duplicated(["participant_id", "run_date"]).any()
+    assert p["participant_id"].isin(r["participant_id"]).mean() > 0.5
+
+
+def test_relapse_follows_load_spikes_and_early_returns(tables):
+    """The simulated relapses show the associations of §11 that the reports describe."""
+    from rehabstats import Cohort
+    from rehabstats.metrics import participant_metrics
+    from rehabstats.running import relapse_acwr
+
+    cohort = Cohort.from_tables(tables)
+    ratio = relapse_acwr(cohort).iloc[0]
+    # relapses are more frequent in the 4 weeks after an ACWR spike: ~3-4x with ~400
+    # relapses; the exact lower limit stays well above 1
+    assert ratio["ci_low"] > 1.5 and ratio["rate_ratio"] < 8
+    pm = participant_metrics(cohort)
+    at_risk = pm[pm["returned_before_criteria"].notna()]
+    rate = at_risk.groupby(at_risk["returned_before_criteria"].astype(bool)).apply(
+        lambda g: g["relapsed"].astype(float).sum() / g["person_weeks_at_risk"].sum()
+    )
+    assert rate[True] > 1.5 * rate[False]  # designed: relapsers fail the assessment more
+    # some met the criteria before returning (a return-to-running assessment), most did not
+    assert 0.08 <= (~at_risk["returned_before_criteria"].astype(bool)).mean() <= 0.3
 
 
 def test_parameters_are_used():
