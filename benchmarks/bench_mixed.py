@@ -7,7 +7,7 @@ Usage::
 
 For each size, simulates weekly pain (12 weeks, about 30% of participant-weeks missing, three
 arms), fits ``pain ~ t * arm + (1 + t | participant)`` by REML with Satterthwaite degrees of
-freedom (``rehabstats.mixed.fit_trajectory``: sufficient statistics, optimisation,
+freedom (``rehabstats.stats.mixed.fit_trajectory``: sufficient statistics, optimisation,
 Satterthwaite), and -- when ``Rscript`` with lme4 and lmerTest is available -- writes the same
 data to a temporary CSV and times, inside R with ``system.time``, ``lme4::lmer`` alone (default
 control, as a user would run it) and separately lmerTest's degrees of freedom
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rehabstats.mixed import fit_stats, trajectory_stats
+from rehabstats.stats.mixed import fit_stats, trajectory_stats
 
 R_SCRIPT = r"""
 suppressMessages({library(lme4); library(lmerTest); library(jsonlite)})

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import rehabstats as rs
-from rehabstats.metrics import participant_metrics, weekly_metrics
-from rehabstats.pain import pain_model
-from rehabstats.relapse import relapse_incidence, relapse_rates
-from rehabstats.stages import stage_occupancy, time_to_stage, time_to_stage_summary
+from rehabstats.metrics.outputs import participant_metrics, weekly_metrics
+from rehabstats.metrics.pain import pain_model
+from rehabstats.metrics.relapse import relapse_incidence, relapse_rates
+from rehabstats.metrics.stages import stage_occupancy, time_to_stage, time_to_stage_summary
 
 
 def peak_mib() -> float:

@@ -128,10 +128,10 @@ def simulate(n_participants: int, seed: int, out: Path, fmt: str, overwrite: boo
     The tables appear together, complete, or not at all; a folder that is not empty is
     refused unless --overwrite.
     """
+    from rehabstats.data.folder import write_cohort
+    from rehabstats.data.simulate import simulate_tables
     from rehabstats.errors import OutputError
     from rehabstats.files import Interrupted, unwind_on_signals
-    from rehabstats.io import write_cohort
-    from rehabstats.simulate import simulate_tables
 
     with unwind_on_signals():
         try:
@@ -176,8 +176,8 @@ def validate(data: Path, fmt: str, data_cutoff: str | None, max_details: int) ->
     table, column and rule: count, rows, example values, how to fix them; the cause that
     explains the others first) and then every problem (table, row, column, value, rule).
     """
+    from rehabstats.data.folder import load_cohort
     from rehabstats.errors import CohortValidationError
-    from rehabstats.io import load_cohort
 
     cohort = None
     try:
@@ -256,10 +256,10 @@ def metrics(
 ) -> None:
     """Compute every metric of a cohort folder and write the §9 CSV files."""
     from rehabstats.config import AnalysisConfig
+    from rehabstats.data.folder import load_cohort
     from rehabstats.errors import CohortValidationError, ConfigError, OutputError
     from rehabstats.files import Interrupted, unwind_on_signals
-    from rehabstats.io import load_cohort
-    from rehabstats.metrics import write_metrics
+    from rehabstats.metrics.outputs import write_metrics
 
     try:
         config = AnalysisConfig.from_yaml(config_path) if config_path else AnalysisConfig()
@@ -289,7 +289,7 @@ def metrics(
 
 def _report_epilog() -> str:
     """The parameters of every report, for ``rehabstats report --help``."""
-    from rehabstats.reporting import REPORTS
+    from rehabstats.report.render import REPORTS
 
     lines = ["Report parameters (-p NAME VALUE; 'none' for None):"]
     for name, spec in REPORTS.items():
@@ -347,7 +347,7 @@ def report(
     """
     from rehabstats.errors import CohortValidationError, OutputError, ParameterError
     from rehabstats.files import Interrupted, unwind_on_signals
-    from rehabstats.reporting import RenderError, parse_parameter_pairs, render_report
+    from rehabstats.report.render import RenderError, parse_parameter_pairs, render_report
 
     with unwind_on_signals():
         try:
@@ -396,7 +396,7 @@ def demo(out: Path, n_participants: int | None, seed: int | None, progress: bool
     """Simulate the demo cohort and render every report on it into OUT (reports/)."""
     from rehabstats.errors import OutputError
     from rehabstats.files import Interrupted, unwind_on_signals
-    from rehabstats.reporting import RenderError, render_demo
+    from rehabstats.report.render import RenderError, render_demo
 
     with unwind_on_signals():
         try:
@@ -444,7 +444,7 @@ def batch(
     Exit status: 0 all rendered or up to date; 1 a job failed; 2 invalid job file; 75 another
     run holds the lock; 128+N stopped by signal N.
     """
-    from rehabstats import batch as batch_mod
+    from rehabstats.batch import run as batch_mod
 
     def echo(line: str) -> None:
         click.echo(line)

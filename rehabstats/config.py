@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from rehabstats.data.schema import data_schema_dir, table_spec
 from rehabstats.errors import ConfigError
-from rehabstats.schema import data_schema_dir, table_spec
 
 __all__ = ["RELAPSE_RULES", "AnalysisConfig"]
 

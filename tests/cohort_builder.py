@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 
 from rehabstats import Cohort
-from rehabstats.schema import DATE_COLUMNS, TABLES, table_spec
+from rehabstats.data.schema import DATE_COLUMNS, TABLES, table_spec
 
 ENROLLED = "2024-01-01"
 

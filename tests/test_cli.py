@@ -15,8 +15,8 @@ import pytest
 from cohort_builder import cohort_from_rows, sessions_on
 
 from rehabstats import write_cohort
-from rehabstats.metrics import OUTPUT_FILES
-from rehabstats.schema import TABLES
+from rehabstats.data.schema import TABLES
+from rehabstats.metrics.outputs import OUTPUT_FILES
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

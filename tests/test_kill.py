@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from rehabstats import simulate_tables, write_cohort
-from rehabstats.reporting import report_pair_matches
+from rehabstats.report.render import report_pair_matches
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,7 +44,7 @@ from pathlib import Path
 point, ready = sys.argv[1], Path(sys.argv[2])
 sys.argv = ["rehabstats", *sys.argv[3:]]
 if point == "before-kernel":  # the work folder exists, the kernel is not started yet
-    from rehabstats import reporting
+    from rehabstats.report import render as reporting
 
     real_manager = reporting._kernel_manager_class
 

@@ -1,0 +1,559 @@
+"""Clinic audit: who needs attention now, and the service's outcomes against its targets.
+
+"Now" is the data cut-off (never the wall-clock date): for each participant still under care,
+day ``F`` = ``follow_up_days`` is today in their programme. Every threshold lives in
+:class:`ReviewThresholds` and :class:`AuditTargets`, with its default and the reason for it; a
+report prints the values it used.
+
+Review reasons (a participant is listed with every reason that applies):
+
+=============================  ===============================================================
+``pain_rising``                mean morning NRS of the last 7 days (days F−6..F) is at least
+                               ``pain_rise_points`` above the mean of the 7 days before
+                               (F−13..F−7), each window with ≥ ``pain_min_records`` ratings.
+``recent_flare``               a flare (next-morning NRS ≥ that morning's + ``flare_delta``,
+                               METRICS §5) on a session day in the last ``flare_days`` days.
+``adherence_low``              adherence falling below the threshold: completed / scheduled
+                               sessions over the last ``recent_days`` days below
+                               ``adherent_threshold`` (0.80) and below the adherence of the
+                               ``recent_days`` before (or nothing scheduled before), with at
+                               least ``adherence_min_scheduled`` sessions scheduled.
+``stuck_in_stage``             in the same stage (1-3) for longer than
+                               ``stuck_weeks[stage]`` weeks, counted from the first session of
+                               the current run of that stage, while still loading (a session
+                               scheduled in the last ``recent_days`` days).
+``load_stagnant``              METRICS §4: load not progressed for ≥ ``stagnation_weeks``.
+``progressed_without_checkpoint``  METRICS §7: reached stage 4 without a passed checkpoint.
+``insertional_step_deviation`` METRICS §7: insertional tendinopathy with a stage-2 session off
+                               a step (eccentrics belong on flat ground).
+``stopped_early``              METRICS §7: last completed session before day 70 (week 11)
+                               with follow-up reaching day 83.
+=============================  ===============================================================
+
+Only participants under care are reviewed: not withdrawn, and follow-up of at most
+``horizon_weeks`` weeks (the 12-week programme and its follow-up to the 26-week visit), so a
+flag from long ago does not keep a former participant on the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from rehabstats.config import AnalysisConfig
+from rehabstats.data.cohort import Cohort
+from rehabstats.report.tables import mean_ci, proportion_ci
+from rehabstats.time.timeline import observe, participant_timeline, per_row
+
+__all__ = [
+    "AUDIT_METRICS",
+    "REVIEW_REASONS",
+    "AuditTargets",
+    "ReviewThresholds",
+    "audit_summary",
+    "review_list",
+]
+
+REVIEW_REASONS: dict[str, str] = {
+    "pain_rising": "Morning pain rising",
+    "recent_flare": "Flare in the last days",
+    "adherence_low": "Adherence falling below threshold",
+    "stuck_in_stage": "Stuck in a stage",
+    "load_stagnant": "Load not progressing",
+    "progressed_without_checkpoint": "Stage 4 without a passed checkpoint",
+    "insertional_step_deviation": "Insertional: eccentrics off a step",
+    "stopped_early": "Stopped loading before week 11",
+}
+"""Review flags (columns of :func:`review_list`) and their short labels, in display order."""
+
+
+@dataclass(frozen=True)
+class ReviewThresholds:
+    """Thresholds of the clinic review list (see the module docstring for each rule).
+
+    Attributes
+    ----------
+    recent_days : int, default 14
+        Look-back for recent adherence and for "still loading" (two weeks: one missed week is
+        a conversation, two is a pattern).
+    pain_rise_points : float, default 1.0
+        Rise of the 7-day mean morning NRS that counts as rising (about the smallest change a
+        patient notices on a 0-10 scale).
+    pain_min_records : int, default 4
+        Morning ratings needed in each 7-day window (as ``rising_min_records`` in METRICS §5).
+    flare_days : int, default 7
+        A flare within this many days (including the cut-off day) is recent.
+    adherence_min_scheduled : int, default 2
+        Scheduled sessions needed in the look-back before adherence is judged.
+    stuck_weeks : mapping of int to int, default {1: 3, 2: 5, 3: 8}
+        Longest expected stay in stages 1, 2 and 3, in weeks (about the 95th percentile of the
+        programme's stage durations; stage 4 is the last stage).
+    horizon_weeks : int, default 26
+        Participants with longer follow-up are past the programme and not reviewed.
+    """
+
+    recent_days: int = 14
+    pain_rise_points: float = 1.0
+    pain_min_records: int = 4
+    flare_days: int = 7
+    adherence_min_scheduled: int = 2
+    stuck_weeks: Mapping[int, int] = field(default_factory=lambda: {1: 3, 2: 5, 3: 8})
+    horizon_weeks: int = 26
+
+    def to_frame(self) -> pd.DataFrame:
+        """Setting, value and meaning of every threshold (for report appendices)."""
+        notes = {
+            "recent_days": "look-back for recent adherence and for 'still loading', days",
+            "pain_rise_points": "rise of the 7-day mean morning NRS that counts as rising",
+            "pain_min_records": "morning ratings needed in each 7-day window",
+            "flare_days": "a flare within this many days of the cut-off is recent",
+            "adherence_min_scheduled": "scheduled sessions needed before adherence is judged",
+            "stuck_weeks": "longest expected stay in stages 1, 2, 3, weeks",
+            "horizon_weeks": "participants with longer follow-up are not reviewed, weeks",
+        }
+        values = asdict(self)
+        values["stuck_weeks"] = ", ".join(f"stage {s}: {w}" for s, w in self.stuck_weeks.items())
+        return pd.DataFrame(
+            [{"setting": k, "value": str(v), "meaning": notes[k]} for k, v in values.items()]
+        )
+
+
+def review_list(
+    cohort: Cohort,
+    *,
+    config: AnalysisConfig | None = None,
+    thresholds: ReviewThresholds | None = None,
+    participants: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Participants who need a clinician's attention at the data cut-off, with the reasons.
+
+    Parameters
+    ----------
+    cohort : Cohort
+    config : AnalysisConfig, optional
+        ``adherent_threshold``, ``flare_delta``, ``data_cutoff`` ...; default
+        ``AnalysisConfig()``.
+    thresholds : ReviewThresholds, optional
+        Default ``ReviewThresholds()``.
+    participants : DataFrame, optional
+        ``participant_metrics(cohort, config=config)`` if already computed.
+
+    Returns
+    -------
+    DataFrame
+        One row per participant with at least one reason, most reasons first (then site,
+        participant_id), with columns
+
+        participant_id, site, arm, tendinopathy_type : str
+        day : int
+            Days since enrolment at the cut-off (``follow_up_days``).
+        week : int
+            Programme week at the cut-off (``day // 7 + 1``).
+        stage : float
+            Current stage (of the latest scheduled session); NaN before any session.
+        weeks_in_stage : float
+            Weeks since the first session of the current run of that stage.
+        pain_last_7d, pain_previous_7d : float
+            Mean morning NRS in days F−6..F and F−13..F−7 (NaN with too few ratings).
+        adherence_recent, adherence_before : float
+            Completed / scheduled sessions in the last ``recent_days`` days and in the
+            ``recent_days`` before them (NaN when none was scheduled).
+        days_since_flare : float
+            Days since the latest flare (NaN without one in follow-up).
+        one bool column per :data:`REVIEW_REASONS` key
+        n_reasons : int
+        reasons : str
+            Every reason, with its numbers, separated by "; ".
+
+    Notes
+    -----
+    Withdrawn participants and those with follow-up over ``horizon_weeks`` are not listed.
+    """
+    from rehabstats.metrics.outputs import participant_metrics
+    from rehabstats.metrics.pain import morning_nrs, session_day_rules
+
+    config = config or AnalysisConfig()
+    th = thresholds or ReviewThresholds()
+    timeline = participant_timeline(cohort, config)
+    pm = participants if participants is not None else participant_metrics(cohort, config=config)
+    pm = pm.set_index(pm["participant_id"].astype("str"))
+    care = timeline[~timeline["withdrawn"] & (timeline["follow_up_days"] <= 7 * th.horizon_weeks)]
+    care = care.copy()
+    care.index = care.index.astype("str")
+    day_now = care["follow_up_days"].astype("int64")
+    out = pd.DataFrame(
+        {
+            "participant_id": care.index,
+            "site": care["site"].astype("str").to_numpy(),
+            "arm": care["arm"].astype("str").to_numpy(),
+            "tendinopathy_type": care["tendinopathy_type"].astype("str").to_numpy(),
+            "day": day_now.to_numpy(),
+            "week": (day_now // 7 + 1).to_numpy(),
+        }
+    )
+    out.index = pd.Index(out["participant_id"].to_numpy(), name=None)
+    if care.empty:
+        return _finish(out.iloc[0:0], th, config)
+
+    # --- current stage and time in it (sessions on or before the cut-off) -------------------
+    sessions = observe(cohort.sessions, "session_date", timeline)
+    sessions = sessions.assign(participant_id=sessions["participant_id"].astype("str"))
+    sessions = sessions[sessions["participant_id"].isin(out.index)]
+    s = sessions.sort_values(["participant_id", "day"], kind="stable")
+    new_run = (s["stage"] != s["stage"].shift()) | (
+        s["participant_id"] != s["participant_id"].shift()
+    )
+    run_start = s["day"].where(new_run).ffill()
+    last = s.assign(run_start=run_start).groupby("participant_id", sort=False).tail(1)
+    last = last.set_index("participant_id")
+    out["stage"] = last["stage"].reindex(out.index).astype("float64")
+    out["weeks_in_stage"] = (out["day"] - last["run_start"].reindex(out.index)) / 7
+
+    # --- recent adherence --------------------------------------------------------------------
+    now = pd.Series(out["day"].to_numpy(), index=out.index)
+    s_now = per_row(sessions["participant_id"], now)
+    age_s = s_now - sessions["day"].to_numpy()
+    done = (sessions["completed_sets"] >= 1).to_numpy()
+    adherence_in: dict[str, pd.Series] = {}
+    scheduled_in: dict[str, pd.Series] = {}
+    for name, lo in (("recent", 0), ("before", th.recent_days)):
+        mask = (age_s >= lo) & (age_s < lo + th.recent_days)
+        frame = pd.DataFrame({"participant_id": sessions["participant_id"][mask],
+                              "done": done[mask]})  # fmt: skip
+        counts = frame.groupby("participant_id", sort=False)["done"].agg(["size", "sum"])
+        scheduled_in[name] = counts["size"].reindex(out.index).fillna(0)
+        completed = counts["sum"].reindex(out.index).fillna(0)
+        adherence_in[name] = completed / scheduled_in[name].where(scheduled_in[name] > 0)
+    scheduled = scheduled_in["recent"]
+    out["adherence_recent"] = adherence_in["recent"].astype("float64")
+    out["adherence_before"] = adherence_in["before"].astype("float64")
+    still_loading = scheduled > 0
+
+    # --- morning pain: last 7 days vs the 7 before ---------------------------------------------
+    morning = morning_nrs(cohort, timeline)
+    morning = morning.assign(participant_id=morning["participant_id"].astype("str"))
+    morning = morning[morning["participant_id"].isin(out.index)]
+    m_now = per_row(morning["participant_id"], now)
+    age = m_now - morning["day"].to_numpy()
+    windows = {
+        "pain_last_7d": (age >= 0) & (age <= 6),
+        "pain_previous_7d": (age >= 7) & (age <= 13),
+    }
+    for name, mask in windows.items():
+        agg = morning[mask].groupby("participant_id", sort=False)["nrs"].agg(["mean", "count"])
+        mean = agg["mean"].where(agg["count"] >= th.pain_min_records)
+        out[name] = mean.reindex(out.index).astype("float64")
+
+    # --- flares over the whole follow-up (not only the 12-week window) -----------------------
+    long_config = config.replace(window_weeks=min(104, th.horizon_weeks + 1))
+    rules = session_day_rules(cohort, config=long_config)
+    rules = rules[rules["flare"].fillna(False).astype(bool)]
+    rules = rules.assign(participant_id=rules["participant_id"].astype("str"))
+    last_flare = rules.groupby("participant_id", sort=False)["day"].max()
+    out["days_since_flare"] = (out["day"] - last_flare.reindex(out.index)).astype("float64")
+
+    # --- flags -------------------------------------------------------------------------------
+    stuck_limit = out["stage"].map({float(k): v for k, v in th.stuck_weeks.items()})
+    out["pain_rising"] = (out["pain_last_7d"] - out["pain_previous_7d"]).round(
+        10
+    ) >= th.pain_rise_points
+    out["recent_flare"] = out["days_since_flare"] <= th.flare_days - 1
+    falling = out["adherence_before"].isna() | (out["adherence_recent"] < out["adherence_before"])
+    out["adherence_low"] = (
+        (scheduled >= th.adherence_min_scheduled)
+        & (out["adherence_recent"] < config.adherent_threshold)
+        & falling
+    )
+    out["stuck_in_stage"] = (out["weeks_in_stage"] > stuck_limit) & still_loading
+    for flag in (
+        "load_stagnant",
+        "progressed_without_checkpoint",
+        "insertional_step_deviation",
+        "stopped_early",
+    ):
+        out[flag] = pm[flag].reindex(out.index).fillna(False).astype(bool)
+    return _finish(out, th, config)
+
+
+def _finish(out: pd.DataFrame, th: ReviewThresholds, config: AnalysisConfig) -> pd.DataFrame:
+    columns = [
+        "participant_id",
+        "site",
+        "arm",
+        "tendinopathy_type",
+        "day",
+        "week",
+        "stage",
+        "weeks_in_stage",
+        "pain_last_7d",
+        "pain_previous_7d",
+        "adherence_recent",
+        "adherence_before",
+        "days_since_flare",
+        *REVIEW_REASONS,
+        "n_reasons",
+        "reasons",
+    ]
+    for flag in REVIEW_REASONS:
+        if flag not in out:
+            out[flag] = pd.Series(dtype=bool)
+        out[flag] = out[flag].fillna(False).astype(bool)
+    for col in (
+        "stage",
+        "weeks_in_stage",
+        "pain_last_7d",
+        "pain_previous_7d",
+        "adherence_recent",
+        "adherence_before",
+        "days_since_flare",
+    ):
+        if col not in out:
+            out[col] = pd.Series(dtype="float64")
+    out["n_reasons"] = out[list(REVIEW_REASONS)].sum(axis=1).astype("int64")
+    out = out[out["n_reasons"] > 0].copy()
+    out["reasons"] = _reason_text(out, th, config) if len(out) else pd.Series(dtype="str")
+    out = out.sort_values(["n_reasons", "site", "participant_id"], ascending=[False, True, True])
+    return out.reset_index(drop=True)[columns]
+
+
+def _reason_text(out: pd.DataFrame, th: ReviewThresholds, config: AnalysisConfig) -> pd.Series:
+    def fmt(x: float, digits: int = 1) -> str:
+        return f"{x:.{digits}f}"
+
+    texts: dict[str, pd.Series] = {
+        "pain_rising": "morning pain rising: "
+        + out["pain_previous_7d"].map(fmt)
+        + " → "
+        + out["pain_last_7d"].map(fmt)
+        + " NRS (7-day means)",
+        "recent_flare": "flare "
+        + out["days_since_flare"].map(
+            lambda d: "today" if d == 0 else ("yesterday" if d == 1 else f"{d:.0f} days ago")
+        ),
+        "adherence_low": "adherence fell to "
+        + out["adherence_recent"].map(lambda a: f"{100 * a:.0f}%")
+        + f" over the last {th.recent_days} days"
+        + out["adherence_before"].map(lambda a: "" if pd.isna(a) else f" (from {100 * a:.0f}%)"),
+        "stuck_in_stage": "in stage "
+        + out["stage"].map(lambda v: f"{v:.0f}")
+        + " for "
+        + out["weeks_in_stage"].map(lambda v: f"{v:.0f}")
+        + " weeks (expected ≤ "
+        + out["stage"].map(lambda v: str(th.stuck_weeks.get(int(v), "?")))
+        + ")",
+        "load_stagnant": pd.Series(
+            f"load not progressed for ≥ {config.stagnation_weeks} weeks", index=out.index
+        ),
+        "progressed_without_checkpoint": pd.Series(
+            "reached stage 4 without a passed checkpoint", index=out.index
+        ),
+        "insertional_step_deviation": pd.Series(
+            "insertional: stage-2 eccentrics off a step (use flat ground)", index=out.index
+        ),
+        "stopped_early": pd.Series("stopped loading before week 11", index=out.index),
+    }
+    parts = pd.DataFrame(
+        {flag: text.where(out[flag], "") for flag, text in texts.items()}, index=out.index
+    )
+    return parts.apply(lambda row: "; ".join(t for t in row if t), axis=1)
+
+
+# ---- audit targets and summary --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditTargets:
+    """Targets of the clinic audit dashboard (notebook parameters ``target_*``).
+
+    Attributes
+    ----------
+    adherence : float, default 0.80
+        Mean session adherence over weeks 1-12 at least this (the programme's adherence
+        threshold, METRICS §4).
+    stage4_by_week12 : float, default 0.60
+        Kaplan–Meier proportion reaching stage 4 by the end of week 12 (day 83) at least this.
+    responders : float, default 0.50
+        Proportion of VISA-A responders at 12 weeks (change ≥ MCID) at least this.
+    checkpoint_fidelity : float, default 0.95
+        Of participants who reached stage 4, the proportion who passed the checkpoint first, at
+        least this.
+    relapse_rate : float, default 5.0
+        Relapses per 1000 person-weeks after return to running at most this (a service
+        benchmark: set your own).
+    """
+
+    adherence: float = 0.80
+    stage4_by_week12: float = 0.60
+    responders: float = 0.50
+    checkpoint_fidelity: float = 0.95
+    relapse_rate: float = 5.0
+
+
+AUDIT_METRICS: dict[str, tuple[str, str, str, str]] = {
+    # metric: (label, unit, direction, axis label)
+    "adherence": ("Session adherence, weeks 1-12", "proportion", "at_least",
+                  "mean % of scheduled sessions completed"),
+    "stage4_by_week12": ("Reached stage 4 by week 12", "proportion", "at_least",
+                         "% (Kaplan-Meier)"),
+    "responders": ("VISA-A responders at 12 weeks", "proportion", "at_least",
+                   "% with change ≥ MCID"),
+    "checkpoint_fidelity": ("Checkpoint passed before stage 4", "proportion", "at_least",
+                            "% of those reaching stage 4"),
+    "relapse_rate": ("Relapse rate", "rate", "at_most",
+                     "relapses per 1000 person-weeks at risk"),
+}  # fmt: skip
+"""Audit metrics: label, unit (proportion/rate), direction of the target, axis label."""
+
+
+def audit_summary(
+    participants: pd.DataFrame,
+    time_to_stage: pd.DataFrame,
+    relapse_rates: pd.DataFrame,
+    *,
+    by: str = "site",
+    targets: AuditTargets | None = None,
+    confidence: float = 0.95,
+    window_days: int = 83,
+) -> pd.DataFrame:
+    """Audit metrics per site (and over all sites) against their targets.
+
+    Parameters
+    ----------
+    participants : DataFrame
+        ``participant_metrics`` output (with the ``by`` column).
+    time_to_stage : DataFrame
+        ``time_to_stage(cohort, by=by)`` rows followed by ``time_to_stage(cohort)`` rows (group
+        ``all``, for the ``All sites`` row). A group without any row had no stage-4 entry
+        (value 0, no interval).
+    relapse_rates : DataFrame
+        ``relapse_rates(cohort, by=by)`` rows and the ``relapse_rates(cohort)`` row (``all``).
+    targets : AuditTargets, optional
+
+    Returns
+    -------
+    DataFrame
+        One row per site (``All sites`` first) and metric of :data:`AUDIT_METRICS`, columns
+        site, metric, label, unit, unit_label, value, ci_low, ci_high (t-interval of the mean
+        adherence, KM pointwise interval, Wilson interval of proportions, exact Poisson
+        interval of the rate), target, direction, met (boolean: the point estimate meets the
+        target; NA when it cannot be estimated), n (participants behind the estimate; at risk for the
+        relapse rate).
+    """
+    targets = targets or AuditTargets()
+    pm = participants.assign(_site=participants[by].astype("str"))
+    parts = {"All sites": pm, **dict(list(pm.groupby("_site", sort=True)))}
+    key_of = {"All sites": "all"} | {g: g for g in parts if g != "All sites"}
+    rows: list[dict[str, object]] = []
+    for site, part in parts.items():
+        adh = part["adherence_sessions"].dropna()
+        stats_ = mean_ci(
+            part.assign(_k=0).dropna(subset=["adherence_sessions"]),
+            "adherence_sessions",
+            "_k",
+            confidence=confidence,
+        )
+        lo, hi = (
+            (stats_["ci_low"].iloc[0], stats_["ci_high"].iloc[0])
+            if len(stats_)
+            else (np.nan, np.nan)
+        )
+        rows.append(
+            _row(
+                site,
+                "adherence",
+                adh.mean() if len(adh) else np.nan,
+                lo,
+                hi,
+                len(adh),
+                targets.adherence,
+            )
+        )
+
+        km = time_to_stage[
+            (time_to_stage["stage"] == 4) & (time_to_stage["group"].astype("str") == key_of[site])
+        ]
+        upto = km[km["time_days"] <= window_days]
+        if upto.empty:  # no one reached stage 4 by day 83: S = 1, no interval
+            value, lo, hi = (0.0, np.nan, np.nan) if len(part) else (np.nan, np.nan, np.nan)
+        else:
+            last = upto.iloc[-1]
+            value, lo, hi = 1 - last["survival"], 1 - last["ci_high"], 1 - last["ci_low"]
+        rows.append(
+            _row(site, "stage4_by_week12", value, lo, hi, len(part), targets.stage4_by_week12)
+        )
+
+        resp = part["visa_a_responder_12"].dropna().astype(bool)
+        lo, hi = proportion_ci(int(resp.sum()), len(resp), confidence=confidence)
+        rows.append(
+            _row(
+                site,
+                "responders",
+                resp.mean() if len(resp) else np.nan,
+                float(lo),
+                float(hi),
+                len(resp),
+                targets.responders,
+            )
+        )
+
+        reached = part[part["reached_stage_4"].fillna(False).astype(bool)]
+        ok = ~reached["progressed_without_checkpoint"].fillna(False).astype(bool)
+        lo, hi = proportion_ci(int(ok.sum()), len(ok), confidence=confidence)
+        rows.append(
+            _row(
+                site,
+                "checkpoint_fidelity",
+                ok.mean() if len(ok) else np.nan,
+                float(lo),
+                float(hi),
+                len(ok),
+                targets.checkpoint_fidelity,
+            )
+        )
+
+        rate = relapse_rates[relapse_rates["group"].astype("str") == key_of[site]]
+        if rate.empty:
+            rows.append(_row(site, "relapse_rate", np.nan, np.nan, np.nan, 0, targets.relapse_rate))
+        else:
+            r = rate.iloc[0]
+            rows.append(
+                _row(
+                    site,
+                    "relapse_rate",
+                    r["rate_per_1000_pw"],
+                    r["ci_low"],
+                    r["ci_high"],
+                    int(r["n_at_risk"]),
+                    targets.relapse_rate,
+                )
+            )
+    out = pd.DataFrame(rows)
+    out["met"] = out["met"].astype("boolean")
+    return out
+
+
+def _row(
+    site: str, metric: str, value: float, lo: float, hi: float, n: int, target: float
+) -> dict[str, object]:
+    label, unit, direction, unit_label = AUDIT_METRICS[metric]
+    if pd.isna(value):
+        met: object = pd.NA
+    else:
+        met = bool(value >= target) if direction == "at_least" else bool(value <= target)
+    return {
+        "site": site,
+        "metric": metric,
+        "label": label,
+        "unit": unit,
+        "unit_label": unit_label,
+        "value": float(value) if pd.notna(value) else np.nan,
+        "ci_low": float(lo) if pd.notna(lo) else np.nan,
+        "ci_high": float(hi) if pd.notna(hi) else np.nan,
+        "target": float(target),
+        "direction": direction,
+        "met": met,
+        "n": int(n),
+    }

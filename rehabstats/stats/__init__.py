@@ -1,0 +1,1 @@
+"""Estimators: survival (Kaplan-Meier, Aalen-Johansen, exact Poisson) and the mixed model."""

@@ -1,0 +1,226 @@
+"""rehabstats.metrics.review: the clinic review list and the audit summary against targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from cohort_builder import cohort_from_rows, morning_pain
+
+from rehabstats.metrics.review import (
+    REVIEW_REASONS,
+    AuditTargets,
+    ReviewThresholds,
+    audit_summary,
+    review_list,
+)
+
+CUTOFF = "2024-03-01"  # day 60 for participants enrolled 2024-01-01
+NOW = 60
+
+
+def programme(pid: str, *, stages=((0, 1), (14, 2), (35, 3)), last: int = NOW, **extra) -> list:
+    """Daily sessions from day 0 to ``last``; stage by start day; rising load in stages 2-3."""
+    rows = []
+    for day in range(last + 1):
+        stage = max(s for start, s in stages if start <= day)
+        row = {"participant_id": pid, "day": day, "stage": stage, **extra}
+        if stage in (2, 3):
+            row["load_kg"] = 0.5 * day
+        rows.append(row)
+    return rows
+
+
+def flat_pain(pid: str, value: float = 2.0, days=range(NOW + 1)) -> list:
+    return morning_pain(pid, dict.fromkeys(days, value))
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    people = [
+        {"participant_id": "ok"},
+        {"participant_id": "rise"},
+        {"participant_id": "flare"},
+        {"participant_id": "adh"},
+        {"participant_id": "stuck"},
+        {"participant_id": "ckpt"},
+        {"participant_id": "ins", "tendinopathy_type": "insertional"},
+        {"participant_id": "gone", "withdrawn_on": "2024-02-15", "withdrawal_reason": "moved"},
+        {"participant_id": "old", "enrolled_on": "2023-06-01"},
+    ]
+    sessions = (
+        programme("ok")
+        + programme("rise")
+        + programme("flare")
+        + [
+            {**row, "completed_sets": 0 if row["day"] >= 47 and row["day"] % 2 == 0 else 3}
+            for row in programme("adh")
+        ]
+        + programme("stuck", stages=((0, 1), (14, 2)))
+        + programme("ckpt", stages=((0, 1), (14, 2), (28, 3), (42, 4)))
+        + programme("ins", stages=((0, 1), (14, 2), (35, 3)), surface="step")
+        + programme("gone", stages=((0, 1), (14, 2)), last=45)
+        + programme("old", stages=((0, 1), (14, 2)), last=274)
+    )
+    pain = (
+        flat_pain("ok")
+        + morning_pain("rise", {d: 2.0 if d <= 53 else 3.5 for d in range(NOW + 1)})
+        + morning_pain("flare", {d: 5.0 if d == 58 else 2.0 for d in range(NOW + 1)})
+        + flat_pain("adh")
+        + flat_pain("stuck")
+        + flat_pain("ckpt")
+        + flat_pain("ins")
+    )
+    return cohort_from_rows(people, sessions=sessions, pain=pain, data_cutoff=CUTOFF)
+
+
+@pytest.fixture(scope="module")
+def reviewed(cohort):
+    return review_list(cohort).set_index("participant_id")
+
+
+def flags(reviewed, pid):
+    row = reviewed.loc[pid]
+    return {k for k in REVIEW_REASONS if row[k]}
+
+
+def test_each_rule_flags_its_participant_only(reviewed):
+    assert "ok" not in reviewed.index
+    assert flags(reviewed, "rise") == {"pain_rising"}
+    assert flags(reviewed, "flare") == {"recent_flare"}
+    assert flags(reviewed, "adh") == {"adherence_low"}
+    assert flags(reviewed, "stuck") == {"stuck_in_stage"}
+    assert "progressed_without_checkpoint" in flags(reviewed, "ckpt")
+    assert "insertional_step_deviation" in flags(reviewed, "ins")
+
+
+def test_withdrawn_and_past_the_horizon_are_not_reviewed(reviewed):
+    assert "gone" not in reviewed.index
+    assert "old" not in reviewed.index
+
+
+def test_numbers_behind_the_reasons(reviewed):
+    rise = reviewed.loc["rise"]
+    assert rise["pain_previous_7d"] == pytest.approx(2.0)
+    assert rise["pain_last_7d"] == pytest.approx(3.5)
+    assert "morning pain rising: 2.0 → 3.5 NRS" in rise["reasons"]
+    flare = reviewed.loc["flare"]
+    assert flare["days_since_flare"] == 3  # session day 57, next morning 5 vs 2
+    assert "flare 3 days ago" in flare["reasons"]
+    adh = reviewed.loc["adh"]
+    assert adh["adherence_recent"] == pytest.approx(7 / 14)
+    assert adh["adherence_before"] == pytest.approx(1.0)
+    assert "adherence fell to 50% over the last 14 days (from 100%)" in adh["reasons"]
+    stuck = reviewed.loc["stuck"]
+    assert stuck["stage"] == 2
+    assert stuck["weeks_in_stage"] == pytest.approx((NOW - 14) / 7)
+    assert "in stage 2 for 7 weeks (expected ≤ 5)" in stuck["reasons"]
+    assert (reviewed["day"] == NOW).all() and (reviewed["week"] == NOW // 7 + 1).all()
+
+
+def test_sorted_by_number_of_reasons(reviewed):
+    n = reviewed["n_reasons"].to_numpy()
+    assert (np.diff(n) <= 0).all()
+    assert (reviewed["n_reasons"] == reviewed[list(REVIEW_REASONS)].sum(axis=1)).all()
+
+
+def test_thresholds_change_the_list(cohort):
+    strict = review_list(cohort, thresholds=ReviewThresholds(pain_rise_points=2.0))
+    assert "rise" not in set(strict["participant_id"])
+    lenient = review_list(cohort, thresholds=ReviewThresholds(stuck_weeks={1: 3, 2: 8, 3: 8}))
+    assert "stuck" not in set(lenient["participant_id"])
+    frame = ReviewThresholds().to_frame()
+    assert list(frame.columns) == ["setting", "value", "meaning"]
+    assert "stage 2: 5" in frame.set_index("setting").loc["stuck_weeks", "value"]
+
+
+def test_empty_when_no_one_is_under_care(cohort):
+    out = review_list(cohort.filter(participant_id=["gone"]))
+    assert out.empty
+    assert "reasons" in out.columns
+
+
+# ---- audit summary ----------------------------------------------------------------------------
+
+
+def test_audit_summary_against_targets():
+    participants = pd.DataFrame(
+        {
+            "site": ["s1"] * 4 + ["s2"] * 2,
+            "adherence_sessions": [0.9, 0.85, 0.95, 0.9, 0.5, 0.6],
+            "visa_a_responder_12": pd.array([True, True, False, pd.NA, False, False]),
+            "reached_stage_4": [True, True, True, False, True, False],
+            "progressed_without_checkpoint": [False, False, False, False, True, False],
+        }
+    )
+    km = pd.DataFrame(
+        {
+            "stage": [4, 4, 4, 4],
+            "group": ["s1", "s1", "s2", "all"],
+            "time_days": [50.0, 90.0, 60.0, 50.0],
+            "survival": [0.5, 0.25, 0.5, 0.6],
+            "ci_low": [0.3, 0.1, 0.2, 0.4],
+            "ci_high": [0.8, 0.5, 0.9, 0.8],
+        }
+    )
+    rates = pd.DataFrame(
+        {
+            "group": ["s1", "s2", "all"],
+            "n_at_risk": [3, 1, 4],
+            "relapses": [0, 1, 1],
+            "person_weeks": [100.0, 50.0, 150.0],
+            "rate_per_1000_pw": [0.0, 20.0, 6.7],
+            "ci_low": [0.0, 0.5, 0.2],
+            "ci_high": [36.9, 111.4, 37.1],
+        }
+    )
+    targets = AuditTargets(adherence=0.8, stage4_by_week12=0.5, responders=0.5,
+                           checkpoint_fidelity=0.95, relapse_rate=5.0)  # fmt: skip
+    out = audit_summary(participants, km, rates, targets=targets).set_index(["site", "metric"])
+    assert list(dict.fromkeys(out.index.get_level_values("site"))) == ["All sites", "s1", "s2"]
+    assert out.loc[("s1", "adherence"), "value"] == pytest.approx(0.9)
+    assert bool(out.loc[("s1", "adherence"), "met"]) is True
+    assert bool(out.loc[("s2", "adherence"), "met"]) is False
+    # KM: the last time <= day 83, 1 - S
+    assert out.loc[("s1", "stage4_by_week12"), "value"] == pytest.approx(0.5)
+    assert out.loc[("s1", "stage4_by_week12"), "ci_low"] == pytest.approx(0.2)
+    assert out.loc[("All sites", "stage4_by_week12"), "value"] == pytest.approx(0.4)
+    assert out.loc[("s1", "responders"), "value"] == pytest.approx(2 / 3)
+    assert out.loc[("s1", "responders"), "n"] == 3
+    assert out.loc[("s2", "checkpoint_fidelity"), "value"] == pytest.approx(0.0)
+    assert bool(out.loc[("s1", "checkpoint_fidelity"), "met"]) is True
+    assert bool(out.loc[("s1", "relapse_rate"), "met"]) is True  # at most 5
+    assert bool(out.loc[("s2", "relapse_rate"), "met"]) is False
+    assert out.loc[("s2", "relapse_rate"), "direction"] == "at_most"
+    # every interval of a proportion stays within 0-1. Site s2's adherence 0.5 and 0.6 had the
+    # t-interval 0.55 ± 12.71 · 0.05 = -0.09 to 1.19; now the logit interval: p = 0.55,
+    # se(logit p) = sd / √n / (p (1 - p)) with sd = 0.0707, t(0.975; 1 df) = 12.706
+    p, se = 0.55, np.std([0.5, 0.6], ddof=1) / np.sqrt(2) / (0.55 * 0.45)
+    half = 12.706204736174698 * se
+    expit = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    expected = (expit(np.log(p / (1 - p)) - half), expit(np.log(p / (1 - p)) + half))
+    s2 = out.loc[("s2", "adherence")]
+    assert (s2["ci_low"], s2["ci_high"]) == pytest.approx(expected, rel=1e-12)
+    proportions = out[out["unit"] == "proportion"].dropna(subset=["ci_low"])
+    assert len(proportions) >= 10
+    assert ((proportions["ci_low"] >= 0) & (proportions["ci_high"] <= 1)).all()
+
+
+def test_audit_summary_site_without_stage_4_entries():
+    participants = pd.DataFrame(
+        {
+            "site": ["s1", "s1"],
+            "adherence_sessions": [np.nan, np.nan],
+            "visa_a_responder_12": pd.array([pd.NA, pd.NA], dtype="boolean"),
+            "reached_stage_4": [False, False],
+            "progressed_without_checkpoint": [False, False],
+        }
+    )
+    empty_km = pd.DataFrame(columns=["stage", "group", "time_days", "survival", "ci_low",
+                                     "ci_high"])  # fmt: skip
+    rates = pd.DataFrame(columns=["group", "n_at_risk", "relapses", "person_weeks",
+                                  "rate_per_1000_pw", "ci_low", "ci_high"])  # fmt: skip
+    out = audit_summary(participants, empty_km, rates).set_index(["site", "metric"])
+    assert out.loc[("s1", "stage4_by_week12"), "value"] == 0.0
+    assert pd.isna(out.loc[("s1", "adherence"), "met"])
+    assert pd.isna(out.loc[("s1", "relapse_rate"), "value"])

@@ -1,0 +1,115 @@
+"""Study time (METRICS.md §3): days, weeks, cut-off, obs_end, follow-up, windows."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from cohort_builder import cohort_from_rows, sessions_on
+
+from rehabstats import AnalysisConfig, DataWarning, ParameterError
+from rehabstats.time.timeline import (
+    group_labels,
+    observe,
+    participant_timeline,
+    stage_on,
+    week_of_day,
+)
+
+
+def test_week_numbering():
+    # week 1 = days 0-6, week 12 = days 77-83
+    assert list(week_of_day(pd.Series([0, 6, 7, 77, 83, 84]))) == [1, 1, 2, 12, 12, 13]
+
+
+def make():
+    return cohort_from_rows(
+        [
+            {"participant_id": "a"},
+            # withdrawn on day 20
+            {"participant_id": "w", "withdrawn_on": "2024-01-21"},
+            # withdrawal after the cut-off used below is not yet known
+            {"participant_id": "late_w", "withdrawn_on": "2024-12-01"},
+        ],
+        sessions=sessions_on("a", [0, 6, 7, 83, 84, 100])
+        + sessions_on("w", [5, 20, 21])
+        + sessions_on("late_w", [0]),
+    )
+
+
+def test_obs_end_and_follow_up():
+    with pytest.warns(UserWarning, match="after the participant's withdrawn_on"):
+        cohort = make()
+    # default cut-off = latest date in any table = withdrawn_on of late_w (2024-12-01)
+    assert cohort.data_cutoff == pd.Timestamp("2024-12-01")
+    tl = participant_timeline(cohort, AnalysisConfig(data_cutoff="2024-04-09"))
+    # a: obs_end = cut-off 2024-04-09 = day 99 (Jan 31 + Feb 29 + Mar 31 = 91 -> Apr 1 is day 91)
+    assert tl.loc["a", "follow_up_days"] == 99
+    assert tl.loc["w", "follow_up_days"] == 20 and bool(tl.loc["w", "withdrawn"])
+    assert not bool(tl.loc["late_w", "withdrawn"])
+    assert pd.isna(tl.loc["late_w", "withdrawn_on"])
+
+
+def test_observe_excludes_after_obs_end_and_outside_window():
+    with pytest.warns(UserWarning):
+        cohort = make()
+    tl = participant_timeline(cohort, AnalysisConfig(data_cutoff="2024-04-09"))
+    whole = observe(cohort.sessions, "session_date", tl)
+    # a: day 100 is after the cut-off (day 99); w: day 21 after withdrawal on day 20
+    assert sorted(whole.loc[whole.participant_id == "a", "day"]) == [0, 6, 7, 83, 84]
+    assert sorted(whole.loc[whole.participant_id == "w", "day"]) == [5, 20]
+    window = observe(cohort.sessions, "session_date", tl, window_weeks=12)
+    # day 84 is week 13, outside the 12-week window
+    assert sorted(window.loc[window.participant_id == "a", "day"]) == [0, 6, 7, 83]
+    assert list(window.loc[window.participant_id == "a", "week"]) == [1, 1, 2, 12]
+
+
+def test_participants_enrolled_after_cutoff_are_left_out_with_a_warning():
+    cohort = cohort_from_rows(
+        [{"participant_id": "a"}, {"participant_id": "b", "enrolled_on": "2024-03-01"}],
+        sessions=sessions_on("a", [0]) + sessions_on("b", [0]),
+    )
+    with pytest.warns(UserWarning, match="1 participants enrolled after the data cut-off"):
+        tl = participant_timeline(cohort, AnalysisConfig(data_cutoff="2024-02-01"))
+    assert list(tl.index) == ["a"]
+
+
+def test_rows_after_the_configured_cutoff_are_counted_in_a_warning():
+    # a: sessions on days 0, 10 and 40 (2024-02-10); the configured cut-off 2024-02-01 leaves
+    # the day-40 session out of every metric, and says so
+    cohort = cohort_from_rows([{"participant_id": "a"}], sessions=sessions_on("a", [0, 10, 40]))
+    with pytest.warns(DataWarning) as caught:
+        participant_timeline(cohort, AnalysisConfig(data_cutoff="2024-02-01"))
+    messages = [str(w.message) for w in caught]
+    assert messages == [
+        "sessions: 1 rows dated after the data cut-off 2024-02-01 are not analysed."
+    ]
+    assert caught[0].message.args[0].counts == {"rows": 1}
+
+
+def test_stage_on_day_is_latest_session_on_or_before():
+    cohort = cohort_from_rows(
+        [{"participant_id": "a"}],
+        sessions=[
+            {"participant_id": "a", "day": 2, "stage": 1},
+            {"participant_id": "a", "day": 9, "stage": 2},
+            # two sessions on day 9: the later row in the file is the later session
+            {"participant_id": "a", "day": 9, "stage": 3},
+        ],
+    )
+    tl = participant_timeline(cohort)
+    sessions = observe(cohort.sessions, "session_date", tl)
+    points = pd.DataFrame({"participant_id": ["a"] * 4, "day": [0, 2, 8, 9]})
+    # day 0: before any session -> NaN; day 2 and 8: stage 1; day 9: the last session, stage 3
+    assert stage_on(sessions, points).tolist()[1:] == [1, 1, 3]
+    assert pd.isna(stage_on(sessions, points).iloc[0])
+
+
+def test_group_labels():
+    cohort = cohort_from_rows(
+        [{"participant_id": "a", "arm": "hsr"}], sessions=sessions_on("a", [0])
+    )
+    tl = participant_timeline(cohort)
+    assert group_labels(tl, None).tolist() == ["all"]
+    assert group_labels(tl, "arm").tolist() == ["hsr"]
+    with pytest.raises(ParameterError, match="choose one of: site, arm"):
+        group_labels(tl, "shoe_size")
