@@ -19,7 +19,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from rehabstats.data.schema import data_schema_dir, table_spec
+from rehabstats.constants import data_schema_dir
+from rehabstats.data.schema import table_spec
 from rehabstats.errors import ConfigError
 
 __all__ = ["RELAPSE_RULES", "AnalysisConfig"]

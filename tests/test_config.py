@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from rehabstats import AnalysisConfig, ConfigError
-from rehabstats.data.schema import data_schema_dir
+from rehabstats.constants import data_schema_dir
 
 
 def test_defaults_come_from_the_schema_folder():

@@ -547,7 +547,7 @@ def _sha256_file(path: Path) -> str:
 
 def _code_sha256() -> str:
     """SHA-256 of the rehabstats package and data contract files (code changes re-render)."""
-    from rehabstats.data.schema import data_schema_dir
+    from rehabstats.constants import data_schema_dir
 
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent

@@ -25,6 +25,7 @@ import pandas as pd
 import pandera.pandas as pa
 import yaml
 
+from rehabstats.constants import data_schema_dir
 from rehabstats.errors import Note, Problem, ValidationReport
 
 __all__ = [
@@ -36,24 +37,10 @@ __all__ = [
     "FieldSpec",
     "TableSpec",
     "contract_markdown",
-    "data_schema_dir",
     "table_spec",
     "today_anywhere",
     "validate_tables",
 ]
-
-_HERE = Path(__file__).resolve().parent
-
-
-def data_schema_dir() -> Path:
-    """Folder holding the Frictionless schemas and the analysis defaults.
-
-    Installed wheels carry it inside the package; a source checkout has it at the top level.
-    """
-    for candidate in (_HERE.parent / "data_schema", _HERE.parent.parent / "data_schema"):
-        if (candidate / "datapackage.json").is_file():
-            return candidate
-    raise FileNotFoundError("data_schema/datapackage.json not found next to the rehabstats package")
 
 
 @cache

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from rehabstats import files
+from rehabstats.constants import notebook_dir
 from rehabstats.errors import OutputError, ParameterError, RehabstatsError
 
 __all__ = [
@@ -61,7 +62,6 @@ __all__ = [
     "ReportParameter",
     "ReportSpec",
     "external_references",
-    "notebook_dir",
     "notebook_path",
     "parse_parameter_pairs",
     "render_demo",
@@ -508,16 +508,6 @@ def parse_parameter_pairs(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
 
 
 # ---- locations -----------------------------------------------------------------------------
-
-
-def notebook_dir() -> Path:
-    """Folder of the report notebooks: inside an installed wheel, or the source checkout's."""
-    for candidate in (_HERE.parent / "notebooks", _HERE.parent.parent / "notebooks"):
-        if (candidate / "cohort_report.ipynb").is_file():
-            return candidate
-    raise FileNotFoundError(
-        "notebooks/cohort_report.ipynb not found next to the rehabstats package"
-    )
 
 
 def notebook_path(report: str) -> Path:

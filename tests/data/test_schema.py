@@ -14,11 +14,11 @@ import pytest
 from cohort_builder import morning_pain, sessions_on, tables_from_rows
 
 from rehabstats import Cohort, CohortValidationError
+from rehabstats.constants import data_schema_dir
 from rehabstats.data.schema import (
     TABLES,
     _pandera_schema,
     contract_markdown,
-    data_schema_dir,
     table_spec,
     today_anywhere,
     validate_tables,

@@ -1,0 +1,83 @@
+"""Facts several layers share, each written once.
+
+Analysis thresholds are not here: they live in :class:`rehabstats.config.AnalysisConfig` (defaults
+in ``data_schema/analysis_defaults.yaml``). What is here is the vocabulary the layers agree on:
+where the package's resources are, which participant columns can group a cohort, the name of the
+overall group, the audiences a report can be written for, the report parameters that are paths,
+the packages a provenance block records, and the time limits of a render.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "AUDIENCES",
+    "CELL_TIMEOUT",
+    "GROUPABLE",
+    "KEY_PACKAGES",
+    "OVERALL",
+    "OVERALL_LABEL",
+    "PATH_PARAMETERS",
+    "START_TIMEOUT",
+    "data_schema_dir",
+    "notebook_dir",
+]
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _resource(name: str, marker: str) -> Path:
+    """A resource folder: inside an installed wheel, or at the top of a source checkout."""
+    for candidate in (_PACKAGE / name, _PACKAGE.parent / name):
+        if (candidate / marker).is_file():
+            return candidate
+    raise FileNotFoundError(f"{name}/{marker} not found next to the rehabstats package")
+
+
+def data_schema_dir() -> Path:
+    """Folder holding the Frictionless schemas and the analysis defaults (``data_schema/``)."""
+    return _resource("data_schema", "datapackage.json")
+
+
+def notebook_dir() -> Path:
+    """Folder of the report notebooks (``notebooks/``)."""
+    return _resource("notebooks", "cohort_report.ipynb")
+
+
+GROUPABLE: tuple[str, ...] = ("arm", "site", "tendinopathy_type", "sex")
+"""Participant columns a cohort can be compared by (``--by``, a report's ``group``)."""
+
+OVERALL: str = "all"
+"""The ``group`` value of results over the whole cohort (the output files' ``all``)."""
+
+OVERALL_LABEL: str = "Overall"
+"""How reports label the whole cohort beside its groups."""
+
+AUDIENCES: tuple[str, ...] = ("internal", "external")
+"""Who a report is for: ``internal`` (the team; identifiers shown) and ``external`` (leaves the
+team: pseudonymised ids, small cells suppressed; see :mod:`rehabstats.report.disclosure`)."""
+
+PATH_PARAMETERS: tuple[str, ...] = ("data", "config_file", "pseudonym_key_file")
+"""Report parameters that name files or folders (withheld from external reports)."""
+
+KEY_PACKAGES: tuple[str, ...] = (
+    "rehabstats",
+    "pandas",
+    "numpy",
+    "scipy",
+    "statsmodels",
+    "pingouin",
+    "matplotlib",
+    "seaborn",
+    "papermill",
+    "nbconvert",
+    "ipykernel",
+)
+"""Packages whose versions a report's provenance and a batch manifest record."""
+
+CELL_TIMEOUT: float = 1800.0
+"""Longest time one report cell may run, in seconds (a batch job's default ``timeout``)."""
+
+START_TIMEOUT: float = 120.0
+"""Longest time a report kernel may take to start, in seconds."""
