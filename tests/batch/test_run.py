@@ -27,17 +27,16 @@ import yaml
 from cohort_builder import cohort_from_rows, sessions_on
 
 from rehabstats import load_cohort, simulate_tables, write_cohort
-from rehabstats.batch.run import (
+from rehabstats.batch import (
     EXIT_FAILED,
     EXIT_INVALID,
     EXIT_LOCKED,
     EXIT_OK,
-    JobFileError,
     RunLock,
     load_jobs,
     plan_jobs,
 )
-from rehabstats.errors import OutputError
+from rehabstats.errors import JobFileError, OutputError
 from rehabstats.report.render import external_references, notebook_path, report_parameters
 
 pytestmark = pytest.mark.slow
@@ -207,7 +206,8 @@ def test_index_lists_every_report_offline(batch):
 def test_index_links_stay_files_in_the_folder(tmp_path):
     # a report's file name is the job file's choice: "javascript:x.html" or "a#b?.html" is a
     # file beside the index, linked as such (a bare name before ":" would be read as a scheme)
-    from rehabstats.batch.run import MANIFEST_VERSION, write_index
+    from rehabstats.batch import write_index
+    from rehabstats.batch.manifest import MANIFEST_VERSION
 
     names = ["javascript:alert(1).html", "http:x.html", "a#b?c d.html"]
     for i, name in enumerate(names):
@@ -562,20 +562,20 @@ def test_an_output_leading_out_through_a_symlink_is_refused_before_anything_runs
 
 def test_a_symlink_made_after_planning_is_refused_when_installing(tmp_path):
     """The folder is checked again on the open folder right before the file is replaced."""
-    from rehabstats.batch.run import _install
+    from rehabstats.batch.outputs import install
 
     root = tmp_path / "reports"
     outside = tmp_path / "elsewhere"
     (root / "sites" / "north").mkdir(parents=True)
     outside.mkdir()
-    _install(b"first", root / "sites" / "north" / "audit.html", 0o644, root)
+    install(b"first", root / "sites" / "north" / "audit.html", 0o644, root)
     # between planning and writing, someone swaps the folder for a link leading out
     shutil.rmtree(root / "sites" / "north")
     (root / "sites" / "north").symlink_to(outside, target_is_directory=True)
     with pytest.raises(OutputError, match="outside"):
-        _install(b"second", root / "sites" / "north" / "audit.html", 0o644, root)
+        install(b"second", root / "sites" / "north" / "audit.html", 0o644, root)
     with pytest.raises(OutputError, match="outside"):
-        _install(b"second", root / "sites" / "north" / "new" / "audit.html", 0o644, root)
+        install(b"second", root / "sites" / "north" / "new" / "audit.html", 0o644, root)
     assert list(outside.iterdir()) == []
 
 
