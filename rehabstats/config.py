@@ -23,7 +23,7 @@ from rehabstats.constants import data_schema_dir
 from rehabstats.data.schema import table_spec
 from rehabstats.errors import ConfigError
 
-__all__ = ["RELAPSE_RULES", "AnalysisConfig"]
+__all__ = ["RELAPSE_RULES", "AnalysisConfig", "StrictYamlLoader"]
 
 RELAPSE_RULES: tuple[str, ...] = ("recorded", "pain", "regression")
 KM_CI_TRANSFORMS: tuple[str, ...] = ("log", "log-log")
@@ -145,7 +145,7 @@ class AnalysisConfig:
         except OSError as exc:
             raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
         try:
-            values = yaml.load(text, Loader=_ConfigLoader)
+            values = yaml.load(text, Loader=StrictYamlLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -228,13 +228,14 @@ class AnalysisConfig:
         return None if self.data_cutoff is None else pd.Timestamp(self.data_cutoff)
 
 
-class _ConfigLoader(yaml.SafeLoader):
-    """Safe YAML loader for configuration files: a key given twice is an error (PyYAML keeps
-    the last), and a date stays the text written (``data_cutoff: 2024-1-1`` or ``2024-13-01``
-    is then refused by the key's rule instead of being read as a date or crashing)."""
+class StrictYamlLoader(yaml.SafeLoader):
+    """Safe YAML loader for the files a user writes (configuration files, batch job files): a key
+    given twice is an error (PyYAML keeps the last), and a date stays the text written
+    (``data_cutoff: 2024-1-1`` or ``2024-13-01`` is then refused by the key's rule instead of
+    being read as a date or crashing)."""
 
 
-def _construct_mapping(loader: _ConfigLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+def _construct_mapping(loader: StrictYamlLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
@@ -253,8 +254,8 @@ def _construct_mapping(loader: _ConfigLoader, node: yaml.MappingNode) -> dict[An
     return loader.construct_mapping(node)
 
 
-_ConfigLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_ConfigLoader.add_constructor(
+StrictYamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+StrictYamlLoader.add_constructor(
     "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
 )
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from rehabstats.batch.outputs import INDEX_NAME
+from rehabstats.config import StrictYamlLoader
 from rehabstats.constants import AUDIENCES, CELL_TIMEOUT, GROUPABLE
 from rehabstats.errors import JobFileError
 from rehabstats.report.render import REPORTS, ReportSpec
@@ -95,32 +96,6 @@ class JobFile:
         raise KeyError(name)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML safe loader refusing a key given twice in one mapping (PyYAML keeps the last)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"key {key!r} given twice (first on line {seen[key] + 1})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-# a date stays the text written: 2024-13-01 is refused by the parameter's rule, not a crash
-_UniqueKeyLoader.add_constructor(
-    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
-)
-
-
 def _unknown(where: str, what: str, value: Any, valid: Iterable[str]) -> str:
     """``where: unknown <what> 'x' (did you mean 'y'?)`` -- the valid choices are added by the
     caller."""
@@ -174,10 +149,14 @@ def load_jobs(path: str | os.PathLike) -> JobFile:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise JobFileError(
+            path, [f"not a UTF-8 text file (byte {exc.start + 1}); save it as UTF-8 YAML"]
+        ) from None
     except OSError as exc:
         raise JobFileError(path, [f"cannot be read: {exc.strerror or exc}"]) from None
     try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)
+        doc = yaml.load(text, Loader=StrictYamlLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

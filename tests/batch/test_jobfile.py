@@ -119,3 +119,33 @@ def test_the_job_file_schema_is_documented():
     assert "75" in doc and "--force" in doc and "--wait" in doc
     example = yaml.safe_load((DEPLOY / "jobs.yaml").read_text())
     assert {"output_dir", "defaults", "jobs"} <= set(example)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "jobs:\n  - ? [a, b]\n    : 1\n",  # a list as a key, inside a job
+        "output_dir: out\n? {a: 1}\n: x\njobs: []\n",  # a mapping as a key, at the top level
+    ],
+)
+def test_a_key_that_is_a_list_or_mapping_is_a_job_file_problem_not_a_traceback(tmp_path, text):
+    # YAML allows any node as a key; a job file's keys are names. Before: TypeError (unhashable
+    # type) from the duplicate-key check, a traceback and exit 1 instead of the listed problem.
+    jobs = write(tmp_path / "jobs.yaml", text)
+    with pytest.raises(JobFileError, match=r"line \d+, column \d+: not valid YAML: .*unhashable"):
+        load_jobs(jobs)
+    result = run("batch", str(jobs), cwd=tmp_path)
+    assert result.returncode == EXIT_INVALID, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_job_file_not_in_utf8_is_a_job_file_problem_not_a_traceback(tmp_path):
+    # "café" saved as Latin-1 (a Windows editor's default): byte 0xE9 at offset 19 is not UTF-8.
+    # Before: UnicodeDecodeError, a traceback and exit 1 instead of the listed problem.
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_bytes("jobs:\n  - name: café\n".encode("latin-1"))
+    with pytest.raises(JobFileError, match=r"not a UTF-8 text file \(byte 20\)"):
+        load_jobs(jobs)
+    result = run("batch", str(jobs), cwd=tmp_path)
+    assert result.returncode == EXIT_INVALID, result.stderr
+    assert "Traceback" not in result.stderr
