@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import rehabstats
 from rehabstats.batch.jobfile import Job, JobFile, substitute
 from rehabstats.batch.manifest import error_record, read_manifest
 from rehabstats.batch.outputs import INDEX_NAME
@@ -107,10 +108,14 @@ def sha256_file(path: Path) -> str:
 
 
 def code_sha256() -> str:
-    """SHA-256 of the rehabstats package and data contract files (code changes re-render)."""
+    """SHA-256 of the rehabstats package and data contract files (code changes re-render).
+
+    Every file of the package (``rehabstats/``, all its layers) and of ``data_schema/``, by
+    relative path and content; compiled files excepted.
+    """
     digest = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for root in (here, data_schema_dir()):
+    package = Path(rehabstats.__file__).resolve().parent
+    for root in (package, data_schema_dir()):
         for file in sorted(root.rglob("*")):
             if not file.is_file() or "__pycache__" in file.parts or file.suffix == ".pyc":
                 continue

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
-from batch_support import run, sites_cohort, write
+from batch_support import ROOT, run, sites_cohort, write
 from cohort_builder import cohort_from_rows, sessions_on
 
 from rehabstats import write_cohort
@@ -129,3 +132,36 @@ def test_audience_is_passed_to_reports_or_external_is_refused(tmp_path):
         assert tasks["inside"].error is None and "audience" not in tasks["inside"].parameters
         assert tasks["outside"].error["type"] == "AudienceNotSupported"
     assert tasks["outside"].inputs.get("audience", "external") == "external"
+
+
+def test_the_code_fingerprint_covers_the_whole_package_and_the_data_contract(tmp_path):
+    """A change anywhere in rehabstats' code or data contract re-renders every report (docs:
+    "the rehabstats version and code"). Before: only rehabstats/batch/ was hashed, so a changed
+    metric left every report 'up to date'."""
+    shutil.copytree(ROOT / "rehabstats", tmp_path / "rehabstats",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    shutil.copytree(ROOT / "data_schema", tmp_path / "data_schema")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    script = (
+        "import rehabstats.batch.plan as p; "
+        f"assert p.__file__.startswith({str(tmp_path)!r}), p.__file__; print(p.code_sha256())"
+    )
+
+    def fingerprint() -> str:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, check=True)  # fmt: skip
+        return done.stdout.strip()
+
+    before = fingerprint()
+    assert fingerprint() == before  # the same files give the same fingerprint
+    changed = [
+        tmp_path / "rehabstats" / "metrics" / "adherence.py",
+        tmp_path / "rehabstats" / "cli.py",
+        tmp_path / "data_schema" / "analysis_defaults.yaml",
+    ]
+    for path in changed:
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n# changed\n")
+        assert fingerprint() != before, path
+        path.write_bytes(original)
+    assert fingerprint() == before
