@@ -28,6 +28,7 @@ __all__ = [
     "RehabstatsError",
     "RehabstatsWarning",
     "ValidationReport",
+    "YamlFileError",
     "plural",
 ]
 
@@ -151,6 +152,20 @@ class JobFileError(RehabstatsError, ValueError):
 
 class BatchLockedError(RehabstatsError, RuntimeError):
     """Another batch run is writing the same output folder."""
+
+
+class YamlFileError(RehabstatsError, ValueError):
+    """A YAML file a user wrote (analysis configuration, batch job file) cannot be read, is not
+    UTF-8 or is not valid YAML (a key given twice among others). ``line`` and ``column``
+    (1-based) say where, when known; ``problem`` says what. Each reader turns it into its own
+    error (:class:`ConfigError`, :class:`JobFileError`)."""
+
+    def __init__(self, problem: str, line: int | None = None, column: int | None = None):
+        self.problem = problem
+        self.line = line
+        self.column = column
+        where = f"line {line}, column {column}: " if line is not None else ""
+        super().__init__(where + problem)
 
 
 @dataclass(frozen=True)

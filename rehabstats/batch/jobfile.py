@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rehabstats.batch.outputs import INDEX_NAME
-from rehabstats.config import StrictYamlLoader
+from rehabstats.config import read_yaml
 from rehabstats.constants import AUDIENCES, CELL_TIMEOUT, GROUPABLE
-from rehabstats.errors import JobFileError
+from rehabstats.errors import JobFileError, YamlFileError
 from rehabstats.report.render import REPORTS, ReportSpec
 
 __all__ = ["Job", "JobFile", "load_jobs", "placeholders", "resolve_path", "substitute"]
@@ -148,20 +146,9 @@ def load_jobs(path: str | os.PathLike) -> JobFile:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise JobFileError(
-            path, [f"not a UTF-8 text file (byte {exc.start + 1}); save it as UTF-8 YAML"]
-        ) from None
-    except OSError as exc:
-        raise JobFileError(path, [f"cannot be read: {exc.strerror or exc}"]) from None
-    try:
-        doc = yaml.load(text, Loader=StrictYamlLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise JobFileError(path, [f"{where}not valid YAML: {problem}"]) from None
+        doc, _ = read_yaml(path)
+    except YamlFileError as exc:
+        raise JobFileError(path, [str(exc)]) from None
     if not isinstance(doc, dict):
         raise JobFileError(
             path, ["must be a mapping with the keys jobs (required), defaults, output_dir..."]

@@ -29,6 +29,8 @@ class RunLock:
     The lock is released by the kernel when the process ends, however it ends; the file is never
     deleted (deleting a lock file lets two runs lock different files). It holds the pid, host,
     start time and job file of the holder, for the message another run prints.
+
+    ``with RunLock(folder).acquire():`` holds it for the block.
     """
 
     def __init__(self, output_dir: Path):

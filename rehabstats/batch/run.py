@@ -325,15 +325,12 @@ def run_batch(
             time.perf_counter() - clock,
             EXIT_FAILED if failed else EXIT_OK,
         )
-    lock = RunLock(jobfile.output_dir).acquire(
+    with RunLock(jobfile.output_dir).acquire(
         wait=wait,
         job_file=str(jobfile.path),
         on_wait=lambda holder: echo(f"waiting for the lock held by {holder}"),
-    )
-    try:
+    ):
         return _run_locked(jobfile, n_workers, force=force, only=only, echo=echo, clock=clock)
-    finally:
-        lock.release()
 
 
 def _run_locked(
