@@ -286,7 +286,8 @@ def _check_job(where: str, job: Mapping[str, Any]) -> list[str]:
             f"{where}: name must be letters, digits, '_', '.' or '-' (no spaces), got {name!r}"
         )
     report = job["report"]
-    if report not in REPORTS:
+    known = isinstance(report, str) and report in REPORTS
+    if not known:
         problems.append(
             f"{_unknown(where, 'report', report, REPORTS)}; available: {', '.join(REPORTS)}"
         )
@@ -325,7 +326,7 @@ def _check_job(where: str, job: Mapping[str, Any]) -> list[str]:
     if for_each is not None:
         if not isinstance(for_each, str):
             problems.append(f"{where}: for_each must be a column name, got {for_each!r}")
-        elif report in REPORTS:
+        elif known:
             problems.extend(_check_fan_out(where, REPORTS[report], for_each, params, output))
     return problems
 

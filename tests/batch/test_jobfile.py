@@ -149,3 +149,25 @@ def test_a_job_file_not_in_utf8_is_a_job_file_problem_not_a_traceback(tmp_path):
     result = run("batch", str(jobs), cwd=tmp_path)
     assert result.returncode == EXIT_INVALID, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_list_where_a_report_name_belongs_is_a_job_file_problem_not_a_traceback(tmp_path):
+    # Before: "report: [clinic_audit]" raised TypeError (unhashable type) while looking the
+    # report up: a traceback and exit 1 instead of the listed problem.
+    jobs = write(
+        tmp_path / "jobs.yaml",
+        "defaults: {data: data, audience: internal}\njobs:\n"
+        "  - {name: a, report: [clinic_audit], output: a.html}\n"
+        "  - {name: b, report: {clinic_audit: 1}, output: b.html, for_each: site}\n",
+    )
+    with pytest.raises(JobFileError) as info:
+        load_jobs(jobs)
+    # the text of each value is close enough to a report's name to suggest it
+    hint = "(did you mean 'clinic_audit'?); available: cohort_report, clinic_audit"
+    assert info.value.problems == [
+        f"jobs[1] (a): unknown report ['clinic_audit'] {hint}",
+        f"jobs[2] (b): unknown report {{'clinic_audit': 1}} {hint}",
+    ]
+    result = run("batch", str(jobs), cwd=tmp_path)
+    assert result.returncode == EXIT_INVALID, result.stderr
+    assert "Traceback" not in result.stderr
