@@ -305,6 +305,12 @@ def _check_job(where: str, job: Mapping[str, Any]) -> list[str]:
     if not isinstance(job.get("enabled", True), bool):
         problems.append(f"{where}: enabled must be true or false, got {job.get('enabled')!r}")
     params = job["parameters"]
+    for key in params:
+        if not isinstance(key, str):
+            problems.append(
+                f"{where}: parameter {key!r} is not a parameter name "
+                "(rehabstats report --help lists them)"
+            )
     if "data" in params:
         problems.append(f"{where}: give the cohort folder as the job's data key, not a parameter")
     if "audience" in params:

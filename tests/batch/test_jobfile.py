@@ -171,3 +171,21 @@ def test_a_list_where_a_report_name_belongs_is_a_job_file_problem_not_a_tracebac
     result = run("batch", str(jobs), cwd=tmp_path)
     assert result.returncode == EXIT_INVALID, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_parameter_name_that_is_not_text_is_a_job_file_problem_not_a_traceback(tmp_path):
+    # YAML reads "5: x" as the number 5. Before: TypeError ('int' object is not iterable) while
+    # looking for the closest parameter name when planning: a traceback instead of a problem.
+    jobs = write(
+        tmp_path / "jobs.yaml",
+        "defaults: {data: data, audience: internal, report: clinic_audit}\njobs:\n"
+        "  - {name: a, output: a.html, parameters: {5: x, title: T}}\n",
+    )
+    with pytest.raises(JobFileError) as info:
+        load_jobs(jobs)
+    assert info.value.problems == [
+        "jobs[1] (a): parameter 5 is not a parameter name (rehabstats report --help lists them)"
+    ]
+    result = run("batch", str(jobs), cwd=tmp_path)
+    assert result.returncode == EXIT_INVALID, result.stderr
+    assert "Traceback" not in result.stderr
