@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from rehabstats.errors import DataWarning, RehabstatsError
+from rehabstats.errors import BatchLockedError, DataWarning, JobFileError, RehabstatsError
 
 if TYPE_CHECKING:
     from rehabstats.errors import ValidationReport
@@ -444,21 +444,21 @@ def batch(
     Exit status: 0 all rendered or up to date; 1 a job failed; 2 invalid job file; 75 another
     run holds the lock; 128+N stopped by signal N.
     """
-    from rehabstats.batch import run as batch_mod
+    from rehabstats.batch import EXIT_INVALID, EXIT_LOCKED, run_batch
 
     def echo(line: str) -> None:
         click.echo(line)
 
     try:
-        result = batch_mod.run_batch(
+        result = run_batch(
             jobs, workers=workers, force=force, wait=wait, only=only, dry_run=dry_run, echo=echo
         )
-    except batch_mod.JobFileError as exc:
+    except JobFileError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(batch_mod.EXIT_INVALID)
-    except batch_mod.BatchLockedError as exc:
+        sys.exit(EXIT_INVALID)
+    except BatchLockedError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(batch_mod.EXIT_LOCKED)
+        sys.exit(EXIT_LOCKED)
     except KeyboardInterrupt:  # before or after the renders (during them the run stops itself)
         click.echo("interrupted: reports already moved into place are complete", err=True)
         sys.exit(130)

@@ -21,9 +21,9 @@ import yaml
 
 from rehabstats.constants import data_schema_dir
 from rehabstats.data.schema import table_spec
-from rehabstats.errors import ConfigError
+from rehabstats.errors import ConfigError, YamlFileError
 
-__all__ = ["RELAPSE_RULES", "AnalysisConfig"]
+__all__ = ["RELAPSE_RULES", "AnalysisConfig", "read_yaml"]
 
 RELAPSE_RULES: tuple[str, ...] = ("recorded", "pain", "regression")
 KM_CI_TRANSFORMS: tuple[str, ...] = ("log", "log-log")
@@ -137,20 +137,10 @@ class AnalysisConfig:
         """
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(
-                f"{path}: not a UTF-8 text file (byte {exc.start + 1}); save it as UTF-8 YAML"
-            ) from None
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-        try:
-            values = yaml.load(text, Loader=_ConfigLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+            values, text = read_yaml(path)
+        except YamlFileError as exc:
+            where = f", line {exc.line}, column {exc.column}" if exc.line is not None else ""
+            raise ConfigError(f"{path}{where}: {exc.problem}") from None
         if values is None:
             values = {}
         if not isinstance(values, Mapping):
@@ -228,13 +218,13 @@ class AnalysisConfig:
         return None if self.data_cutoff is None else pd.Timestamp(self.data_cutoff)
 
 
-class _ConfigLoader(yaml.SafeLoader):
-    """Safe YAML loader for configuration files: a key given twice is an error (PyYAML keeps
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML loader for the files a user writes: a key given twice is an error (PyYAML keeps
     the last), and a date stays the text written (``data_cutoff: 2024-1-1`` or ``2024-13-01``
     is then refused by the key's rule instead of being read as a date or crashing)."""
 
 
-def _construct_mapping(loader: _ConfigLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
@@ -253,10 +243,42 @@ def _construct_mapping(loader: _ConfigLoader, node: yaml.MappingNode) -> dict[An
     return loader.construct_mapping(node)
 
 
-_ConfigLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_ConfigLoader.add_constructor(
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_StrictLoader.add_constructor(
     "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
 )
+
+
+def read_yaml(path: str | os.PathLike) -> tuple[Any, str]:
+    """The document of a YAML file a user wrote (an analysis configuration, a batch job file),
+    and the file's text.
+
+    Read as UTF-8 (a byte-order mark is ignored) with a safe loader that refuses a key given
+    twice and keeps dates as the text written.
+
+    Raises
+    ------
+    YamlFileError
+        The file cannot be read, is not UTF-8, or is not valid YAML (with the line and column).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise YamlFileError(
+            f"not a UTF-8 text file (byte {exc.start + 1}); save it as UTF-8 YAML"
+        ) from None
+    except OSError as exc:
+        raise YamlFileError(f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader), text
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise YamlFileError(
+            f"not valid YAML: {problem}",
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
 
 
 def _yaml_kind(value: Any) -> str:

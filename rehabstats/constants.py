@@ -4,11 +4,13 @@ Analysis thresholds are not here: they live in :class:`rehabstats.config.Analysi
 in ``data_schema/analysis_defaults.yaml``). What is here is the vocabulary the layers agree on:
 where the package's resources are, which participant columns can group a cohort, the name of the
 overall group, the audiences a report can be written for, the report parameters that are paths,
-the packages a provenance block records, and the time limits of a render.
+the packages whose versions outputs record (and :func:`package_versions`, which reads them), and
+the time limits of a render.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
@@ -16,12 +18,14 @@ __all__ = [
     "CELL_TIMEOUT",
     "GROUPABLE",
     "KEY_PACKAGES",
+    "MANIFEST_PACKAGES",
     "OVERALL",
     "OVERALL_LABEL",
     "PATH_PARAMETERS",
     "START_TIMEOUT",
     "data_schema_dir",
     "notebook_dir",
+    "package_versions",
 ]
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -74,10 +78,47 @@ KEY_PACKAGES: tuple[str, ...] = (
     "nbconvert",
     "ipykernel",
 )
-"""Packages whose versions a report's provenance and a batch manifest record."""
+"""Packages whose versions a report's provenance block records."""
+
+MANIFEST_PACKAGES: tuple[str, ...] = (
+    *KEY_PACKAGES,
+    "pandera",
+    "pyarrow",
+    "nbformat",
+    "jupyter_client",
+)
+"""Packages whose versions a batch manifest records: :data:`KEY_PACKAGES` and those that read
+the data and run the notebook. A report whose versions differ from its last successful run's is
+rendered again."""
 
 CELL_TIMEOUT: float = 1800.0
 """Longest time one report cell may run, in seconds (a batch job's default ``timeout``)."""
 
 START_TIMEOUT: float = 120.0
 """Longest time a report kernel may take to start, in seconds."""
+
+
+def package_versions(packages: Iterable[str] = KEY_PACKAGES) -> dict[str, str]:
+    """Python's version, then the installed version of each package (``"not installed"``).
+
+    Parameters
+    ----------
+    packages : iterable of str
+        Distribution names (default :data:`KEY_PACKAGES`, a report's provenance;
+        :data:`MANIFEST_PACKAGES` for a batch manifest).
+
+    Returns
+    -------
+    dict
+        ``{"python": "3.12.3", "rehabstats": "0.9.0", ...}`` in the order given.
+    """
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out

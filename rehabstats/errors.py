@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "BatchLockedError",
     "CohortValidationError",
     "ConfigError",
     "DataWarning",
+    "JobFileError",
     "ModelDataError",
     "Note",
     "OutputError",
@@ -24,6 +28,7 @@ __all__ = [
     "RehabstatsError",
     "RehabstatsWarning",
     "ValidationReport",
+    "YamlFileError",
     "plural",
 ]
 
@@ -128,6 +133,39 @@ class OutputError(RehabstatsError, OSError):
     """An output cannot be written where asked: the folder is not empty (files rehabstats did
     not create are never replaced), cannot be created, is a file, or lies outside the folder
     it must stay in. Nothing was written."""
+
+
+class JobFileError(RehabstatsError, ValueError):
+    """A batch job file (or a job named on the command line) is invalid; the message lists every
+    problem. Nothing was run."""
+
+    def __init__(self, path: str | os.PathLike, problems: Sequence[str]):
+        self.path = Path(path)
+        self.problems = list(problems)
+        n = len(self.problems)
+        super().__init__(
+            f"{path}: {n} problem{'s' if n != 1 else ''} in the job file; nothing was run. "
+            "Fix each below (docs/batch.md describes every key):\n  - "
+            + "\n  - ".join(self.problems)
+        )
+
+
+class BatchLockedError(RehabstatsError, RuntimeError):
+    """Another batch run is writing the same output folder."""
+
+
+class YamlFileError(RehabstatsError, ValueError):
+    """A YAML file a user wrote (analysis configuration, batch job file) cannot be read, is not
+    UTF-8 or is not valid YAML (a key given twice among others). ``line`` and ``column``
+    (1-based) say where, when known; ``problem`` says what. Each reader turns it into its own
+    error (:class:`ConfigError`, :class:`JobFileError`)."""
+
+    def __init__(self, problem: str, line: int | None = None, column: int | None = None):
+        self.problem = problem
+        self.line = line
+        self.column = column
+        where = f"line {line}, column {column}: " if line is not None else ""
+        super().__init__(where + problem)
 
 
 @dataclass(frozen=True)

@@ -662,6 +662,7 @@ def render_report(
     progress: bool | Mapping[str, Any] | None = None,
     timeout: float | None = _CELL_TIMEOUT,
     start_timeout: float = _START_TIMEOUT,
+    check_data: bool = True,
 ) -> RenderResult:
     """Execute a report notebook and write it as one self-contained HTML file.
 
@@ -683,6 +684,9 @@ def render_report(
         Longest time one cell may run, in seconds.
     start_timeout : float
         Longest time the kernel may take to start, in seconds.
+    check_data : bool
+        Load and validate the cohort before the kernel starts (False: the caller has just done
+        so, as a batch run does when planning).
 
     Returns
     -------
@@ -710,6 +714,7 @@ def render_report(
         progress=progress,
         timeout=timeout,
         start_timeout=start_timeout,
+        check_data=check_data,
     )
 
 

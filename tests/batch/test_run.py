@@ -1,4 +1,4 @@
-"""`rehabstats batch`: job files, isolated failures, manifests, index, skips, atomicity, locking.
+"""`rehabstats batch` end to end: isolated failures, manifests, index, skips, kills, locking.
 
 One batch is rendered once per module (two fanned-out site audits next to broken jobs) and the
 scenarios below build on it in file order: skip, --force, kills mid-render, the lock, a data
@@ -7,12 +7,10 @@ change. The command runs as a real subprocess, from another folder than the job 
 
 from __future__ import annotations
 
-import configparser
 import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -23,27 +21,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from cohort_builder import cohort_from_rows, sessions_on
+from batch_support import run
 
 from rehabstats import load_cohort, simulate_tables, write_cohort
-from rehabstats.batch.run import (
+from rehabstats.batch import (
     EXIT_FAILED,
-    EXIT_INVALID,
     EXIT_LOCKED,
     EXIT_OK,
-    JobFileError,
     RunLock,
     load_jobs,
     plan_jobs,
 )
-from rehabstats.errors import OutputError
-from rehabstats.report.render import external_references, notebook_path, report_parameters
+from rehabstats.report.render import external_references, notebook_path
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
 
 JOBS = """
 output_dir: out
@@ -75,17 +67,6 @@ jobs:
     output: nosite.html
     parameters: {site: nowhere}
 """
-
-
-def run(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300):
-    return subprocess.run(
-        [sys.executable, "-m", "rehabstats", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-        env=env,
-    )
 
 
 def sha(path: Path) -> str:
@@ -202,26 +183,6 @@ def test_index_lists_every_report_offline(batch):
     assert '<a href="./nosite.failed.ipynb">failed notebook</a>' in text
     assert text.count('class="s-ok"') == 2 and text.count('class="s-failed"') == 4
     assert "Clinic audit - south" in text
-
-
-def test_index_links_stay_files_in_the_folder(tmp_path):
-    # a report's file name is the job file's choice: "javascript:x.html" or "a#b?.html" is a
-    # file beside the index, linked as such (a bare name before ":" would be read as a scheme)
-    from rehabstats.batch.run import MANIFEST_VERSION, write_index
-
-    names = ["javascript:alert(1).html", "http:x.html", "a#b?c d.html"]
-    for i, name in enumerate(names):
-        (tmp_path / name).write_text("<p>report</p>")
-        last = {"finished_at": "2026-01-31T02:30:05Z", "outputs": {"html": name},
-                "report_provenance": {"title": f"<b>{name}</b>"}}  # fmt: skip
-        doc = {"manifest_version": MANIFEST_VERSION, "job": f"job{i}", "status": "ok",
-               "audience": "internal", "outputs": {"html": name}, "last_success": last}  # fmt: skip
-        (tmp_path / f"job{i}.manifest.json").write_text(json.dumps(doc))
-    text = write_index(tmp_path).read_text()
-    hrefs = re.findall(r'<a href="([^"]*)"', text)
-    assert sorted(hrefs) == ["./a%23b%3Fc%20d.html", "./http%3Ax.html",
-                             "./javascript%3Aalert%281%29.html"]  # fmt: skip
-    assert "&lt;b&gt;javascript:alert(1).html&lt;/b&gt;" in text  # the title as text
 
 
 # ---- incremental runs -----------------------------------------------------------------------
@@ -376,344 +337,3 @@ def test_changed_data_rerenders(batch):
     assert doc["data"]["fingerprint"] == load_cohort(root / "data" / "good").fingerprint()
     plan = plan_jobs(load_jobs(root / "jobs.yaml"), only=["audit"])
     assert {t.name: t.skip for t in plan} == {"audit:north": False, "audit:south": True}
-
-
-# ---- the job file ---------------------------------------------------------------------------
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
-
-
-def test_every_problem_of_a_job_file_is_listed_and_nothing_runs(tmp_path):
-    jobs = write(
-        tmp_path / "jobs.yaml",
-        """
-output_dir: out
-colour: blue
-defaults: {audience: internal, data: data}
-jobs:
-  - name: a
-    report: clinic_audit
-    output: a.html
-    outptu: typo.html
-  - name: b
-    report: clinic_adit
-    output: b.html
-  - name: a
-    report: clinic_audit
-    output: other.html
-  - name: c
-    report: cohort_report
-    for_each: arm
-    output: "c/{arm}.html"
-  - name: d
-    report: clinic_audit
-    for_each: site
-    output: d.html
-  - name: e
-    report: clinic_audit
-    output: ../../escape.html
-  - name: f
-    report: clinic_audit
-    audience: public
-    output: f.html
-  - name: g
-    report: clinic_audit
-  - name: h
-    report: clinic_audit
-    output: a.html
-""",
-    )
-    with pytest.raises(JobFileError) as info:
-        load_jobs(jobs)
-    text = str(info.value)
-    expected = [
-        "top level: unknown key 'colour'",
-        "jobs[1] (a): unknown key 'outptu' (did you mean 'output'?)",
-        "unknown report 'clinic_adit' (did you mean 'clinic_audit'?)",
-        "name 'a' is already used by jobs[1]",
-        "report 'cohort_report' cannot fan out over 'arm'",
-        "output 'd.html' must contain {site}",
-        "leaves the output folder",
-        "audience must be one of internal, external, got 'public'",
-        "jobs[8] (g): missing output",
-        "output 'a.html' is also the output of job 'a'",
-    ]
-    for phrase in expected:
-        assert phrase in text, phrase
-    assert len(info.value.problems) == len(expected)
-    result = run("batch", str(jobs), cwd=tmp_path)
-    assert result.returncode == EXIT_INVALID
-    assert "nothing was run" in result.stderr
-    assert not (tmp_path / "out").exists()
-
-
-def test_yaml_errors_and_duplicate_keys_are_reported_with_their_line(tmp_path):
-    bad = write(tmp_path / "bad.yaml", "jobs:\n  - name: a\n    name: b\n")
-    with pytest.raises(JobFileError, match=r"line 3.*key 'name' given twice"):
-        load_jobs(bad)
-    broken = write(tmp_path / "broken.yaml", "jobs: [\n")
-    with pytest.raises(JobFileError, match="not valid YAML"):
-        load_jobs(broken)
-
-
-def test_an_impossible_date_or_output_folder_is_a_job_file_problem_not_a_traceback(tmp_path):
-    _sites_cohort(tmp_path / "data", ["north"])
-    (tmp_path / "afile").write_text("x")
-    jobs = write(
-        tmp_path / "jobs.yaml",
-        "output_dir: afile\n"
-        "defaults: {audience: internal, data: data, report: cohort_report}\njobs:\n"
-        "  - {name: a, output: a.html, parameters: {data_cutoff: 2024-13-01}}\n"
-        "  - {name: b, output: b.html, parameters: {data_cutoff: 2024-06-30}}\n",
-    )
-    with pytest.raises(JobFileError, match="output_dir: .*afile is a file, not a folder"):
-        load_jobs(jobs)
-    jobs.write_text(jobs.read_text().replace("output_dir: afile", "output_dir: out"))
-    # an unquoted impossible date was a ValueError from the YAML reader: now that job fails
-    tasks = {t.name: t for t in plan_jobs(load_jobs(jobs))}
-    assert "data_cutoff is not a valid date: '2024-13-01'" in tasks["a"].error["message"]
-    assert tasks["b"].error is None and tasks["b"].parameters["data_cutoff"] == "2024-06-30"
-
-
-def test_fan_out_values_unsafe_in_file_names_cannot_collide(tmp_path):
-    cohort = cohort_from_rows(
-        [
-            {"participant_id": "p1", "site": "St Mary/North"},
-            {"participant_id": "p2", "site": "St Mary North"},
-            {"participant_id": "p3", "site": "west"},
-        ],
-        sessions=sessions_on("p1", [0]) + sessions_on("p2", [0]) + sessions_on("p3", [0]),
-    )
-    write_cohort(cohort, tmp_path / "data")
-    jobs = write(
-        tmp_path / "jobs.yaml",
-        "defaults: {audience: internal, data: data}\njobs:\n"
-        "  - {name: s, report: clinic_audit, for_each: site, output: 'by_site/{site}.html'}\n",
-    )
-    tasks = {t.name: t for t in plan_jobs(load_jobs(jobs))}
-    assert set(tasks) == {"s:St Mary North", "s:St Mary/North", "s:west"}
-    assert tasks["s:west"].error is None
-    assert tasks["s:west"].html == tmp_path / "reports" / "by_site" / "west.html"
-    assert tasks["s:west"].parameters["site"] == "west"
-    for name in ("s:St Mary North", "s:St Mary/North"):
-        assert tasks[name].error["type"] == "OutputCollision"
-
-
-def _sites_cohort(folder: Path, sites: list[str]) -> None:
-    people = [{"participant_id": f"p{i}", "site": site} for i, site in enumerate(sites)]
-    sessions = [row for i in range(len(sites)) for row in sessions_on(f"p{i}", [0])]
-    write_cohort(cohort_from_rows(people, sessions=sessions), folder)
-
-
-def test_fan_out_values_cannot_name_a_path_outside_the_output_folder(tmp_path):
-    """Values come from the data: '..', '/', '~' and dots never make a path of their own."""
-    sites = ["..", "../../etc/cron.d/x", "/etc/passwd", ".hidden", "~root", "north"]
-    _sites_cohort(tmp_path / "data", sites)
-    jobs = write(
-        tmp_path / "jobs.yaml",
-        "defaults: {audience: internal, data: data}\njobs:\n"
-        "  - {name: s, report: clinic_audit, for_each: site, output: 'by_site/{site}/r.html'}\n",
-    )
-    root = tmp_path / "reports"
-    tasks = {t.name: t for t in plan_jobs(load_jobs(jobs))}
-    assert set(tasks) == {f"s:{site}" for site in sites}
-    for task in tasks.values():
-        assert task.html.is_relative_to(root / "by_site"), task.html
-        assert task.html.parent != root / "by_site"  # each value is one folder level, not more
-    # '../../etc/cron.d/x' keeps only its letters: by_site/etc_cron.d_x/r.html
-    assert tasks["s:../../etc/cron.d/x"].html == root / "by_site" / "etc_cron.d_x" / "r.html"
-    assert tasks["s:/etc/passwd"].html == root / "by_site" / "etc_passwd" / "r.html"
-
-
-def test_an_output_leading_out_through_a_symlink_is_refused_before_anything_runs(tmp_path):
-    """Before: the path was resolved through the link and written outside output_dir."""
-    _sites_cohort(tmp_path / "data", ["north", "south", "west"])
-    jobs = write(
-        tmp_path / "jobs.yaml",
-        "defaults: {audience: internal, data: data}\njobs:\n"
-        "  - {name: s, report: clinic_audit, for_each: site, output: 'sites/{site}/audit.html'}\n",
-    )
-    root = tmp_path / "reports"
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    (root / "sites").mkdir(parents=True)
-    (root / "sites" / "north").symlink_to(outside, target_is_directory=True)
-    (root / "sites" / "south").symlink_to(outside / "deeper", target_is_directory=True)
-    tasks = {t.name: t for t in plan_jobs(load_jobs(jobs))}
-    for name in ("s:north", "s:south"):
-        assert tasks[name].error["type"] == "OutputOutsideFolder", name
-        assert f"leads outside the output folder {root}" in tasks[name].error["message"]
-    assert tasks["s:west"].error is None
-    result = run("batch", "jobs.yaml", "--only", "s:north", "--only", "s:south", cwd=tmp_path)
-    assert result.returncode == EXIT_FAILED, result.stdout + result.stderr
-    for name in ("s:north", "s:south"):
-        assert re.search(rf"\n{name} failed: .* leads outside the output folder", result.stdout)
-    assert list(outside.iterdir()) == []  # nothing written through the links
-    assert sorted(p.name for p in root.iterdir()) == [
-        ".rehabstats-batch.lock",
-        "index.html",
-        "sites",
-    ]
-    assert sorted(p.name for p in (root / "sites").iterdir()) == ["north", "south"]
-
-
-def test_a_symlink_made_after_planning_is_refused_when_installing(tmp_path):
-    """The folder is checked again on the open folder right before the file is replaced."""
-    from rehabstats.batch.run import _install
-
-    root = tmp_path / "reports"
-    outside = tmp_path / "elsewhere"
-    (root / "sites" / "north").mkdir(parents=True)
-    outside.mkdir()
-    _install(b"first", root / "sites" / "north" / "audit.html", 0o644, root)
-    # between planning and writing, someone swaps the folder for a link leading out
-    shutil.rmtree(root / "sites" / "north")
-    (root / "sites" / "north").symlink_to(outside, target_is_directory=True)
-    with pytest.raises(OutputError, match="outside"):
-        _install(b"second", root / "sites" / "north" / "audit.html", 0o644, root)
-    with pytest.raises(OutputError, match="outside"):
-        _install(b"second", root / "sites" / "north" / "new" / "audit.html", 0o644, root)
-    assert list(outside.iterdir()) == []
-
-
-def test_audience_is_passed_to_reports_or_external_is_refused(tmp_path):
-    cohort = cohort_from_rows([{"participant_id": "p1"}], sessions=sessions_on("p1", [0]))
-    write_cohort(cohort, tmp_path / "data")
-    jobs = write(
-        tmp_path / "jobs.yaml",
-        "defaults: {data: data, report: clinic_audit}\njobs:\n"
-        "  - {name: inside, audience: internal, output: inside.html}\n"
-        "  - {name: outside, audience: external, output: outside.html}\n",
-    )
-    tasks = {t.name: t for t in plan_jobs(load_jobs(jobs))}
-    accepts = any(p.name == "audience" for p in report_parameters("clinic_audit"))
-    if accepts:
-        assert tasks["inside"].parameters["audience"] == "internal"
-        assert tasks["outside"].error is None
-        assert tasks["outside"].parameters["audience"] == "external"
-    else:  # never rendered unprotected for readers outside the team
-        assert tasks["inside"].error is None and "audience" not in tasks["inside"].parameters
-        assert tasks["outside"].error["type"] == "AudienceNotSupported"
-    assert tasks["outside"].inputs.get("audience", "external") == "external"
-
-
-def test_the_example_job_file_is_valid():
-    jobfile = load_jobs(DEPLOY / "jobs.yaml")
-    assert jobfile.output_dir == (ROOT / "reports" / "batch").resolve()
-    names = {job.name: job for job in jobfile.jobs}
-    assert names["site-audit"].for_each == "site"
-    assert names["partner-summary"].audience == "external"
-    assert not names["partner-summary"].enabled
-    assert all(job.data == (ROOT / "data" / "demo").resolve() for job in jobfile.jobs)
-
-
-# ---- scheduling -----------------------------------------------------------------------------
-
-
-def _unit(path: Path) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # systemd keys are case-sensitive
-    parser.read_string(path.read_text())
-    return parser
-
-
-def _exec_start() -> list[str]:
-    return shlex.split(_unit(DEPLOY / "rehabstats-reports.service")["Service"]["ExecStart"])
-
-
-def test_the_systemd_unit_and_timer_are_valid(tmp_path):
-    service = _unit(DEPLOY / "rehabstats-reports.service")
-    timer = _unit(DEPLOY / "rehabstats-reports.timer")
-    assert set(service.sections()) == {"Unit", "Service"}
-    assert service["Service"]["Type"] == "oneshot"
-    assert service["Service"]["UMask"] == "0027"
-    command = _exec_start()
-    assert Path(command[0]).is_absolute() and Path(command[0]).name == "rehabstats"
-    assert command[1:3] == ["batch", "/etc/rehabstats/jobs.yaml"]
-    assert set(timer.sections()) == {"Unit", "Timer", "Install"}
-    assert timer["Timer"]["Unit"] == "rehabstats-reports.service"
-    assert timer["Timer"]["Persistent"] == "true"
-    assert timer["Install"]["WantedBy"] == "timers.target"
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze not installed: structural checks only")
-    calendar = subprocess.run(
-        [analyze, "calendar", timer["Timer"]["OnCalendar"]], capture_output=True, text=True
-    )
-    assert calendar.returncode == 0, calendar.stderr
-    # verify needs the ExecStart binary to exist: point it at this environment's command
-    installed = Path(sys.executable).with_name("rehabstats")
-    if not installed.exists():
-        pytest.skip("rehabstats console script not installed beside this Python")
-    text = (DEPLOY / "rehabstats-reports.service").read_text()
-    (tmp_path / "rehabstats-reports.service").write_text(text.replace(command[0], str(installed)))
-    shutil.copy(DEPLOY / "rehabstats-reports.timer", tmp_path)
-    verify = subprocess.run(
-        [analyze, "verify", "rehabstats-reports.service", "rehabstats-reports.timer"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert verify.returncode == 0, verify.stderr
-    assert not re.search(r"Unknown|Failed|Invalid|not safe", verify.stderr), verify.stderr
-
-
-_CRON_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
-_CRON_NAMES = [
-    {},
-    {},
-    {},
-    {
-        m: i + 1
-        for i, m in enumerate(
-            ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
-        )
-    },
-    {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])},
-]
-
-
-def _valid_cron_field(text: str, index: int) -> bool:
-    low, high = _CRON_RANGES[index]
-    names = _CRON_NAMES[index]
-
-    def number(part: str) -> int | None:
-        value = names.get(part.lower(), int(part) if part.isdigit() else None)
-        return value if value is not None and low <= value <= high else None
-
-    for item in text.split(","):
-        base, _, step = item.partition("/")
-        if step and (not step.isdigit() or int(step) < 1):
-            return False
-        if base == "*":
-            continue
-        first, _, last = base.partition("-")
-        if number(first) is None or (last and number(last) is None):
-            return False
-    return True
-
-
-def test_the_crontab_line_is_a_valid_schedule_running_the_same_command():
-    lines = [
-        line
-        for line in (DEPLOY / "crontab").read_text().splitlines()
-        if line.strip() and not line.lstrip().startswith("#") and not re.match(r"^[A-Z_]+=", line)
-    ]
-    assert len(lines) == 1
-    fields = lines[0].split(None, 5)
-    assert len(fields) == 6
-    assert all(_valid_cron_field(f, i) for i, f in enumerate(fields[:5])), fields[:5]
-    assert "%" not in fields[5]  # cron turns % into newlines
-    assert " ".join(_exec_start()) in fields[5]
-
-
-def test_the_job_file_schema_is_documented():
-    doc = (ROOT / "docs" / "batch.md").read_text()
-    for key in ("output_dir", "workers", "defaults", "for_each", "audience", "timeout"):
-        assert f"`{key}`" in doc, key
-    assert "75" in doc and "--force" in doc and "--wait" in doc
-    example = yaml.safe_load((DEPLOY / "jobs.yaml").read_text())
-    assert {"output_dir", "defaults", "jobs"} <= set(example)

@@ -28,7 +28,8 @@ import pytest
 from test_html_browser import CHROMIUM, browser, open_page  # noqa: F401 (browser: a fixture)
 
 from rehabstats import write_cohort
-from rehabstats.batch.run import MANIFEST_VERSION, write_index
+from rehabstats.batch import write_index
+from rehabstats.batch.manifest import MANIFEST_VERSION
 from rehabstats.data.simulate import simulate_tables
 from rehabstats.report.disclosure import PSEUDONYM_KEY_ENV
 from rehabstats.report.render import render_report

@@ -1,0 +1,36 @@
+"""What the batch tests share: the repository's folders, running the command, writing files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from cohort_builder import cohort_from_rows, sessions_on
+
+from rehabstats import write_cohort
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+
+
+def run(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300):
+    return subprocess.run(
+        [sys.executable, "-m", "rehabstats", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def sites_cohort(folder: Path, sites: list[str]) -> None:
+    people = [{"participant_id": f"p{i}", "site": site} for i, site in enumerate(sites)]
+    sessions = [row for i in range(len(sites)) for row in sessions_on(f"p{i}", [0])]
+    write_cohort(cohort_from_rows(people, sessions=sessions), folder)
