@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,8 @@ from rehabstats.data.schema import DATE_COLUMNS, TABLES, table_spec, validate_ta
 from rehabstats.errors import CohortValidationError, DataWarning, Note
 
 __all__ = ["Cohort"]
+
+_T = TypeVar("_T")
 
 
 ALL_COLUMNS = ("*",)
@@ -132,8 +135,7 @@ class Cohort:
         cutoff : str or Timestamp, optional
             The cut-off in force (default: the cohort's own).
         enrolments : bool
-            Include the note on participants enrolled after the cut-off
-            (:func:`rehabstats.time.timeline.participant_timeline` issues that one itself).
+            Include the note on participants enrolled after the cut-off.
 
         Returns
         -------
@@ -145,14 +147,44 @@ class Cohort:
             with the default cut-off (the latest date).
         """
         at = self.data_cutoff if cutoff is None else _as_date(cutoff)
-        key = (at, enrolments)
-        if key not in self._note_cache:
-            self._note_cache[key] = self._cutoff_notes(at, enrolments)
-        return list(self._note_cache[key])
+        return list(
+            self.derived(
+                ("cutoff_notes", at, enrolments), lambda: self._cutoff_notes(at, enrolments)
+            )
+        )
+
+    def derived(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """A value derived from the cohort, computed on first use and kept with it.
+
+        For the layers above the data: the participant timeline of a cut-off
+        (:func:`rehabstats.time.timeline.participant_timeline`), the relapse times of a
+        configuration... are computed once per cohort however many metrics need them. The
+        tables are never changed, so a value stays valid; it lives and goes with the cohort
+        (a new cohort, e.g. from :meth:`with_cutoff` or :meth:`filter`, starts empty, and a
+        pickled cohort leaves it behind).
+
+        Parameters
+        ----------
+        key : hashable
+            What the value depends on besides the cohort, starting with a name (e.g.
+            ``("participant_timeline", cutoff)``).
+        compute : callable
+            Called without arguments when the value is not kept yet. Callers must not change
+            the value they get (hand out copies where a caller may).
+        """
+        kept = self._derived
+        if key not in kept:
+            kept[key] = compute()
+        return kept[key]
 
     @cached_property
-    def _note_cache(self) -> dict[tuple[pd.Timestamp, bool], list[Note]]:
+    def _derived(self) -> dict[Hashable, object]:
         return {}
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_derived", None)  # derived values are recomputed, not pickled or copied
+        return state
 
     def _cutoff_notes(self, at: pd.Timestamp, enrolments: bool) -> list[Note]:
         cutoff = at.date().isoformat()

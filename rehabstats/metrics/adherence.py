@@ -12,7 +12,8 @@ import pandas as pd
 
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
-from rehabstats.time.timeline import _observed_rows, participant_timeline
+from rehabstats.time.keys import day_keys, key_days, key_participants, run_starts, sort_order
+from rehabstats.time.timeline import computation, observed_rows, participant_timeline
 
 __all__ = ["adherence", "weekly_adherence"]
 
@@ -20,6 +21,7 @@ _LOAD_STAGES = (2, 3)
 """Stages whose external load is expected to progress (slow isotonic, heavy slow resistance)."""
 
 
+@computation
 def adherence(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Session and volume adherence and load stagnation per participant.
 
@@ -116,6 +118,7 @@ def adherence(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.Dat
     return out
 
 
+@computation
 def weekly_adherence(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Session and volume adherence per participant-week of the remodelling window.
 
@@ -183,7 +186,7 @@ def _window_arrays(
     week, completion (``completed_sets >= 1``), prescribed volume, completed volume (capped
     at the prescribed one), stage and load."""
     sessions = cohort.sessions
-    rows, pos, day = _observed_rows(
+    rows, pos, day = observed_rows(
         sessions, "session_date", timeline, window_weeks=config.window_weeks
     )
     prescribed = (
@@ -209,13 +212,13 @@ def _load_stagnant_arrays(w: dict[str, np.ndarray], n: int) -> np.ndarray:
     pos, week, load = w["pos"][loaded], w["week"][loaded], w["load_kg"][loaded]
     if len(pos) == 0:
         return out
-    keys = (pos.astype("int64") << 32) + week
-    order = np.argsort(keys, kind="stable")
-    keys, load = keys[order], load[order]
-    new = np.r_[True, keys[1:] != keys[:-1]]
-    starts = np.flatnonzero(new)
+    keys = day_keys(pos, week)
+    order = sort_order(keys)
+    if order is not None:
+        keys, load = keys[order], load[order]
+    starts = run_starts(keys)
     weekly_max = np.maximum.reduceat(load, starts)
-    w_pos, w_week = keys[starts] >> 32, keys[starts] & 0xFFFFFFFF
+    w_pos, w_week = key_participants(keys[starts]), key_days(keys[starts])
     first = np.r_[True, w_pos[1:] != w_pos[:-1]]
     best = pd.Series(weekly_max).groupby(w_pos).cummax().to_numpy()
     earlier_best = np.r_[np.nan, best[:-1]]

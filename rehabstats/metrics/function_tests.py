@@ -7,11 +7,13 @@ import pandas as pd
 
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
-from rehabstats.time.timeline import observe, participant_timeline, per_row
+from rehabstats.time.keys import per_row
+from rehabstats.time.timeline import computation, observe, participant_timeline
 
 __all__ = ["limb_symmetry"]
 
 
+@computation
 def limb_symmetry(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Limb symmetry index of every test done on both sides on the same day.
 

@@ -12,7 +12,7 @@ import pandas as pd
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
 from rehabstats.data.schema import VISA_ITEMS, VISA_Q8
-from rehabstats.time.timeline import observe, participant_timeline
+from rehabstats.time.timeline import computation, observe, participant_timeline
 
 __all__ = ["visa_a_outcomes", "visa_a_scores", "visa_a_visits"]
 
@@ -81,6 +81,7 @@ def _visit_table(config: AnalysisConfig, weeks: tuple[int, ...]) -> pd.DataFrame
     )
 
 
+@computation
 def visa_a_visits(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """The assessment used for each visit (baseline and every ``visit_weeks`` week).
 
@@ -167,6 +168,7 @@ def _visits(
     return out[["participant_id", "visit", "target_day", "day", "score"]]
 
 
+@computation
 def visa_a_outcomes(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """VISA-A at each visit, the 12-week change and responder status per participant.
 
