@@ -41,7 +41,11 @@ class Cohort:
     participants, sessions, pain, visa_a, function_tests, events, running : DataFrame
         The tables with contract dtypes (see ``docs/data.md``); extra columns are kept.
     data_cutoff : Timestamp
-        The analysis date: explicit, or the latest date found in any table.
+        The cohort's default cut-off: the latest date found in any table, unless another was
+        given when the cohort was built (``load_cohort(data_cutoff=)``, :meth:`with_cutoff`).
+        The analysis cut-off is an analysis choice, owned by
+        :class:`~rehabstats.config.AnalysisConfig` (``data_cutoff``): when set it wins
+        (:func:`rehabstats.time.timeline.analysis_cutoff`).
     source : str or None
         Where the tables came from (a folder path, ``"simulated"``...), for reports.
     warnings : tuple of str
@@ -77,7 +81,8 @@ class Cohort:
             ``participants`` and ``sessions`` are required; an absent optional table means no
             records.
         data_cutoff : str or Timestamp, optional
-            Analysis date (ISO ``YYYY-MM-DD``). Default: the latest date in any table.
+            The cohort's default cut-off (ISO ``YYYY-MM-DD``). Default: the latest date in any
+            table. ``AnalysisConfig.data_cutoff``, when set, wins.
         source : str, optional
             Description of the source, kept for reports.
         row_offset : mapping of str to int, optional
@@ -119,9 +124,11 @@ class Cohort:
         return len(self.participants)
 
     def with_cutoff(self, data_cutoff: str | pd.Timestamp) -> Cohort:
-        """The same cohort analysed at another data cut-off.
+        """The same cohort with another default cut-off (:attr:`data_cutoff`).
 
-        Rows dated after it are kept and not analysed; :meth:`cutoff_notes` counts them.
+        Rows dated after it are kept and not analysed; :meth:`cutoff_notes` counts them. The
+        same as analysing with ``AnalysisConfig(data_cutoff=...)``, which wins when both are
+        set.
         """
         return replace(self, data_cutoff=_as_date(data_cutoff))
 
@@ -273,18 +280,24 @@ class Cohort:
                 digest.update(np.ascontiguousarray(hashed.to_numpy()).tobytes())
         return digest.hexdigest()
 
-    def summary(self) -> dict[str, object]:
-        """Participants, rows per table and date range, for ``rehabstats validate``."""
+    def summary(self, *, cutoff: str | pd.Timestamp | None = None) -> dict[str, object]:
+        """Participants, rows per table and date range, for ``rehabstats validate``.
+
+        ``cutoff``: the analysis cut-off (:func:`rehabstats.time.timeline.analysis_cutoff`;
+        default: the cohort's own), reported as ``data_cutoff`` with the notes of what lies
+        after it (:meth:`cutoff_notes`).
+        """
+        at = self.data_cutoff if cutoff is None else _as_date(cutoff)
         dates = _all_dates(self.tables)
         return {
             "participants": self.n_participants,
             "rows": {name: len(t) for name, t in self.tables.items()},
             "first_date": None if dates.empty else dates.min().date().isoformat(),
             "last_date": None if dates.empty else dates.max().date().isoformat(),
-            "data_cutoff": self.data_cutoff.date().isoformat(),
+            "data_cutoff": at.date().isoformat(),
             "sites": sorted(self.participants["site"].unique().tolist()),
             "arms": sorted(self.participants["arm"].unique().tolist()),
-            "warnings": [*self.warnings, *self.cutoff_notes()],
+            "warnings": [*self.warnings, *self.cutoff_notes(at)],
         }
 
     def __repr__(self) -> str:

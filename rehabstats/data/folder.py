@@ -832,7 +832,10 @@ def load_cohort(
         ``sessions.parquet``, ``pain.xlsx``...). ``participants`` and ``sessions`` are required;
         an absent optional table means no records.
     data_cutoff : str or Timestamp, optional
-        Analysis date (ISO ``YYYY-MM-DD``). Default: the latest date found in any table.
+        The cohort's default cut-off (ISO ``YYYY-MM-DD``; :attr:`Cohort.data_cutoff`).
+        Default: the latest date found in any table. The analysis cut-off is owned by the
+        analysis configuration: ``AnalysisConfig(data_cutoff=...)`` wins when set, and is
+        where the commands put ``--data-cutoff``.
     loaded_on : str, date or Timestamp, optional
         The day the data are loaded: a date after it is a validation problem (a typo such as
         2042 for 2024). Default: today where it is latest on Earth (UTC+14), so that no

@@ -163,3 +163,18 @@ def test_timeline_computed_once_per_cohort_and_cutoff():
     assert kept["follow_up_days"].tolist() == [31]
     # the default cut-off (the latest date, 2024-03-01) is another timeline: a and b
     assert participant_timeline(cohort).index.tolist() == ["a", "b"]
+
+
+def test_the_configured_cutoff_wins_over_the_cohorts_default():
+    from rehabstats.time.timeline import analysis_cutoff
+
+    cohort = cohort_from_rows([{"participant_id": "a"}], sessions=sessions_on("a", [0, 40]))
+    # the cohort's default: its latest date, day 40 = 2024-02-10
+    assert analysis_cutoff(cohort) == pd.Timestamp("2024-02-10")
+    earlier = cohort.with_cutoff("2024-02-01")  # another default for code without a config
+    assert analysis_cutoff(earlier) == pd.Timestamp("2024-02-01")
+    # a configured cut-off is the analysis choice: it wins over either default
+    config = AnalysisConfig(data_cutoff="2024-01-21")
+    assert analysis_cutoff(earlier, config) == analysis_cutoff(cohort, config)
+    with pytest.warns(DataWarning):
+        assert participant_timeline(earlier, config)["follow_up_days"].tolist() == [20]
