@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-import yaml
 
 from rehabstats.constants import data_schema_dir
 from rehabstats.errors import Note, Problem, ValidationReport
@@ -156,12 +155,6 @@ def _pandera_schema(name: str) -> pa.DataFrameSchema:
             coerce=False,
         )
     return pa.DataFrameSchema(columns, strict=False, coerce=False)
-
-
-@cache
-def _visa_baseline_earliest_day() -> int:
-    defaults = yaml.safe_load((data_schema_dir() / "analysis_defaults.yaml").read_text())
-    return int(defaults["baseline_window_days"][0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -785,6 +778,13 @@ def _check_cross_table(
 
     A rule is checked only where its columns could be read: a missing or repeated column is
     reported once (by :func:`_check_header`), not again as the rows it would break.
+
+    Every child table's date must be on or after the participant's ``enrolled_on``, except a
+    VISA-A's: a baseline questionnaire is often completed before enrolment (at screening),
+    and which assessment is the baseline is an analysis choice, ``baseline_window_days`` of
+    the analysis configuration, applied by :func:`rehabstats.metrics.visa.visa_a_visits`
+    (which notes the assessments dated before the window). Validation does not depend on the
+    analysis configuration: the same folder is valid for every analysis.
     """
     participants = tables["participants"]
     usable = {name: set(table_spec(name).columns) - broken[name] for name in TABLES}
@@ -813,7 +813,6 @@ def _check_cross_table(
         # no participant to refer to: the problems of participants say why; every child row
         # would otherwise be reported again as an orphan
         return
-    earliest_visa = _visa_baseline_earliest_day()
     ids = pd.Index(enrolled.index)
     enrol_by_code = enrolled["enrolled_on"].to_numpy()
     withdrawn_by_code = enrolled["withdrawn_on"].to_numpy()
@@ -841,27 +840,19 @@ def _check_cross_table(
         if date_col not in usable[name] or "enrolled_on" not in usable["participants"]:
             continue
         safe = np.where(known, codes, 0)
-        enrol = np.where(known, enrol_by_code[safe], np.datetime64("NaT"))
-        day = (table[date_col].to_numpy() - enrol) / np.timedelta64(1, "D")
-        if name == "visa_a":
-            early = day < earliest_visa
-            rule = (
-                f"must not be more than {-earliest_visa} days before enrolled_on (baseline window)"
+        if name != "visa_a":  # a VISA-A may precede enrolment: see _check_cross_table
+            enrol = np.where(known, enrol_by_code[safe], np.datetime64("NaT"))
+            report.problems.extend(
+                _problems_at(
+                    name,
+                    rows[name],
+                    pd.Series(table[date_col].to_numpy() < enrol),
+                    date_col,
+                    raws[name][date_col],
+                    "must not be before the participant's enrolled_on",
+                    "date_order",
+                )
             )
-        else:
-            early = day < 0
-            rule = "must not be before the participant's enrolled_on"
-        report.problems.extend(
-            _problems_at(
-                name,
-                rows[name],
-                pd.Series(early),
-                date_col,
-                raws[name][date_col],
-                rule,
-                "date_order",
-            )
-        )
         withdrawn = np.where(known, withdrawn_by_code[safe], np.datetime64("NaT"))
         after = pd.Series(table[date_col].to_numpy() > withdrawn, index=table.index)
         if after.any():
