@@ -36,7 +36,7 @@ from rehabstats.errors import (
     ValidationReport,
 )
 
-__all__ = ["FORMATS", "load_cohort", "read_tables", "validate_folder", "write_cohort"]
+__all__ = ["FORMATS", "load_cohort", "read_tables", "write_cohort"]
 
 FORMATS: tuple[str, ...] = ("csv", "parquet", "xlsx")
 """File formats of a cohort folder, one file per table named after it."""
@@ -802,19 +802,6 @@ def _validated(
         problems=[*read.problems, *kept], warnings=[*read.warnings, *checked.warnings]
     )
     return tables, merged
-
-
-def validate_folder(
-    source: str | os.PathLike,
-    *,
-    loaded_on: str | dt.date | pd.Timestamp | None = None,
-) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
-    """Read and validate a cohort folder; returns the parsed tables and the full report.
-
-    ``loaded_on``: see :func:`load_cohort`.
-    """
-    raw, numbering, report = read_tables(source)
-    return _validated(raw, numbering, report, loaded_on=loaded_on)
 
 
 def load_cohort(

@@ -1,12 +1,17 @@
 """The data contract: table schemas read from ``data_schema/`` and the validation of a cohort.
 
 The Frictionless Table Schemas in ``data_schema/`` are the single source of truth. Column types
-are parsed here (strictly: ISO dates, whole numbers for integers, nothing guessed), the per-column
-constraints (required, enum, minimum/maximum, unique) are checked by pandera schemas built with
-:func:`pandera.io.pandas_io.from_frictionless_schema`, and the cross-table rules of the contract
-(foreign keys, dates not before enrolment, withdrawal after enrolment, VISA-A item rules) are
-checked as vectorised pandas operations. Every problem is collected; nothing is loaded when any
-rule is broken.
+are parsed here (strictly: ISO dates, whole numbers for integers, nothing guessed); the
+per-column constraints (required, enum, minimum/maximum, unique) are checked by pandera schemas
+built directly from the schema files (:func:`_pandera_schema`: the checks
+:func:`pandera.io.pandas_io.from_frictionless_schema` would derive, without importing
+``frictionless`` in every process; a test holds the two equal); the header, the rules across
+rows and tables (foreign keys, dates not before enrolment except a VISA-A's, withdrawal not
+before enrolment, the VISA-A item rules, no date after the load date) and the warnings
+(outlying latest dates, labels differing only in case or spacing, several morning ratings on
+one day, rows after withdrawal) are vectorised pandas operations. Every problem is collected;
+nothing is loaded when any rule is broken. Validation does not depend on the analysis
+configuration.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ turns it into one row per participant at risk with the time and how it ended. Es
 
 Conventions (``docs/metrics.md`` §3):
 
-* Times are whole days from enrolment (``timeline.day``); data after ``obs_end`` (day
-  ``follow_up_days``) is never an event: observation ends there (censoring).
+* Times are whole days from enrolment (as :func:`rehabstats.time.timeline.observed_rows` counts
+  them); data after ``obs_end`` (day ``follow_up_days``) is never an event: observation ends
+  there (censoring).
 * The event is the earliest candidate on a day ``>= origin`` (``origin_inclusive=True``, the
   default; e.g. a stage-2 session on the day of enrolment is reached at time 0) or ``> origin``
   (``origin_inclusive=False``; e.g. a relapse must follow the return to running), and on or
