@@ -145,6 +145,11 @@ def _not_a_file(path: Path) -> str | None:
     return None
 
 
+def _name_problem(table: str, name: str, rule: str) -> Problem:
+    """A file of the folder whose name is not exactly a table's (code ``file_name``)."""
+    return Problem(table, None, None, name, rule, "file_name")
+
+
 def _scan_folder(folder: Path, report: ValidationReport) -> _Folder:
     """Find the table files and check every other name in the folder.
 
@@ -194,16 +199,8 @@ def _scan_folder(folder: Path, report: ValidationReport) -> _Folder:
                 if is_dir
                 else _suggestion(table, name)
             )
-            report.problems.append(
-                Problem(
-                    table,
-                    None,
-                    None,
-                    name,
-                    f"`{name}` is not read: its name is not exactly a table file name; {fix}",
-                    "file_name",
-                )
-            )
+            rule = f"`{name}` is not read: its name is not exactly a table file name; {fix}"
+            report.problems.append(_name_problem(table, name, rule))
         elif table is not None and data_like and not is_dir:
             loose.append((table, name))
         elif last in _DATA_SUFFIXES and not is_dir:
@@ -212,17 +209,11 @@ def _scan_folder(folder: Path, report: ValidationReport) -> _Folder:
         if table in candidates:
             found.not_read.append(name)
             continue
-        report.problems.append(
-            Problem(
-                table,
-                None,
-                None,
-                name,
-                f"`{name}` looks like the {table} table but is not read: if it is, "
-                f"{_suggestion(table, name)}; if not, move it out of the folder",
-                "file_name",
-            )
+        rule = (
+            f"`{name}` looks like the {table} table but is not read: if it is, "
+            f"{_suggestion(table, name)}; if not, move it out of the folder"
         )
+        report.problems.append(_name_problem(table, name, rule))
     for table, files in candidates.items():
         if len(files) > 1:
             report.problems.append(

@@ -923,15 +923,18 @@ def _check_visa_items(
             "consistency",
         )
     )
-    empty = ~complete & visa["total"].isna()
-    if empty.any():
-        report.warnings.append(
-            Note(
-                "visa_a: {n} {n:assessment has|assessments have} a missing item and no total; "
-                "their score is missing (no pro-rating).",
-                counts={"n": int(empty.sum())},
-            )
-        )
+    _count_note(
+        report,
+        ~complete & visa["total"].isna(),
+        "visa_a: {n} {n:assessment has|assessments have} a missing item and no total; "
+        "their score is missing (no pro-rating).",
+    )
+
+
+def _count_note(report: ValidationReport, rows: pd.Series, template: str) -> None:
+    """A warning counting ``rows`` (``{n}`` in ``template``), when there is any."""
+    if rows.any():
+        report.warnings.append(Note(template, counts={"n": int(rows.sum())}))
 
 
 def _check_duplicates(
@@ -941,15 +944,12 @@ def _check_duplicates(
     if pain is None or pain.empty or {"participant_id", "recorded_on", "timing"} & broken["pain"]:
         return
     morning = pain[pain["timing"] == "morning"]
-    dup = morning.duplicated(["participant_id", "recorded_on"], keep=False)
-    if dup.any():
-        report.warnings.append(
-            Note(
-                "pain: {n} morning ratings share a participant and day with another "
-                "morning rating; the day's morning NRS is their mean.",
-                counts={"n": int(dup.sum())},
-            )
-        )
+    _count_note(
+        report,
+        morning.duplicated(["participant_id", "recorded_on"], keep=False),
+        "pain: {n} morning ratings share a participant and day with another morning rating; "
+        "the day's morning NRS is their mean.",
+    )
 
 
 # --------------------------------------------------------------------------------------------

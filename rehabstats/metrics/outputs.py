@@ -29,6 +29,7 @@ from rehabstats.time.timeline import (
     observed_rows,
     participant_timeline,
     stage_on_arrays,
+    window_grid,
 )
 
 __all__ = [
@@ -134,11 +135,8 @@ def weekly_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> p
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     out = weekly_adherence(cohort, config=config)
-    # weekly_adherence's grid: every participant (timeline order), weeks 1..last_week
+    last_week, starts, grid_pos = window_grid(timeline, config.window_weeks)  # weekly_adherence's
     follow = timeline["follow_up_days"].to_numpy().astype("int64")
-    last_week = np.minimum(config.window_weeks, follow // 7 + 1).astype("int64")
-    starts = np.cumsum(last_week) - last_week
-    grid_pos = np.repeat(np.arange(len(timeline)), last_week)
     pain = weekly_pain(cohort, config=config)
     pos = participant_positions(pain["participant_id"], timeline.index)
     cell = starts[pos] + pain["week"].to_numpy(dtype="int64") - 1

@@ -9,6 +9,8 @@ to stage entry go through :mod:`rehabstats.time.tte` and are estimated with
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -237,22 +239,11 @@ def time_to_stage(
     limits as R ``survfit``). A participant entering on day 0 counts as an event at time 0.
     """
     config = config or AnalysisConfig()
-    timeline = participant_timeline(cohort, config)
-    entries = _entry_times(cohort, config, timeline)
-    groups = group_labels(timeline, by).to_numpy()
     parts = []
-    for s in ENTRY_STAGES:
-        for group in sorted(pd.unique(groups)):
-            mask = groups == group
-            km = kaplan_meier(
-                entries[s]["time"].to_numpy()[mask],
-                entries[s]["event"].to_numpy()[mask],
-                confidence_level=config.confidence_level,
-                ci_transform=config.km_ci_transform,
-            )
-            km.insert(0, "group", pd.Series(group, index=km.index, dtype="str"))
-            km.insert(0, "stage", s)
-            parts.append(km)
+    for s, group, _, _, km in _entry_curves(cohort, by, config):
+        km.insert(0, "group", pd.Series(group, index=km.index, dtype="str"))
+        km.insert(0, "stage", s)
+        parts.append(km)
     columns = ["stage", "group", *KM_COLUMNS]
     empty = kaplan_meier([], []).assign(stage=pd.Series(dtype="int64"), group="")
     return pd.concat([empty[columns], *parts], ignore_index=True)[columns].astype(
@@ -305,36 +296,23 @@ def time_to_stage_summary(
     of the configured window.
     """
     config = config or AnalysisConfig()
-    timeline = participant_timeline(cohort, config)
-    entries = _entry_times(cohort, config, timeline)
-    groups = group_labels(timeline, by).to_numpy()
     end_of_window = 7 * config.window_weeks - 1
     rows = []
-    for s in ENTRY_STAGES:
-        for group in sorted(pd.unique(groups)):
-            mask = groups == group
-            time = entries[s]["time"].to_numpy()[mask]
-            event = entries[s]["event"].to_numpy()[mask]
-            km = kaplan_meier(
-                time,
-                event,
-                confidence_level=config.confidence_level,
-                ci_transform=config.km_ci_transform,
-            )
-            median, low, high = km_median(km)
-            surv = km_survival_at(km, end_of_window, last_time=float(time.max()))
-            rows.append(
-                {
-                    "stage": s,
-                    "group": group,
-                    "n": int(mask.sum()),
-                    "events": int(event.sum()),
-                    "median_days": median,
-                    "median_ci_low": low,
-                    "median_ci_high": high,
-                    "reached_by_week_12": 1.0 - surv,
-                }
-            )
+    for s, group, time, event, km in _entry_curves(cohort, by, config):
+        median, low, high = km_median(km)
+        surv = km_survival_at(km, end_of_window, last_time=float(time.max()))
+        rows.append(
+            {
+                "stage": s,
+                "group": group,
+                "n": len(time),
+                "events": int(event.sum()),
+                "median_days": median,
+                "median_ci_low": low,
+                "median_ci_high": high,
+                "reached_by_week_12": 1.0 - surv,
+            }
+        )
     columns = [
         "stage",
         "group",
@@ -496,6 +474,28 @@ def _entry_times(
         return {s: derive(_stage_spec(s, firsts), timeline) for s in STAGES}
 
     return cohort.derived(("stage_entry_times", analysis_cutoff(cohort, config)), compute)
+
+
+def _entry_curves(
+    cohort: Cohort, by: str | None, config: AnalysisConfig
+) -> Iterator[tuple[int, str, np.ndarray, np.ndarray, pd.DataFrame]]:
+    """Per entry stage (2-4) and group (sorted): the durations, whether each ended with entry,
+    and the Kaplan-Meier table (``confidence_level``, ``km_ci_transform``)."""
+    timeline = participant_timeline(cohort, config)
+    entries = _entry_times(cohort, config, timeline)
+    groups = group_labels(timeline, by).to_numpy()
+    for s in ENTRY_STAGES:
+        for group in sorted(pd.unique(groups)):
+            mask = groups == group
+            time = entries[s]["time"].to_numpy()[mask]
+            event = entries[s]["event"].to_numpy()[mask]
+            km = kaplan_meier(
+                time,
+                event,
+                confidence_level=config.confidence_level,
+                ci_transform=config.km_ci_transform,
+            )
+            yield s, group, time, event, km
 
 
 def _last_session_day(cohort: Cohort, scheduled: tuple[np.ndarray, ...], n: int) -> np.ndarray:

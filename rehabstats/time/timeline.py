@@ -43,6 +43,7 @@ __all__ = [
     "stage_on",
     "stage_on_arrays",
     "week_of_day",
+    "window_grid",
 ]
 
 _P = ParamSpec("_P")
@@ -67,6 +68,30 @@ def analysis_cutoff(cohort: Cohort, config: AnalysisConfig | None = None) -> pd.
 def week_of_day(day: pd.Series | np.ndarray) -> pd.Series | np.ndarray:
     """``week = day // 7 + 1`` (day 0-6 -> week 1)."""
     return day // 7 + 1
+
+
+def window_grid(
+    timeline: pd.DataFrame, window_weeks: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The participant-weeks of the remodelling window within follow-up, laid out in one array.
+
+    Every analysed participant (timeline order) has the weeks 1..min(``window_weeks``, week of
+    ``obs_end``), in order, the week holding ``obs_end`` included.
+
+    Returns
+    -------
+    last_week : array of int
+        Each participant's last week in the grid.
+    starts : array of int
+        Each participant's first cell: week ``w`` of participant ``p`` is cell
+        ``starts[p] + w - 1``.
+    grid_pos : array of int
+        The participant (timeline position) of every cell.
+    """
+    follow = timeline["follow_up_days"].to_numpy().astype("int64")
+    last_week = np.minimum(window_weeks, week_of_day(follow)).astype("int64")
+    starts = np.cumsum(last_week) - last_week
+    return last_week, starts, np.repeat(np.arange(len(timeline)), last_week)
 
 
 def computation(fn: Callable[_P, _R]) -> Callable[_P, _R]:
