@@ -12,10 +12,10 @@ import pandas as pd
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
 from rehabstats.metrics.adherence import adherence, weekly_adherence
-from rehabstats.metrics.pain import pain_model, pain_monitoring, weekly_pain
+from rehabstats.metrics.pain import pain_model, pain_monitoring, weekly_pain_arrays
 from rehabstats.metrics.quality import exercise_quality
 from rehabstats.metrics.relapse import relapse_incidence, relapse_metrics, relapse_rates
-from rehabstats.metrics.running import relapse_acwr, running_metrics, weekly_running
+from rehabstats.metrics.running import relapse_acwr, running_metrics, weekly_running_arrays
 from rehabstats.metrics.stages import (
     stage_metrics,
     stage_occupancy,
@@ -23,7 +23,6 @@ from rehabstats.metrics.stages import (
     time_to_stage_summary,
 )
 from rehabstats.metrics.visa import visa_a_outcomes
-from rehabstats.time.keys import participant_positions
 from rehabstats.time.timeline import (
     computation,
     observed_rows,
@@ -137,17 +136,16 @@ def weekly_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> p
     out = weekly_adherence(cohort, config=config)
     last_week, starts, grid_pos = window_grid(timeline, config.window_weeks)  # weekly_adherence's
     follow = timeline["follow_up_days"].to_numpy().astype("int64")
-    pain = weekly_pain(cohort, config=config)
-    pos = participant_positions(pain["participant_id"], timeline.index)
-    cell = starts[pos] + pain["week"].to_numpy(dtype="int64") - 1
-    out["pain_morning_mean"] = _on_grid(len(out), cell, pain["pain_morning_mean"].to_numpy())
-    out["n_morning_records"] = _on_grid(len(out), cell, pain["n_records"].to_numpy())
+    pos, week, mean, n_records = weekly_pain_arrays(cohort, timeline, config)
+    cell = starts[pos] + week - 1
+    out["pain_morning_mean"] = _on_grid(len(out), cell, mean)
+    out["n_morning_records"] = _on_grid(len(out), cell, n_records)
     end_day = np.minimum(7 * out["week"].to_numpy() - 1, follow[grid_pos])
     rows, s_pos, s_day = observed_rows(cohort.sessions, "session_date", timeline)
     out["stage"] = stage_on_arrays(
         s_pos, s_day, cohort.sessions["stage"].to_numpy(dtype="float64")[rows], grid_pos, end_day
     )
-    out = _with_running_weeks(out, cohort, config, timeline, grid_pos, starts, last_week)
+    out = _with_running_weeks(out, cohort, timeline, grid_pos, starts, last_week)
     extra = [c for c in out.columns if c not in WEEKLY_COLUMNS]
     return out[[*WEEKLY_COLUMNS, *extra]]
 
@@ -162,7 +160,6 @@ def _on_grid(size: int, cell: np.ndarray, values: np.ndarray) -> np.ndarray:
 def _with_running_weeks(
     out: pd.DataFrame,
     cohort: Cohort,
-    config: AnalysisConfig,
     timeline: pd.DataFrame,
     grid_pos: np.ndarray,
     starts: np.ndarray,
@@ -170,10 +167,7 @@ def _with_running_weeks(
 ) -> pd.DataFrame:
     """The window grid with ``running_minutes``, and each participant's running weeks after it
     placed after their window rows (see :func:`weekly_metrics`)."""
-    running = weekly_running(cohort, config=config)
-    pos = participant_positions(running["participant_id"], timeline.index)
-    week = running["week"].to_numpy(dtype="int64")
-    minutes = running["running_minutes"].to_numpy(dtype="float64")
+    pos, week, minutes = weekly_running_arrays(cohort, timeline)
     in_grid = week <= last_week[pos]
     cell = starts[pos[in_grid]] + week[in_grid] - 1
     out["running_minutes"] = _on_grid(len(out), cell, minutes[in_grid])

@@ -39,6 +39,7 @@ __all__ = [
     "pain_monitoring",
     "session_day_rules",
     "weekly_pain",
+    "weekly_pain_arrays",
 ]
 
 _DECIMALS = 10
@@ -411,11 +412,7 @@ def weekly_pain(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.D
     """
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
-    return _weekly_pain(cohort, timeline, config)
-
-
-def _weekly_pain(cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
-    pos, week, mean, n_records = _weekly_arrays(cohort, timeline, config)
+    pos, week, mean, n_records = weekly_pain_arrays(cohort, timeline, config)
     return pd.DataFrame(
         {
             "participant_id": timeline.index.astype("str").take(pos).array,
@@ -424,6 +421,22 @@ def _weekly_pain(cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig)
             "n_records": n_records,
         }
     )
+
+
+def weekly_pain_arrays(
+    cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`weekly_pain` as arrays, for a caller that places the weeks on its own grid.
+
+    Returns
+    -------
+    position, week, pain_morning_mean, n_records : arrays
+        Each participant-week with a morning rating: the participant's position in
+        ``timeline`` (:func:`~rehabstats.time.timeline.participant_timeline` output for
+        ``config``), the week, the mean daily morning NRS and the days rated; in timeline, then
+        week order.
+    """
+    return _weekly_arrays(cohort, timeline, config)
 
 
 def _weekly_arrays(

@@ -40,6 +40,7 @@ __all__ = [
     "running_load",
     "running_metrics",
     "weekly_running",
+    "weekly_running_arrays",
 ]
 
 RELAPSE_ACWR_COLUMNS = (
@@ -255,8 +256,7 @@ def weekly_running(cohort: Cohort, *, config: AnalysisConfig | None = None) -> p
     """
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
-    runs = _run_days(cohort, timeline)
-    pos, week, minutes = _weekly_rows(runs, timeline)
+    pos, week, minutes = weekly_running_arrays(cohort, timeline)
     spike = _volume_spike(pos, week, minutes, config.weekly_increase_max)
     return pd.DataFrame(
         {
@@ -266,6 +266,22 @@ def weekly_running(cohort: Cohort, *, config: AnalysisConfig | None = None) -> p
             "volume_spike": spike,
         }
     )
+
+
+def weekly_running_arrays(
+    cohort: Cohort, timeline: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`weekly_running`'s weeks as arrays, for a caller that places them on its own grid.
+
+    Returns
+    -------
+    position, week, running_minutes : arrays
+        Every week from each runner's first run to the week holding ``obs_end``: the
+        participant's position in ``timeline``
+        (:func:`~rehabstats.time.timeline.participant_timeline` output), the study week and the
+        minutes run (0 without a run); in timeline, then week order.
+    """
+    return _weekly_rows(_run_days(cohort, timeline), timeline)
 
 
 @computation
