@@ -101,7 +101,7 @@ def relapse_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> 
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     relapse = relapse_times(cohort, config=config)
-    at = timeline.index.get_indexer(relapse["participant_id"])
+    at = participant_positions(relapse["participant_id"], timeline.index)
     n = len(timeline)
     start = np.full(n, np.nan)
     start[at] = relapse["start_day"].to_numpy()

@@ -26,7 +26,14 @@ from rehabstats.data.cohort import Cohort
 from rehabstats.metrics.function_tests import limb_symmetry
 from rehabstats.metrics.relapse import at_risk_start, relapse_times
 from rehabstats.stats.survival import poisson_rate_ratio
-from rehabstats.time.keys import day_keys, key_days, key_participants, run_starts, sort_order
+from rehabstats.time.keys import (
+    day_keys,
+    key_days,
+    key_participants,
+    participant_positions,
+    run_starts,
+    sort_order,
+)
 from rehabstats.time.timeline import (
     computation,
     group_labels,
@@ -334,7 +341,7 @@ def relapse_acwr(
     timeline = participant_timeline(cohort, config)
     groups = group_labels(timeline, by).to_numpy()
     relapse = relapse_times(cohort, config=config)
-    at = timeline.index.get_indexer(relapse["participant_id"])
+    at = participant_positions(relapse["participant_id"], timeline.index)
     start = relapse["start_day"].to_numpy(dtype="int64")
     end = start + relapse["time"].to_numpy(dtype="int64")
     event = relapse["event"].to_numpy(dtype=bool)
@@ -672,7 +679,7 @@ def _rts_criteria_day(cohort: Cohort, timeline: pd.DataFrame, config: AnalysisCo
     lsi = limb_symmetry(cohort, config=config)
     keep = lsi["test"].isin(config.rts_tests).to_numpy(dtype=bool) & lsi["lsi"].notna().to_numpy()
     lsi = lsi[keep]
-    pos = timeline.index.get_indexer(lsi["participant_id"]).astype("int64")
+    pos = participant_positions(lsi["participant_id"], timeline.index)
     day = lsi["day"].to_numpy(dtype="int64")
     value = np.round(lsi["lsi"].to_numpy(dtype="float64"), _DECIMALS)
     tests = lsi["test"].cat.categories
