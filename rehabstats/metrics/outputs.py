@@ -27,7 +27,7 @@ from rehabstats.time.timeline import (
     computation,
     observed_rows,
     participant_timeline,
-    stage_on_arrays,
+    stage_on,
     window_grid,
 )
 
@@ -142,7 +142,7 @@ def weekly_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> p
     out["n_morning_records"] = _on_grid(len(out), cell, n_records)
     end_day = np.minimum(7 * out["week"].to_numpy() - 1, follow[grid_pos])
     rows, s_pos, s_day = observed_rows(cohort.sessions, "session_date", timeline)
-    out["stage"] = stage_on_arrays(
+    out["stage"] = stage_on(
         s_pos, s_day, cohort.sessions["stage"].to_numpy(dtype="float64")[rows], grid_pos, end_day
     )
     out = _with_running_weeks(out, cohort, timeline, grid_pos, starts, last_week)

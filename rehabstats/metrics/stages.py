@@ -25,7 +25,7 @@ from rehabstats.time.timeline import (
     group_labels,
     observed_rows,
     participant_timeline,
-    stage_on_arrays,
+    stage_on,
 )
 from rehabstats.time.tte import EventSpec, derive
 
@@ -382,7 +382,7 @@ def stage_occupancy(
     n, n_weeks, n_states = len(timeline), len(weeks), len(OCCUPANCY_STATES)
 
     day = np.tile(7 * weeks - 1, n)
-    stage = stage_on_arrays(s_pos, s_day, s_stage, np.repeat(np.arange(n), n_weeks), day)
+    stage = stage_on(s_pos, s_day, s_stage, np.repeat(np.arange(n), n_weeks), day)
     follow = np.repeat(timeline["follow_up_days"].to_numpy(dtype="int64"), n_weeks)
     withdrawn = np.repeat(timeline["withdrawn"].to_numpy(dtype=bool), n_weeks)
     state = np.where(np.isnan(stage), 0, np.nan_to_num(stage)).astype("int64")

@@ -41,7 +41,6 @@ __all__ = [
     "observed_rows",
     "participant_timeline",
     "stage_on",
-    "stage_on_arrays",
     "week_of_day",
     "window_grid",
 ]
@@ -260,48 +259,28 @@ def group_labels(timeline: pd.DataFrame, by: str | None) -> pd.Series:
     return timeline[by].astype("str").rename("group")
 
 
-def stage_on(sessions: pd.DataFrame, points: pd.DataFrame, *, day_column: str = "day") -> pd.Series:
-    """Stage on given participant-days: the stage of the latest scheduled session on or before.
-
-    Parameters
-    ----------
-    sessions : DataFrame
-        :func:`observe` output for the sessions table (columns participant_id, day, stage).
-        Several sessions on one day: the last one in source order is the latest.
-    points : DataFrame
-        Columns participant_id and ``day_column``.
-
-    Returns
-    -------
-    Series aligned with ``points`` (float: NaN before a participant's first session).
-    """
-    s_ids = sessions["participant_id"]
-    if isinstance(s_ids.dtype, pd.CategoricalDtype):
-        index = s_ids.cat.categories
-    else:
-        index = pd.Index(pd.unique(s_ids.astype("str")))
-    out = stage_on_arrays(
-        participant_positions(s_ids, index),
-        sessions["day"].to_numpy().astype("int64"),
-        sessions["stage"].to_numpy(dtype="float64"),
-        participant_positions(points["participant_id"], index),
-        points[day_column].to_numpy().astype("int64"),
-    )
-    return pd.Series(out, index=points.index, name="stage")
-
-
-def stage_on_arrays(
+def stage_on(
     s_who: np.ndarray,
     s_day: np.ndarray,
     stage: np.ndarray,
     p_who: np.ndarray,
     p_day: np.ndarray,
 ) -> np.ndarray:
-    """:func:`stage_on` on arrays: sessions and points as participant positions and days.
+    """Stage on given participant-days: the stage of the latest scheduled session on or before.
 
-    ``s_who``, ``s_day``, ``stage``: the sessions in source order (participant -1: ignored);
-    ``p_who``, ``p_day``: the participant-days asked about (participant -1: NaN). Returns the
-    stage on each point (float, NaN before the participant's first session).
+    Parameters
+    ----------
+    s_who, s_day, stage : arrays
+        The scheduled sessions in source order (e.g. :func:`observed_rows` of the sessions
+        table): participant (position or code; -1 is ignored), day and stage. Several sessions
+        on one day: the last one in source order is the latest.
+    p_who, p_day : arrays
+        The participant-days asked about, participants numbered as in ``s_who`` (-1: NaN).
+
+    Returns
+    -------
+    array of float
+        The stage on each participant-day; NaN before the participant's first session.
     """
     s_who = np.asarray(s_who, dtype="int64")
     s_day = np.asarray(s_day, dtype="int64")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from cohort_builder import cohort_from_rows, sessions_on
@@ -10,6 +11,7 @@ from rehabstats import AnalysisConfig, DataWarning, ParameterError
 from rehabstats.time.timeline import (
     group_labels,
     observe,
+    observed_rows,
     participant_timeline,
     stage_on,
     week_of_day,
@@ -97,11 +99,13 @@ def test_stage_on_day_is_latest_session_on_or_before():
         ],
     )
     tl = participant_timeline(cohort)
-    sessions = observe(cohort.sessions, "session_date", tl)
-    points = pd.DataFrame({"participant_id": ["a"] * 4, "day": [0, 2, 8, 9]})
+    rows, pos, day = observed_rows(cohort.sessions, "session_date", tl)
+    stage = cohort.sessions["stage"].to_numpy()[rows]
+    out = stage_on(pos, day, stage, [0, 0, 0, 0], [0, 2, 8, 9])
     # day 0: before any session -> NaN; day 2 and 8: stage 1; day 9: the last session, stage 3
-    assert stage_on(sessions, points).tolist()[1:] == [1, 1, 3]
-    assert pd.isna(stage_on(sessions, points).iloc[0])
+    assert np.isnan(out[0]) and out[1:].tolist() == [1, 1, 3]
+    # a participant unknown to the sessions (-1) has no stage
+    assert np.isnan(stage_on(pos, day, stage, [-1], [9])[0])
 
 
 def test_group_labels():
