@@ -13,6 +13,7 @@ import click
 from rehabstats.errors import BatchLockedError, DataWarning, JobFileError, RehabstatsError
 
 if TYPE_CHECKING:
+    from rehabstats.config import AnalysisConfig
     from rehabstats.errors import ValidationReport
     from rehabstats.files import Interrupted
 
@@ -70,6 +71,21 @@ def _exit_invalid(
     else:
         click.echo(report.format_text(max_details=max_details, source=str(data)), err=err)
     sys.exit(1)
+
+
+def _analysis_config(config_path: Path | None, data_cutoff: str | None) -> AnalysisConfig:
+    """A command's analysis configuration: its ``--config`` file (else the defaults) with its
+    ``--data-cutoff``. Every command passes the cut-off this one way, into the configuration,
+    which owns it (the cohort knows only its default, the latest date: docs/data.md, *Dates*).
+    """
+    from rehabstats.config import AnalysisConfig
+    from rehabstats.errors import ConfigError
+
+    try:
+        config = AnalysisConfig.from_yaml(config_path) if config_path else AnalysisConfig()
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--config'") from None
+    return config if data_cutoff is None else config.replace(data_cutoff=data_cutoff)
 
 
 def _interrupted(exc: Interrupted, what: str) -> NoReturn:
@@ -178,17 +194,19 @@ def validate(data: Path, fmt: str, data_cutoff: str | None, max_details: int) ->
     """
     from rehabstats.data.folder import load_cohort
     from rehabstats.errors import CohortValidationError
+    from rehabstats.time.timeline import analysis_cutoff
 
+    config = _analysis_config(None, data_cutoff)
     cohort = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)
-            cohort = load_cohort(data, data_cutoff=data_cutoff)
+            cohort = load_cohort(data)
     except CohortValidationError as exc:
         report = exc.report
     if cohort is None:
         _exit_invalid(data, report, fmt=fmt, max_details=max_details)
-    summary = cohort.summary()
+    summary = cohort.summary(cutoff=analysis_cutoff(cohort, config))
     if fmt == "json":
         click.echo(
             json.dumps({"ok": True, "fingerprint": cohort.fingerprint(), **summary}, indent=2)
@@ -255,18 +273,12 @@ def metrics(
     model: bool,
 ) -> None:
     """Compute every metric of a cohort folder and write the §9 CSV files."""
-    from rehabstats.config import AnalysisConfig
     from rehabstats.data.folder import load_cohort
-    from rehabstats.errors import CohortValidationError, ConfigError, OutputError
+    from rehabstats.errors import CohortValidationError, OutputError
     from rehabstats.files import Interrupted, unwind_on_signals
     from rehabstats.metrics.outputs import write_metrics
 
-    try:
-        config = AnalysisConfig.from_yaml(config_path) if config_path else AnalysisConfig()
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--config'") from None
-    if data_cutoff is not None:
-        config = config.replace(data_cutoff=data_cutoff)
+    config = _analysis_config(config_path, data_cutoff)
     with warnings.catch_warnings(record=True) as caught, unwind_on_signals():
         warnings.simplefilter("always", DataWarning)
         try:

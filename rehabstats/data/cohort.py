@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,8 @@ from rehabstats.data.schema import DATE_COLUMNS, TABLES, table_spec, validate_ta
 from rehabstats.errors import CohortValidationError, DataWarning, Note
 
 __all__ = ["Cohort"]
+
+_T = TypeVar("_T")
 
 
 ALL_COLUMNS = ("*",)
@@ -38,7 +41,11 @@ class Cohort:
     participants, sessions, pain, visa_a, function_tests, events, running : DataFrame
         The tables with contract dtypes (see ``docs/data.md``); extra columns are kept.
     data_cutoff : Timestamp
-        The analysis date: explicit, or the latest date found in any table.
+        The cohort's default cut-off: the latest date found in any table, unless another was
+        given when the cohort was built (``load_cohort(data_cutoff=)``, :meth:`with_cutoff`).
+        The analysis cut-off is an analysis choice, owned by
+        :class:`~rehabstats.config.AnalysisConfig` (``data_cutoff``): when set it wins
+        (:func:`rehabstats.time.timeline.analysis_cutoff`).
     source : str or None
         Where the tables came from (a folder path, ``"simulated"``...), for reports.
     warnings : tuple of str
@@ -74,7 +81,8 @@ class Cohort:
             ``participants`` and ``sessions`` are required; an absent optional table means no
             records.
         data_cutoff : str or Timestamp, optional
-            Analysis date (ISO ``YYYY-MM-DD``). Default: the latest date in any table.
+            The cohort's default cut-off (ISO ``YYYY-MM-DD``). Default: the latest date in any
+            table. ``AnalysisConfig.data_cutoff``, when set, wins.
         source : str, optional
             Description of the source, kept for reports.
         row_offset : mapping of str to int, optional
@@ -116,9 +124,11 @@ class Cohort:
         return len(self.participants)
 
     def with_cutoff(self, data_cutoff: str | pd.Timestamp) -> Cohort:
-        """The same cohort analysed at another data cut-off.
+        """The same cohort with another default cut-off (:attr:`data_cutoff`).
 
-        Rows dated after it are kept and not analysed; :meth:`cutoff_notes` counts them.
+        Rows dated after it are kept and not analysed; :meth:`cutoff_notes` counts them. The
+        same as analysing with ``AnalysisConfig(data_cutoff=...)``, which wins when both are
+        set.
         """
         return replace(self, data_cutoff=_as_date(data_cutoff))
 
@@ -132,8 +142,7 @@ class Cohort:
         cutoff : str or Timestamp, optional
             The cut-off in force (default: the cohort's own).
         enrolments : bool
-            Include the note on participants enrolled after the cut-off
-            (:func:`rehabstats.time.timeline.participant_timeline` issues that one itself).
+            Include the note on participants enrolled after the cut-off.
 
         Returns
         -------
@@ -145,14 +154,44 @@ class Cohort:
             with the default cut-off (the latest date).
         """
         at = self.data_cutoff if cutoff is None else _as_date(cutoff)
-        key = (at, enrolments)
-        if key not in self._note_cache:
-            self._note_cache[key] = self._cutoff_notes(at, enrolments)
-        return list(self._note_cache[key])
+        return list(
+            self.derived(
+                ("cutoff_notes", at, enrolments), lambda: self._cutoff_notes(at, enrolments)
+            )
+        )
+
+    def derived(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """A value derived from the cohort, computed on first use and kept with it.
+
+        For the layers above the data: the participant timeline of a cut-off
+        (:func:`rehabstats.time.timeline.participant_timeline`), the relapse times of a
+        configuration... are computed once per cohort however many metrics need them. The
+        tables are never changed, so a value stays valid; it lives and goes with the cohort
+        (a new cohort, e.g. from :meth:`with_cutoff` or :meth:`filter`, starts empty, and a
+        pickled cohort leaves it behind).
+
+        Parameters
+        ----------
+        key : hashable
+            What the value depends on besides the cohort, starting with a name (e.g.
+            ``("participant_timeline", cutoff)``).
+        compute : callable
+            Called without arguments when the value is not kept yet. Callers must not change
+            the value they get (hand out copies where a caller may).
+        """
+        kept = self._derived
+        if key not in kept:
+            kept[key] = compute()
+        return kept[key]
 
     @cached_property
-    def _note_cache(self) -> dict[tuple[pd.Timestamp, bool], list[Note]]:
+    def _derived(self) -> dict[Hashable, object]:
         return {}
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_derived", None)  # derived values are recomputed, not pickled or copied
+        return state
 
     def _cutoff_notes(self, at: pd.Timestamp, enrolments: bool) -> list[Note]:
         cutoff = at.date().isoformat()
@@ -241,18 +280,24 @@ class Cohort:
                 digest.update(np.ascontiguousarray(hashed.to_numpy()).tobytes())
         return digest.hexdigest()
 
-    def summary(self) -> dict[str, object]:
-        """Participants, rows per table and date range, for ``rehabstats validate``."""
+    def summary(self, *, cutoff: str | pd.Timestamp | None = None) -> dict[str, object]:
+        """Participants, rows per table and date range, for ``rehabstats validate``.
+
+        ``cutoff``: the analysis cut-off (:func:`rehabstats.time.timeline.analysis_cutoff`;
+        default: the cohort's own), reported as ``data_cutoff`` with the notes of what lies
+        after it (:meth:`cutoff_notes`).
+        """
+        at = self.data_cutoff if cutoff is None else _as_date(cutoff)
         dates = _all_dates(self.tables)
         return {
             "participants": self.n_participants,
             "rows": {name: len(t) for name, t in self.tables.items()},
             "first_date": None if dates.empty else dates.min().date().isoformat(),
             "last_date": None if dates.empty else dates.max().date().isoformat(),
-            "data_cutoff": self.data_cutoff.date().isoformat(),
+            "data_cutoff": at.date().isoformat(),
             "sites": sorted(self.participants["site"].unique().tolist()),
             "arms": sorted(self.participants["arm"].unique().tolist()),
-            "warnings": [*self.warnings, *self.cutoff_notes()],
+            "warnings": [*self.warnings, *self.cutoff_notes(at)],
         }
 
     def __repr__(self) -> str:

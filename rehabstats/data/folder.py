@@ -36,7 +36,7 @@ from rehabstats.errors import (
     ValidationReport,
 )
 
-__all__ = ["FORMATS", "load_cohort", "read_tables", "validate_folder", "write_cohort"]
+__all__ = ["FORMATS", "load_cohort", "read_tables", "write_cohort"]
 
 FORMATS: tuple[str, ...] = ("csv", "parquet", "xlsx")
 """File formats of a cohort folder, one file per table named after it."""
@@ -145,6 +145,11 @@ def _not_a_file(path: Path) -> str | None:
     return None
 
 
+def _name_problem(table: str, name: str, rule: str) -> Problem:
+    """A file of the folder whose name is not exactly a table's (code ``file_name``)."""
+    return Problem(table, None, None, name, rule, "file_name")
+
+
 def _scan_folder(folder: Path, report: ValidationReport) -> _Folder:
     """Find the table files and check every other name in the folder.
 
@@ -194,16 +199,8 @@ def _scan_folder(folder: Path, report: ValidationReport) -> _Folder:
                 if is_dir
                 else _suggestion(table, name)
             )
-            report.problems.append(
-                Problem(
-                    table,
-                    None,
-                    None,
-                    name,
-                    f"`{name}` is not read: its name is not exactly a table file name; {fix}",
-                    "file_name",
-                )
-            )
+            rule = f"`{name}` is not read: its name is not exactly a table file name; {fix}"
+            report.problems.append(_name_problem(table, name, rule))
         elif table is not None and data_like and not is_dir:
             loose.append((table, name))
         elif last in _DATA_SUFFIXES and not is_dir:
@@ -212,17 +209,11 @@ def _scan_folder(folder: Path, report: ValidationReport) -> _Folder:
         if table in candidates:
             found.not_read.append(name)
             continue
-        report.problems.append(
-            Problem(
-                table,
-                None,
-                None,
-                name,
-                f"`{name}` looks like the {table} table but is not read: if it is, "
-                f"{_suggestion(table, name)}; if not, move it out of the folder",
-                "file_name",
-            )
+        rule = (
+            f"`{name}` looks like the {table} table but is not read: if it is, "
+            f"{_suggestion(table, name)}; if not, move it out of the folder"
         )
+        report.problems.append(_name_problem(table, name, rule))
     for table, files in candidates.items():
         if len(files) > 1:
             report.problems.append(
@@ -804,19 +795,6 @@ def _validated(
     return tables, merged
 
 
-def validate_folder(
-    source: str | os.PathLike,
-    *,
-    loaded_on: str | dt.date | pd.Timestamp | None = None,
-) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
-    """Read and validate a cohort folder; returns the parsed tables and the full report.
-
-    ``loaded_on``: see :func:`load_cohort`.
-    """
-    raw, numbering, report = read_tables(source)
-    return _validated(raw, numbering, report, loaded_on=loaded_on)
-
-
 def load_cohort(
     source: str | os.PathLike,
     *,
@@ -832,7 +810,10 @@ def load_cohort(
         ``sessions.parquet``, ``pain.xlsx``...). ``participants`` and ``sessions`` are required;
         an absent optional table means no records.
     data_cutoff : str or Timestamp, optional
-        Analysis date (ISO ``YYYY-MM-DD``). Default: the latest date found in any table.
+        The cohort's default cut-off (ISO ``YYYY-MM-DD``; :attr:`Cohort.data_cutoff`).
+        Default: the latest date found in any table. The analysis cut-off is owned by the
+        analysis configuration: ``AnalysisConfig(data_cutoff=...)`` wins when set, and is
+        where the commands put ``--data-cutoff``.
     loaded_on : str, date or Timestamp, optional
         The day the data are loaded: a date after it is a validation problem (a typo such as
         2042 for 2024). Default: today where it is latest on Earth (UTC+14), so that no

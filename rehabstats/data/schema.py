@@ -1,12 +1,17 @@
 """The data contract: table schemas read from ``data_schema/`` and the validation of a cohort.
 
 The Frictionless Table Schemas in ``data_schema/`` are the single source of truth. Column types
-are parsed here (strictly: ISO dates, whole numbers for integers, nothing guessed), the per-column
-constraints (required, enum, minimum/maximum, unique) are checked by pandera schemas built with
-:func:`pandera.io.pandas_io.from_frictionless_schema`, and the cross-table rules of the contract
-(foreign keys, dates not before enrolment, withdrawal after enrolment, VISA-A item rules) are
-checked as vectorised pandas operations. Every problem is collected; nothing is loaded when any
-rule is broken.
+are parsed here (strictly: ISO dates, whole numbers for integers, nothing guessed); the
+per-column constraints (required, enum, minimum/maximum, unique) are checked by pandera schemas
+built directly from the schema files (:func:`_pandera_schema`: the checks
+:func:`pandera.io.pandas_io.from_frictionless_schema` would derive, without importing
+``frictionless`` in every process; a test holds the two equal); the header, the rules across
+rows and tables (foreign keys, dates not before enrolment except a VISA-A's, withdrawal not
+before enrolment, the VISA-A item rules, no date after the load date) and the warnings
+(outlying latest dates, labels differing only in case or spacing, several morning ratings on
+one day, rows after withdrawal) are vectorised pandas operations. Every problem is collected;
+nothing is loaded when any rule is broken. Validation does not depend on the analysis
+configuration.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-import yaml
 
 from rehabstats.constants import data_schema_dir
 from rehabstats.errors import Note, Problem, ValidationReport
@@ -156,12 +160,6 @@ def _pandera_schema(name: str) -> pa.DataFrameSchema:
             coerce=False,
         )
     return pa.DataFrameSchema(columns, strict=False, coerce=False)
-
-
-@cache
-def _visa_baseline_earliest_day() -> int:
-    defaults = yaml.safe_load((data_schema_dir() / "analysis_defaults.yaml").read_text())
-    return int(defaults["baseline_window_days"][0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -785,6 +783,13 @@ def _check_cross_table(
 
     A rule is checked only where its columns could be read: a missing or repeated column is
     reported once (by :func:`_check_header`), not again as the rows it would break.
+
+    Every child table's date must be on or after the participant's ``enrolled_on``, except a
+    VISA-A's: a baseline questionnaire is often completed before enrolment (at screening),
+    and which assessment is the baseline is an analysis choice, ``baseline_window_days`` of
+    the analysis configuration, applied by :func:`rehabstats.metrics.visa.visa_a_visits`
+    (which notes the assessments dated before the window). Validation does not depend on the
+    analysis configuration: the same folder is valid for every analysis.
     """
     participants = tables["participants"]
     usable = {name: set(table_spec(name).columns) - broken[name] for name in TABLES}
@@ -813,7 +818,6 @@ def _check_cross_table(
         # no participant to refer to: the problems of participants say why; every child row
         # would otherwise be reported again as an orphan
         return
-    earliest_visa = _visa_baseline_earliest_day()
     ids = pd.Index(enrolled.index)
     enrol_by_code = enrolled["enrolled_on"].to_numpy()
     withdrawn_by_code = enrolled["withdrawn_on"].to_numpy()
@@ -841,27 +845,19 @@ def _check_cross_table(
         if date_col not in usable[name] or "enrolled_on" not in usable["participants"]:
             continue
         safe = np.where(known, codes, 0)
-        enrol = np.where(known, enrol_by_code[safe], np.datetime64("NaT"))
-        day = (table[date_col].to_numpy() - enrol) / np.timedelta64(1, "D")
-        if name == "visa_a":
-            early = day < earliest_visa
-            rule = (
-                f"must not be more than {-earliest_visa} days before enrolled_on (baseline window)"
+        if name != "visa_a":  # a VISA-A may precede enrolment: see _check_cross_table
+            enrol = np.where(known, enrol_by_code[safe], np.datetime64("NaT"))
+            report.problems.extend(
+                _problems_at(
+                    name,
+                    rows[name],
+                    pd.Series(table[date_col].to_numpy() < enrol),
+                    date_col,
+                    raws[name][date_col],
+                    "must not be before the participant's enrolled_on",
+                    "date_order",
+                )
             )
-        else:
-            early = day < 0
-            rule = "must not be before the participant's enrolled_on"
-        report.problems.extend(
-            _problems_at(
-                name,
-                rows[name],
-                pd.Series(early),
-                date_col,
-                raws[name][date_col],
-                rule,
-                "date_order",
-            )
-        )
         withdrawn = np.where(known, withdrawn_by_code[safe], np.datetime64("NaT"))
         after = pd.Series(table[date_col].to_numpy() > withdrawn, index=table.index)
         if after.any():
@@ -927,15 +923,18 @@ def _check_visa_items(
             "consistency",
         )
     )
-    empty = ~complete & visa["total"].isna()
-    if empty.any():
-        report.warnings.append(
-            Note(
-                "visa_a: {n} {n:assessment has|assessments have} a missing item and no total; "
-                "their score is missing (no pro-rating).",
-                counts={"n": int(empty.sum())},
-            )
-        )
+    _count_note(
+        report,
+        ~complete & visa["total"].isna(),
+        "visa_a: {n} {n:assessment has|assessments have} a missing item and no total; "
+        "their score is missing (no pro-rating).",
+    )
+
+
+def _count_note(report: ValidationReport, rows: pd.Series, template: str) -> None:
+    """A warning counting ``rows`` (``{n}`` in ``template``), when there is any."""
+    if rows.any():
+        report.warnings.append(Note(template, counts={"n": int(rows.sum())}))
 
 
 def _check_duplicates(
@@ -945,15 +944,12 @@ def _check_duplicates(
     if pain is None or pain.empty or {"participant_id", "recorded_on", "timing"} & broken["pain"]:
         return
     morning = pain[pain["timing"] == "morning"]
-    dup = morning.duplicated(["participant_id", "recorded_on"], keep=False)
-    if dup.any():
-        report.warnings.append(
-            Note(
-                "pain: {n} morning ratings share a participant and day with another "
-                "morning rating; the day's morning NRS is their mean.",
-                counts={"n": int(dup.sum())},
-            )
-        )
+    _count_note(
+        report,
+        morning.duplicated(["participant_id", "recorded_on"], keep=False),
+        "pain: {n} morning ratings share a participant and day with another morning rating; "
+        "the day's morning NRS is their mean.",
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,13 @@ import pandas as pd
 
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
-from rehabstats.time.timeline import _observed_rows, participant_timeline
+from rehabstats.time.keys import day_keys, key_days, key_participants, run_starts, sort_order
+from rehabstats.time.timeline import (
+    computation,
+    observed_rows,
+    participant_timeline,
+    window_grid,
+)
 
 __all__ = ["adherence", "weekly_adherence"]
 
@@ -20,6 +26,7 @@ _LOAD_STAGES = (2, 3)
 """Stages whose external load is expected to progress (slow isotonic, heavy slow resistance)."""
 
 
+@computation
 def adherence(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Session and volume adherence and load stagnation per participant.
 
@@ -88,15 +95,8 @@ def adherence(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.Dat
     timeline = participant_timeline(cohort, config)
     n = len(timeline)
     w = _window_arrays(cohort, timeline, config)
-    pos = w["pos"]
-    scheduled = np.bincount(pos, minlength=n).astype("int64")
-    completed = np.bincount(pos[w["completed"]], minlength=n).astype("int64")
-    prescribed = np.bincount(pos, weights=w["volume_prescribed"], minlength=n)
-    done = np.bincount(pos, weights=w["volume_done"], minlength=n)
+    scheduled, completed, adherence_sessions, adherence_volume = _adherence(w["pos"], w, n)
     some = scheduled > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        adherence_sessions = completed / np.where(some, scheduled, np.nan)
-        adherence_volume = np.where(some, done / np.where(some, prescribed, 1.0), np.nan)
     adherent = pd.arrays.BooleanArray(
         (adherence_sessions >= config.adherent_threshold) & some, ~some
     )
@@ -116,6 +116,7 @@ def adherence(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.Dat
     return out
 
 
+@computation
 def weekly_adherence(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Session and volume adherence per participant-week of the remodelling window.
 
@@ -149,21 +150,10 @@ def weekly_adherence(cohort: Cohort, *, config: AnalysisConfig | None = None) ->
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     w = _window_arrays(cohort, timeline, config)
-    last_week = np.minimum(
-        config.window_weeks, timeline["follow_up_days"].to_numpy() // 7 + 1
-    ).astype("int64")
-    total = int(last_week.sum())
-    starts = np.cumsum(last_week) - last_week
-    grid_pos = np.repeat(np.arange(len(timeline)), last_week)
+    last_week, starts, grid_pos = window_grid(timeline, config.window_weeks)
+    total = len(grid_pos)
     cell = starts[w["pos"]] + w["week"] - 1
-    scheduled = np.bincount(cell, minlength=total).astype("int64")
-    completed = np.bincount(cell[w["completed"]], minlength=total).astype("int64")
-    prescribed = np.bincount(cell, weights=w["volume_prescribed"], minlength=total)
-    done = np.bincount(cell, weights=w["volume_done"], minlength=total)
-    some = scheduled > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        adherence_sessions = completed / np.where(some, scheduled, np.nan)
-        adherence_volume = np.where(some, done / np.where(some, prescribed, 1.0), np.nan)
+    scheduled, completed, adherence_sessions, adherence_volume = _adherence(cell, w, total)
     return pd.DataFrame(
         {
             "participant_id": timeline.index.astype("str").take(grid_pos).array,
@@ -176,6 +166,23 @@ def weekly_adherence(cohort: Cohort, *, config: AnalysisConfig | None = None) ->
     )
 
 
+def _adherence(
+    at: np.ndarray, w: dict[str, np.ndarray], size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Scheduled and completed sessions, session and volume adherence per cell (participant or
+    participant-week) of a grid of ``size``, ``at`` being each session's cell (see
+    :func:`adherence` for the formulas; NaN adherence where none was scheduled)."""
+    scheduled = np.bincount(at, minlength=size).astype("int64")
+    completed = np.bincount(at[w["completed"]], minlength=size).astype("int64")
+    prescribed = np.bincount(at, weights=w["volume_prescribed"], minlength=size)
+    done = np.bincount(at, weights=w["volume_done"], minlength=size)
+    some = scheduled > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sessions = completed / np.where(some, scheduled, np.nan)
+        volume = np.where(some, done / np.where(some, prescribed, 1.0), np.nan)
+    return scheduled, completed, sessions, volume.astype("float64")
+
+
 def _window_arrays(
     cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig
 ) -> dict[str, np.ndarray]:
@@ -183,7 +190,7 @@ def _window_arrays(
     week, completion (``completed_sets >= 1``), prescribed volume, completed volume (capped
     at the prescribed one), stage and load."""
     sessions = cohort.sessions
-    rows, pos, day = _observed_rows(
+    rows, pos, day = observed_rows(
         sessions, "session_date", timeline, window_weeks=config.window_weeks
     )
     prescribed = (
@@ -209,13 +216,13 @@ def _load_stagnant_arrays(w: dict[str, np.ndarray], n: int) -> np.ndarray:
     pos, week, load = w["pos"][loaded], w["week"][loaded], w["load_kg"][loaded]
     if len(pos) == 0:
         return out
-    keys = (pos.astype("int64") << 32) + week
-    order = np.argsort(keys, kind="stable")
-    keys, load = keys[order], load[order]
-    new = np.r_[True, keys[1:] != keys[:-1]]
-    starts = np.flatnonzero(new)
+    keys = day_keys(pos, week)
+    order = sort_order(keys)
+    if order is not None:
+        keys, load = keys[order], load[order]
+    starts = run_starts(keys)
     weekly_max = np.maximum.reduceat(load, starts)
-    w_pos, w_week = keys[starts] >> 32, keys[starts] & 0xFFFFFFFF
+    w_pos, w_week = key_participants(keys[starts]), key_days(keys[starts])
     first = np.r_[True, w_pos[1:] != w_pos[:-1]]
     best = pd.Series(weekly_max).groupby(w_pos).cummax().to_numpy()
     earlier_best = np.r_[np.nan, best[:-1]]

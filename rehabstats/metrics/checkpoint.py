@@ -8,16 +8,19 @@ uses the result for ``checkpoint_passed`` and ``progressed_without_checkpoint``.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
 from rehabstats.metrics.pain import morning_nrs, next_morning_rise
-from rehabstats.time.timeline import observe, participant_timeline, per_row
-from rehabstats.time.tte import on_participant_days, participant_day_keys, participant_positions
+from rehabstats.time.keys import (
+    on_participant_days,
+    participant_day_keys,
+    participant_positions,
+    per_row,
+)
+from rehabstats.time.timeline import computation, observe, participant_timeline
 
 __all__ = ["checkpoint_attempts", "first_pass_day"]
 
@@ -25,6 +28,7 @@ CHECKPOINT_TEST = "sl_isometric_hold"
 """The ``function_tests.test`` that is the stage-4 checkpoint (on the ``involved`` side)."""
 
 
+@computation
 def checkpoint_attempts(
     cohort: Cohort,
     *,
@@ -130,7 +134,7 @@ def _mornings_around(cohort: Cohort, holds: pd.DataFrame, timeline: pd.DataFrame
     keys = participant_day_keys(pain["participant_id"], pain["recorded_on"], morning)
     wanted = participant_day_keys(holds["participant_id"], holds["assessed_on"])
     keep = morning[on_participant_days(keys, np.concatenate([wanted, wanted + 1]))]
-    return morning_nrs(replace(cohort, pain=pain.iloc[keep]), timeline)
+    return morning_nrs(cohort, timeline, rows=keep)
 
 
 def first_pass_day(attempts: pd.DataFrame) -> pd.Series:

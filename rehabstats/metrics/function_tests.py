@@ -7,11 +7,13 @@ import pandas as pd
 
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
-from rehabstats.time.timeline import observe, participant_timeline, per_row
+from rehabstats.time.keys import participant_positions
+from rehabstats.time.timeline import computation, observe, participant_timeline
 
 __all__ = ["limb_symmetry"]
 
 
+@computation
 def limb_symmetry(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Limb symmetry index of every test done on both sides on the same day.
 
@@ -55,8 +57,7 @@ def limb_symmetry(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     tests = observe(cohort.function_tests, "assessed_on", timeline)
-    order = pd.Series(np.arange(len(timeline)), index=timeline.index)
-    tests = tests.assign(_order=per_row(tests["participant_id"], order))
+    tests = tests.assign(_order=participant_positions(tests["participant_id"], timeline.index))
     best = tests.pivot_table(
         index=["_order", "day", "test"],
         columns="side",

@@ -12,10 +12,10 @@ import pandas as pd
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
 from rehabstats.metrics.adherence import adherence, weekly_adherence
-from rehabstats.metrics.pain import _weekly_arrays, pain_model, pain_monitoring
+from rehabstats.metrics.pain import pain_model, pain_monitoring, weekly_pain_arrays
 from rehabstats.metrics.quality import exercise_quality
 from rehabstats.metrics.relapse import relapse_incidence, relapse_metrics, relapse_rates
-from rehabstats.metrics.running import _run_days, _weekly_rows, relapse_acwr, running_metrics
+from rehabstats.metrics.running import relapse_acwr, running_metrics, weekly_running_arrays
 from rehabstats.metrics.stages import (
     stage_metrics,
     stage_occupancy,
@@ -23,7 +23,13 @@ from rehabstats.metrics.stages import (
     time_to_stage_summary,
 )
 from rehabstats.metrics.visa import visa_a_outcomes
-from rehabstats.time.timeline import _observed_rows, _stage_on_codes, participant_timeline
+from rehabstats.time.timeline import (
+    computation,
+    observed_rows,
+    participant_timeline,
+    stage_on,
+    window_grid,
+)
 
 __all__ = [
     "OUTPUT_FILES",
@@ -58,6 +64,7 @@ WEEKLY_COLUMNS: tuple[str, ...] = (
 """The columns of ``weekly_metrics.csv`` in the order of the contract (§9, then §11)."""
 
 
+@computation
 def participant_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """One row per analysed participant with every per-participant metric.
 
@@ -97,6 +104,7 @@ def participant_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None)
     return out[[*PARTICIPANT_COLUMNS, *extra]]
 
 
+@computation
 def weekly_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """One row per participant and week of the remodelling window within follow-up, and per
     later week of follow-up of participants who run.
@@ -126,27 +134,27 @@ def weekly_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> p
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     out = weekly_adherence(cohort, config=config)
-    # weekly_adherence's grid: every participant (timeline order), weeks 1..last_week
+    last_week, starts, grid_pos = window_grid(timeline, config.window_weeks)  # weekly_adherence's
     follow = timeline["follow_up_days"].to_numpy().astype("int64")
-    last_week = np.minimum(config.window_weeks, follow // 7 + 1).astype("int64")
-    starts = np.cumsum(last_week) - last_week
-    grid_pos = np.repeat(np.arange(len(timeline)), last_week)
-    pos, week, mean, n_records = _weekly_arrays(cohort, timeline, config)
+    pos, week, mean, n_records = weekly_pain_arrays(cohort, timeline, config)
     cell = starts[pos] + week - 1
-    pain_mean = np.full(len(out), np.nan)
-    pain_mean[cell] = mean
-    records = np.full(len(out), np.nan)
-    records[cell] = n_records
-    out["pain_morning_mean"] = pain_mean
-    out["n_morning_records"] = records
+    out["pain_morning_mean"] = _on_grid(len(out), cell, mean)
+    out["n_morning_records"] = _on_grid(len(out), cell, n_records)
     end_day = np.minimum(7 * out["week"].to_numpy() - 1, follow[grid_pos])
-    rows, s_pos, s_day = _observed_rows(cohort.sessions, "session_date", timeline)
-    out["stage"] = _stage_on_codes(
+    rows, s_pos, s_day = observed_rows(cohort.sessions, "session_date", timeline)
+    out["stage"] = stage_on(
         s_pos, s_day, cohort.sessions["stage"].to_numpy(dtype="float64")[rows], grid_pos, end_day
     )
     out = _with_running_weeks(out, cohort, timeline, grid_pos, starts, last_week)
     extra = [c for c in out.columns if c not in WEEKLY_COLUMNS]
     return out[[*WEEKLY_COLUMNS, *extra]]
+
+
+def _on_grid(size: int, cell: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` at the ``cell`` positions of a float array of ``size``, NaN elsewhere."""
+    out = np.full(size, np.nan)
+    out[cell] = values
+    return out
 
 
 def _with_running_weeks(
@@ -159,11 +167,10 @@ def _with_running_weeks(
 ) -> pd.DataFrame:
     """The window grid with ``running_minutes``, and each participant's running weeks after it
     placed after their window rows (see :func:`weekly_metrics`)."""
-    pos, week, minutes = _weekly_rows(_run_days(cohort, timeline), timeline)
+    pos, week, minutes = weekly_running_arrays(cohort, timeline)
     in_grid = week <= last_week[pos]
-    running = np.full(len(out), np.nan)
-    running[starts[pos[in_grid]] + week[in_grid] - 1] = minutes[in_grid]
-    out["running_minutes"] = running
+    cell = starts[pos[in_grid]] + week[in_grid] - 1
+    out["running_minutes"] = _on_grid(len(out), cell, minutes[in_grid])
     counts = ["sessions_scheduled", "sessions_completed"]
     later = ~in_grid
     if not later.any():
@@ -216,6 +223,7 @@ OUTPUT_FILES: dict[str, Callable[..., pd.DataFrame]] = {
 """Every output file of ``rehabstats metrics`` and the function producing it."""
 
 
+@computation
 def write_metrics(
     cohort: Cohort,
     out: str | os.PathLike,

@@ -16,11 +16,19 @@ import pandas as pd
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
 from rehabstats.errors import Note
+from rehabstats.time.keys import (
+    day_keys,
+    key_days,
+    key_participants,
+    lookup,
+    run_starts,
+    sort_order,
+)
 from rehabstats.time.timeline import (
-    _day_keys,
-    _observed_rows,
+    computation,
     group_labels,
     observe,
+    observed_rows,
     participant_timeline,
 )
 
@@ -31,6 +39,7 @@ __all__ = [
     "pain_monitoring",
     "session_day_rules",
     "weekly_pain",
+    "weekly_pain_arrays",
 ]
 
 _DECIMALS = 10
@@ -39,9 +48,25 @@ threshold, so that float noise (5.3 - 3.3 = 1.9999999999999996) cannot decide a 
 
 
 def morning_nrs(
-    cohort: Cohort, timeline: pd.DataFrame, *, window_weeks: int | None = None
+    cohort: Cohort,
+    timeline: pd.DataFrame,
+    *,
+    window_weeks: int | None = None,
+    rows: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Morning NRS per participant-day within follow-up.
+
+    Parameters
+    ----------
+    cohort : Cohort
+    timeline : DataFrame
+        :func:`~rehabstats.time.timeline.participant_timeline` output.
+    window_weeks : int, optional
+        Only the days in weeks 1..window_weeks.
+    rows : array of int, optional
+        Positions of the ``pain`` rows to read (default: all), for a caller that needs only
+        some participant-days: give every rating of those days, so that their means are
+        unchanged.
 
     Returns
     -------
@@ -51,7 +76,9 @@ def morning_nrs(
     """
     pain = cohort.pain
     if isinstance(pain["participant_id"].dtype, pd.CategoricalDtype):
-        codes, day, nrs = _daily_morning(pain, timeline, window_weeks=window_weeks, by_code=True)
+        codes, day, nrs = _daily_morning(
+            pain, timeline, window_weeks=window_weeks, by_code=True, rows=rows
+        )
         return pd.DataFrame(
             {
                 "participant_id": pd.Categorical.from_codes(
@@ -62,6 +89,8 @@ def morning_nrs(
                 "nrs": nrs,
             }
         )
+    if rows is not None:
+        pain = pain.iloc[rows]
     morning = observe(
         pain[pain["timing"] == "morning"], "recorded_on", timeline, window_weeks=window_weeks
     )
@@ -72,18 +101,6 @@ def morning_nrs(
     )
     daily["week"] = daily["day"] // 7 + 1
     return daily[["participant_id", "day", "week", "nrs"]]
-
-
-def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Starts and lengths of the runs of equal values of a sorted key array."""
-    n = len(keys)
-    if n == 0:
-        return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
-    new = np.empty(n, dtype=bool)
-    new[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
-    return starts, np.diff(np.r_[starts, n])
 
 
 def _run_means(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -106,11 +123,16 @@ def _run_means(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np
         return total / counts
 
 
-def _sorted_by(keys: np.ndarray) -> np.ndarray | None:
-    """A stable order sorting ``keys``; None when they are sorted already."""
-    if len(keys) < 2 or bool(np.all(keys[1:] >= keys[:-1])):
-        return None
-    return np.argsort(keys, kind="stable")
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and lengths of the runs of equal values of sorted ``keys``."""
+    starts = run_starts(keys)
+    return starts, np.diff(np.r_[starts, len(keys)])
+
+
+def _morning_rows(pain: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+    """Positions of the morning ratings (among ``rows`` when given)."""
+    morning = (pain["timing"] == "morning").to_numpy(dtype=bool)
+    return np.flatnonzero(morning) if rows is None else np.asarray(rows)[morning[rows]]
 
 
 def _daily_morning(
@@ -120,37 +142,34 @@ def _daily_morning(
     window_weeks: int | None = None,
     by_code: bool = False,
     observed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Daily mean morning NRS as arrays ``(participant, day, nrs)`` sorted by both.
 
     ``participant`` is the category code of ``participant_id`` (``by_code``; the order of
     :func:`morning_nrs`) or the participant's position in ``timeline``. ``observed``: the
-    :func:`~rehabstats.time.timeline._observed_rows` of the morning rows, when already known.
+    :func:`~rehabstats.time.timeline.observed_rows` of the morning rows, when already known;
+    ``rows``: the rows to read (see :func:`morning_nrs`).
     """
     if observed is None:
-        morning = np.flatnonzero((pain["timing"] == "morning").to_numpy(dtype=bool))
-        observed = _observed_rows(
-            pain, "recorded_on", timeline, window_weeks=window_weeks, rows=morning
+        observed = observed_rows(
+            pain,
+            "recorded_on",
+            timeline,
+            window_weeks=window_weeks,
+            rows=_morning_rows(pain, rows),
         )
     rows, pos, day = observed
     who = pain["participant_id"].cat.codes.to_numpy()[rows].astype("int64") if by_code else pos
     nrs = pain["nrs"].to_numpy(dtype="float64")[rows]
-    keys = _day_keys(who, day)
-    order = _sorted_by(keys)
+    keys = day_keys(who, day)
+    order = sort_order(keys)
     if order is not None:
         keys, who, day, nrs = keys[order], who[order], day[order], nrs[order]
     starts, counts = _runs(keys)
     if len(starts) == len(keys):
         return who, day, nrs
     return who[starts], day[starts], _run_means(nrs, starts, counts)
-
-
-def _lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """``values`` at ``wanted`` among the sorted unique ``keys`` (NaN when absent)."""
-    if len(keys) == 0:
-        return np.full(len(wanted), np.nan)
-    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return np.where(keys[at] == wanted, values[at], np.nan)
 
 
 def next_morning_rise(days: pd.DataFrame, morning: pd.DataFrame) -> pd.Series:
@@ -166,17 +185,17 @@ def next_morning_rise(days: pd.DataFrame, morning: pd.DataFrame) -> pd.Series:
         and days["participant_id"].cat.categories.equals(morning["participant_id"].cat.categories)
     ):
         m_codes = morning["participant_id"].cat.codes.to_numpy().astype("int64")
-        m_keys = _day_keys(m_codes, morning["day"].to_numpy(dtype="int64"))
+        m_keys = day_keys(m_codes, morning["day"].to_numpy(dtype="int64"))
         m_nrs = morning["nrs"].to_numpy(dtype="float64")
-        order = _sorted_by(m_keys)
+        order = sort_order(m_keys)
         if order is not None:
             m_keys, m_nrs = m_keys[order], m_nrs[order]
         codes = days["participant_id"].cat.codes.to_numpy().astype("int64")
-        wanted = _day_keys(codes, days["day"].to_numpy(dtype="int64"))
-        rise = _lookup(m_keys, m_nrs, wanted + 1) - _lookup(m_keys, m_nrs, wanted)
+        wanted = day_keys(codes, days["day"].to_numpy(dtype="int64"))
+        rise = lookup(m_keys, m_nrs, wanted + 1) - lookup(m_keys, m_nrs, wanted)
         rise[codes < 0] = np.nan
         return pd.Series(np.round(rise, _DECIMALS), index=days.index)
-    lookup = pd.Series(
+    by_day = pd.Series(
         morning["nrs"].to_numpy(),
         index=pd.MultiIndex.from_arrays(
             [morning["participant_id"].astype("str"), morning["day"].to_numpy()]
@@ -184,8 +203,8 @@ def next_morning_rise(days: pd.DataFrame, morning: pd.DataFrame) -> pd.Series:
     )
     ids = days["participant_id"].astype("str").to_numpy()
     day = days["day"].to_numpy()
-    same = lookup.reindex(pd.MultiIndex.from_arrays([ids, day])).to_numpy()
-    following = lookup.reindex(pd.MultiIndex.from_arrays([ids, day + 1])).to_numpy()
+    same = by_day.reindex(pd.MultiIndex.from_arrays([ids, day])).to_numpy()
+    following = by_day.reindex(pd.MultiIndex.from_arrays([ids, day + 1])).to_numpy()
     rise = np.asarray(following, dtype=float) - np.asarray(same, dtype=float)
     return pd.Series(np.round(rise, _DECIMALS), index=days.index)
 
@@ -194,6 +213,7 @@ def next_morning_rise(days: pd.DataFrame, morning: pd.DataFrame) -> pd.Series:
 # Session-day rules
 
 
+@computation
 def session_day_rules(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """The pain-monitoring rules and flares on every session day.
 
@@ -298,40 +318,39 @@ def _session_day_arrays(
     ``daily``: :func:`_daily_morning` (by position, whole follow-up), when already known.
     """
     sessions = cohort.sessions
-    rows, pos, day = _observed_rows(
+    rows, pos, day = observed_rows(
         sessions, "session_date", timeline, window_weeks=config.window_weeks
     )
     done = sessions["completed_sets"].to_numpy()[rows] >= 1
-    keys = _day_keys(pos[done], day[done])
-    order = _sorted_by(keys)
+    keys = day_keys(pos[done], day[done])
+    order = sort_order(keys)
     if order is not None:
         keys = keys[order]
-    keys = keys[_runs(keys)[0]]
-    pos = (keys >> 32).astype("int64")
-    day = (keys - (pos << 32)) - (1 << 31)
+    keys = keys[run_starts(keys)]
+    pos, day = key_participants(keys), key_days(keys)
 
     pain = cohort.pain
-    p_rows, p_pos, p_day = _observed_rows(pain, "recorded_on", timeline)
+    p_rows, p_pos, p_day = observed_rows(pain, "recorded_on", timeline)
     timing = _timing_of(pain, p_rows)
     nrs_all = pain["nrs"].to_numpy(dtype="float64")
     highest = {}
     for name in ("during", "after"):
         sel = timing(name)
-        p_keys = _day_keys(p_pos[sel], p_day[sel])
+        p_keys = day_keys(p_pos[sel], p_day[sel])
         nrs = nrs_all[p_rows[sel]]
-        order = _sorted_by(p_keys)
+        order = sort_order(p_keys)
         if order is not None:
             p_keys, nrs = p_keys[order], nrs[order]
-        starts, _ = _runs(p_keys)
+        starts = run_starts(p_keys)
         peak = np.fmax.reduceat(nrs, starts) if len(starts) else nrs[:0]
-        highest[name] = _lookup(p_keys[starts], peak, keys).astype("float64")
+        highest[name] = lookup(p_keys[starts], peak, keys).astype("float64")
 
     if daily is None:
         sel = timing("morning")
         daily = _daily_morning(pain, timeline, observed=(p_rows[sel], p_pos[sel], p_day[sel]))
     m_pos, m_day, m_nrs = daily
-    m_keys = _day_keys(m_pos, m_day)
-    rise = _lookup(m_keys, m_nrs, keys + 1) - _lookup(m_keys, m_nrs, keys)
+    m_keys = day_keys(m_pos, m_day)
+    rise = lookup(m_keys, m_nrs, keys + 1) - lookup(m_keys, m_nrs, keys)
     return pos, day, highest, np.round(rise, _DECIMALS), daily
 
 
@@ -360,6 +379,7 @@ def _nullable(flag: np.ndarray, known: np.ndarray) -> pd.arrays.BooleanArray:
 # Weekly morning pain and per-participant summary
 
 
+@computation
 def weekly_pain(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Mean morning NRS per participant-week of the remodelling window.
 
@@ -392,11 +412,7 @@ def weekly_pain(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.D
     """
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
-    return _weekly_pain(cohort, timeline, config)
-
-
-def _weekly_pain(cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
-    pos, week, mean, n_records = _weekly_arrays(cohort, timeline, config)
+    pos, week, mean, n_records = weekly_pain_arrays(cohort, timeline, config)
     return pd.DataFrame(
         {
             "participant_id": timeline.index.astype("str").take(pos).array,
@@ -405,6 +421,22 @@ def _weekly_pain(cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig)
             "n_records": n_records,
         }
     )
+
+
+def weekly_pain_arrays(
+    cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`weekly_pain` as arrays, for a caller that places the weeks on its own grid.
+
+    Returns
+    -------
+    position, week, pain_morning_mean, n_records : arrays
+        Each participant-week with a morning rating: the participant's position in
+        ``timeline`` (:func:`~rehabstats.time.timeline.participant_timeline` output for
+        ``config``), the week, the mean daily morning NRS and the days rated; in timeline, then
+        week order.
+    """
+    return _weekly_arrays(cohort, timeline, config)
 
 
 def _weekly_arrays(
@@ -425,11 +457,12 @@ def _weekly_arrays(
         inside = (day >= 0) & (day < 7 * config.window_weeks)
         pos, day, nrs = pos[inside], day[inside], nrs[inside]
     week = day // 7 + 1
-    starts, counts = _runs(_day_keys(pos, week))
+    starts, counts = _runs(day_keys(pos, week))
     mean = _run_means(nrs, starts, counts)
     return pos[starts], week[starts], mean, counts.astype("int64")
 
 
+@computation
 def pain_monitoring(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Pain-monitoring summary per participant.
 
@@ -548,6 +581,7 @@ _LLF_TOL = 1e-8
 model's that counts as a failed optimisation (the larger model's maximum cannot be lower)."""
 
 
+@computation
 def pain_model(
     cohort: Cohort,
     *,

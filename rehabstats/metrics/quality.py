@@ -11,7 +11,8 @@ import pandas as pd
 
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
-from rehabstats.time.timeline import _day_keys, _observed_rows, participant_timeline
+from rehabstats.time.keys import day_keys, key_participants, run_starts, sort_order
+from rehabstats.time.timeline import computation, observed_rows, participant_timeline
 
 __all__ = ["TEMPO_STAGES", "exercise_quality"]
 
@@ -19,6 +20,7 @@ TEMPO_STAGES = (2, 3)
 """Stages whose lowering must be slow (slow isotonic, heavy slow resistance)."""
 
 
+@computation
 def exercise_quality(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Tempo of the lowering phase and back-to-back heavy days per participant.
 
@@ -65,7 +67,7 @@ def exercise_quality(cohort: Cohort, *, config: AnalysisConfig | None = None) ->
     timeline = participant_timeline(cohort, config)
     n = len(timeline)
     sessions = cohort.sessions
-    rows, pos, day = _observed_rows(
+    rows, pos, day = observed_rows(
         sessions, "session_date", timeline, window_weeks=config.window_weeks
     )
     completed = sessions["completed_sets"].to_numpy()[rows] >= 1
@@ -80,15 +82,14 @@ def exercise_quality(cohort: Cohort, *, config: AnalysisConfig | None = None) ->
         rate = np.where(known > 0, fast / np.where(known > 0, known, 1), np.nan)
 
     heavy = completed & np.isin(stage, config.rest_day_stages)
-    keys = _day_keys(pos[heavy], day[heavy])
-    if not bool(np.all(keys[1:] >= keys[:-1])):  # sessions in participant-date order: the rule
-        keys = np.sort(keys)
-    keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys  # one per heavy day
+    keys = day_keys(pos[heavy], day[heavy])
+    order = sort_order(keys)  # None for sessions in participant-date order, the rule
+    if order is not None:
+        keys = keys[order]
+    keys = keys[run_starts(keys)]  # one per heavy day
     after_heavy = np.zeros(len(keys), dtype=bool)
     after_heavy[1:] = keys[1:] == keys[:-1] + 1  # same participant, the next day
-    back_to_back = np.bincount((keys[after_heavy] >> 32).astype("int64"), minlength=n).astype(
-        "int64"
-    )
+    back_to_back = np.bincount(key_participants(keys[after_heavy]), minlength=n).astype("int64")
     return pd.DataFrame(
         {
             "participant_id": timeline.index.astype("str"),

@@ -8,31 +8,32 @@ stopped-early rate ratio are estimated with :mod:`rehabstats.stats.survival`.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
 from rehabstats.metrics.pain import morning_nrs
-from rehabstats.metrics.stages import stage_metrics
+from rehabstats.metrics.stages import stopped_loading
 from rehabstats.stats.survival import cumulative_incidence, poisson_rate_ci, poisson_rate_ratio
-from rehabstats.time.timeline import group_labels, observe, participant_timeline
-from rehabstats.time.tte import (
-    EventSpec,
-    derive,
-    on_participant_days,
-    participant_day_keys,
-    participant_positions,
+from rehabstats.time.keys import on_participant_days, participant_day_keys, participant_positions
+from rehabstats.time.timeline import (
+    analysis_cutoff,
+    computation,
+    group_labels,
+    observed_rows,
+    participant_timeline,
 )
+from rehabstats.time.tte import EventSpec, derive
 
 __all__ = [
     "RETURN_EVENTS",
+    "at_risk_start",
     "relapse_incidence",
     "relapse_metrics",
     "relapse_rate_ratio",
     "relapse_rates",
+    "relapse_times",
 ]
 
 RETURN_EVENTS = ("return_to_running", "return_to_sport")
@@ -42,6 +43,7 @@ _PRECEDENCE = ("recorded", "pain", "regression")
 """Relapse rules in order of precedence when two give the same day."""
 
 
+@computation
 def relapse_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """First relapse after the return to running or sport, per participant.
 
@@ -97,14 +99,9 @@ def relapse_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> 
       observed); withdrawal is the competing event of :func:`relapse_incidence`.
     """
     config = config or AnalysisConfig()
-    return _relapse_metrics(cohort, participant_timeline(cohort, config), config)
-
-
-def _relapse_metrics(
-    cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig
-) -> pd.DataFrame:
-    relapse = _relapse_times(cohort, timeline, config)
-    at = timeline.index.get_indexer(relapse["participant_id"])
+    timeline = participant_timeline(cohort, config)
+    relapse = relapse_times(cohort, config=config)
+    at = participant_positions(relapse["participant_id"], timeline.index)
     n = len(timeline)
     start = np.full(n, np.nan)
     start[at] = relapse["start_day"].to_numpy()
@@ -128,6 +125,7 @@ def _relapse_metrics(
     )
 
 
+@computation
 def relapse_rates(
     cohort: Cohort, *, by: str | None = None, config: AnalysisConfig | None = None
 ) -> pd.DataFrame:
@@ -169,7 +167,7 @@ def relapse_rates(
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     groups = group_labels(timeline, by).to_numpy()
-    metrics = _relapse_metrics(cohort, timeline, config)
+    metrics = relapse_metrics(cohort, config=config)
     at_risk = metrics["relapsed"].notna().to_numpy()
     relapsed = metrics["relapsed"].fillna(False).to_numpy(dtype=bool)
     weeks = np.nan_to_num(metrics["person_weeks_at_risk"].to_numpy(dtype="float64"))
@@ -193,6 +191,7 @@ def relapse_rates(
     )
 
 
+@computation
 def relapse_incidence(
     cohort: Cohort, *, by: str | None = None, config: AnalysisConfig | None = None
 ) -> pd.DataFrame:
@@ -230,7 +229,7 @@ def relapse_incidence(
     """
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
-    relapse = _relapse_times(cohort, timeline, config)
+    relapse = relapse_times(cohort, config=config)
     groups = group_labels(timeline, by)
     names = sorted(pd.unique(groups.to_numpy()))
     row_group = groups.reindex(relapse["participant_id"]).to_numpy()
@@ -246,6 +245,7 @@ def relapse_incidence(
     return out.astype({"group": "str", "week": "int64", "cumulative_incidence": "float64"})
 
 
+@computation
 def relapse_rate_ratio(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Relapse rate ratio, participants who stopped loading early vs those who did not.
 
@@ -286,7 +286,7 @@ def relapse_rate_ratio(cohort: Cohort, *, config: AnalysisConfig | None = None) 
     """
     config = config or AnalysisConfig()
     metrics = relapse_metrics(cohort, config=config)
-    stopped = stage_metrics(cohort, config=config)["stopped_early"].to_numpy(
+    stopped = stopped_loading(cohort, config=config)["stopped_early"].to_numpy(
         dtype=object, na_value=None
     )
     at_risk = metrics["relapsed"].notna().to_numpy()
@@ -329,35 +329,90 @@ def relapse_rate_ratio(cohort: Cohort, *, config: AnalysisConfig | None = None) 
 # ----------------------------------------------------------------------------------------------
 
 
-def _at_risk_start(cohort: Cohort, timeline: pd.DataFrame) -> pd.Series:
-    """Day of the first return to running or sport within follow-up (NaN when none)."""
-    events = observe(cohort.events, "event_date", timeline)
-    events = events[events["event"].isin(RETURN_EVENTS)]
-    pos = participant_positions(events["participant_id"], timeline.index)
+@computation
+def relapse_times(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
+    """Time from the return to running or sport to the first relapse (§8), per participant at
+    risk: the time-to-event table behind every relapse output.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The validated cohort.
+    config : AnalysisConfig, optional
+        As :func:`relapse_metrics`.
+
+    Returns
+    -------
+    DataFrame
+        :func:`rehabstats.time.tte.derive` output: one row per participant with a return to
+        running or sport within follow-up (timeline order), with columns participant_id,
+        start_day (the at-risk start), event_day, time (days since the start), event (a
+        relapse), event_source (its rule) and competing (withdrawal without a relapse).
+
+    Notes
+    -----
+    The rules are those of :func:`relapse_metrics`. Computed once per cohort, cut-off and
+    configuration, for :func:`relapse_metrics`, :func:`relapse_rates`,
+    :func:`relapse_incidence` and :func:`rehabstats.metrics.running.relapse_acwr`.
+    """
+    config = config or AnalysisConfig()
+    timeline = participant_timeline(cohort, config)
+    key = ("relapse_times", analysis_cutoff(cohort, config), config)
+    return cohort.derived(key, lambda: _relapse_times(cohort, timeline, config)).copy(deep=False)
+
+
+def at_risk_start(cohort: Cohort, timeline: pd.DataFrame) -> pd.Series:
+    """Day of each participant's first return to running or sport within follow-up.
+
+    Parameters
+    ----------
+    cohort : Cohort
+    timeline : DataFrame
+        :func:`~rehabstats.time.timeline.participant_timeline` output.
+
+    Returns
+    -------
+    Series
+        Indexed like ``timeline``; NaN when there is no return within follow-up (not at risk).
+    """
+    pos, day = _events(cohort, timeline, RETURN_EVENTS)
     first = np.full(len(timeline), np.inf)
-    np.minimum.at(first, pos, events["day"].to_numpy(dtype="float64"))
+    np.minimum.at(first, pos, day.astype("float64"))
     return pd.Series(np.where(np.isinf(first), np.nan, first), index=timeline.index)
 
 
+def _events(
+    cohort: Cohort, timeline: pd.DataFrame, names: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Timeline position and day of the events named ``names`` within follow-up."""
+    events = cohort.events
+    rows, pos, day = observed_rows(events, "event_date", timeline)
+    wanted = events["event"].isin(names).to_numpy(dtype=bool)[rows]
+    return pos[wanted], day[wanted]
+
+
+def _candidates(pos: np.ndarray, day: np.ndarray, timeline: pd.DataFrame) -> pd.DataFrame:
+    """Candidate event rows for :func:`rehabstats.time.tte.derive` from timeline positions."""
+    return pd.DataFrame(
+        {"participant_id": pd.Categorical.from_codes(pos, categories=timeline.index), "day": day}
+    )
+
+
 def _relapse_times(cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
-    """:func:`rehabstats.time.tte.derive` output for the first relapse (participants at risk)."""
-    start = _at_risk_start(cohort, timeline)
+    """:func:`relapse_times` computed."""
+    start = at_risk_start(cohort, timeline)
     sources = []
     for rule in _PRECEDENCE:
         if rule not in config.relapse_rules:
             continue
         if rule == "recorded":
-            events = observe(cohort.events, "event_date", timeline)
-            sources.append(
-                (rule, events.loc[events["event"] == "relapse", ["participant_id", "day"]])
-            )
+            sources.append((rule, _candidates(*_events(cohort, timeline, ("relapse",)), timeline)))
         elif rule == "pain":
             sources.append((rule, _pain_runs(cohort, timeline, start, config)))
         else:
-            columns = ["participant_id", "session_date", "stage"]
-            sessions = observe(cohort.sessions[columns], "session_date", timeline)
-            regress = sessions["stage"] <= config.relapse_regression_stage
-            sources.append((rule, sessions.loc[regress, ["participant_id", "day"]]))
+            rows, pos, day = observed_rows(cohort.sessions, "session_date", timeline)
+            regress = cohort.sessions["stage"].to_numpy()[rows] <= config.relapse_regression_stage
+            sources.append((rule, _candidates(pos[regress], day[regress], timeline)))
     withdrawal = timeline["follow_up_days"].where(timeline["withdrawn"]).astype("float64")
     spec = EventSpec(
         name="relapse",
@@ -373,7 +428,7 @@ def _pain_runs(
     cohort: Cohort, timeline: pd.DataFrame, start: pd.Series, config: AnalysisConfig
 ) -> pd.DataFrame:
     """First day of every run of >= relapse_days consecutive painful mornings after the start."""
-    morning = morning_nrs(_painful_diary_days(cohort, config), timeline)
+    morning = morning_nrs(cohort, timeline, rows=_painful_diary_days(cohort, config))
     pos = participant_positions(morning["participant_id"], timeline.index)
     day = morning["day"].to_numpy(dtype="int64")
     origin = start.to_numpy(dtype="float64")[pos]
@@ -394,8 +449,8 @@ def _pain_runs(
     )
 
 
-def _painful_diary_days(cohort: Cohort, config: AnalysisConfig) -> Cohort:
-    """The cohort with only the morning ratings of days having one > ``pain_limit``.
+def _painful_diary_days(cohort: Cohort, config: AnalysisConfig) -> np.ndarray:
+    """The rows of the morning ratings of days having one > ``pain_limit``.
 
     Every rating of such a day is kept, so :func:`rehabstats.metrics.pain.morning_nrs` gives the same
     daily mean for them; the days left out average <= ``pain_limit`` and end a run anyway (the
@@ -405,8 +460,7 @@ def _painful_diary_days(cohort: Cohort, config: AnalysisConfig) -> Cohort:
     morning = np.flatnonzero((pain["timing"] == "morning").to_numpy(dtype=bool))
     keys = participant_day_keys(pain["participant_id"], pain["recorded_on"], morning)
     high = pain["nrs"].to_numpy(dtype="float64")[morning] > config.pain_limit
-    keep = morning[on_participant_days(keys, keys[high])]
-    return replace(cohort, pain=pain.iloc[keep])
+    return morning[on_participant_days(keys, keys[high])]
 
 
 def _sorted(pos: np.ndarray, day: np.ndarray) -> bool:

@@ -46,7 +46,8 @@ import pandas as pd
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
 from rehabstats.report.tables import mean_ci, proportion_ci
-from rehabstats.time.timeline import observe, participant_timeline, per_row
+from rehabstats.time.keys import per_row
+from rehabstats.time.timeline import computation, observe, participant_timeline
 
 __all__ = [
     "AUDIT_METRICS",
@@ -121,6 +122,7 @@ class ReviewThresholds:
         )
 
 
+@computation
 def review_list(
     cohort: Cohort,
     *,

@@ -24,9 +24,22 @@ from scipy.signal import lfilter
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
 from rehabstats.metrics.function_tests import limb_symmetry
-from rehabstats.metrics.relapse import _at_risk_start, _relapse_times
+from rehabstats.metrics.relapse import at_risk_start, relapse_times
 from rehabstats.stats.survival import poisson_rate_ratio
-from rehabstats.time.timeline import _day_keys, _observed_rows, group_labels, participant_timeline
+from rehabstats.time.keys import (
+    day_keys,
+    key_days,
+    key_participants,
+    participant_positions,
+    run_starts,
+    sort_order,
+)
+from rehabstats.time.timeline import (
+    computation,
+    group_labels,
+    observed_rows,
+    participant_timeline,
+)
 
 __all__ = [
     "RELAPSE_ACWR_COLUMNS",
@@ -34,6 +47,7 @@ __all__ = [
     "running_load",
     "running_metrics",
     "weekly_running",
+    "weekly_running_arrays",
 ]
 
 RELAPSE_ACWR_COLUMNS = (
@@ -49,6 +63,7 @@ _DECIMALS = 10
 """Computed ratios are rounded to this many decimals before they meet a threshold."""
 
 
+@computation
 def running_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Running load, its spikes and return-to-sport readiness per participant.
 
@@ -143,7 +158,7 @@ def running_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> 
     volume_spikes[runner] = np.bincount(week_pos[spike_week], minlength=n)[runner]
 
     criteria = _rts_criteria_day(cohort, timeline, config)
-    start = _at_risk_start(cohort, timeline).to_numpy(dtype="float64")
+    start = at_risk_start(cohort, timeline).to_numpy(dtype="float64")
     returned = ~np.isnan(start)
     before = returned & ~(criteria <= start)  # NaN criteria (never met) compares False
     return pd.DataFrame(
@@ -161,6 +176,7 @@ def running_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> 
     )
 
 
+@computation
 def running_load(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Daily running load, its exponentially weighted averages and the ACWR.
 
@@ -218,6 +234,7 @@ def running_load(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.
     )
 
 
+@computation
 def weekly_running(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Running minutes per participant-week, from the week of the first run to ``obs_end``.
 
@@ -246,8 +263,7 @@ def weekly_running(cohort: Cohort, *, config: AnalysisConfig | None = None) -> p
     """
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
-    runs = _run_days(cohort, timeline)
-    pos, week, minutes = _weekly_rows(runs, timeline)
+    pos, week, minutes = weekly_running_arrays(cohort, timeline)
     spike = _volume_spike(pos, week, minutes, config.weekly_increase_max)
     return pd.DataFrame(
         {
@@ -259,6 +275,23 @@ def weekly_running(cohort: Cohort, *, config: AnalysisConfig | None = None) -> p
     )
 
 
+def weekly_running_arrays(
+    cohort: Cohort, timeline: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`weekly_running`'s weeks as arrays, for a caller that places them on its own grid.
+
+    Returns
+    -------
+    position, week, running_minutes : arrays
+        Every week from each runner's first run to the week holding ``obs_end``: the
+        participant's position in ``timeline``
+        (:func:`~rehabstats.time.timeline.participant_timeline` output), the study week and the
+        minutes run (0 without a run); in timeline, then week order.
+    """
+    return _weekly_rows(_run_days(cohort, timeline), timeline)
+
+
+@computation
 def relapse_acwr(
     cohort: Cohort, *, by: str | None = None, config: AnalysisConfig | None = None
 ) -> pd.DataFrame:
@@ -307,8 +340,8 @@ def relapse_acwr(
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     groups = group_labels(timeline, by).to_numpy()
-    relapse = _relapse_times(cohort, timeline, config)
-    at = timeline.index.get_indexer(relapse["participant_id"])
+    relapse = relapse_times(cohort, config=config)
+    at = participant_positions(relapse["participant_id"], timeline.index)
     start = relapse["start_day"].to_numpy(dtype="int64")
     end = start + relapse["time"].to_numpy(dtype="int64")
     event = relapse["event"].to_numpy(dtype=bool)
@@ -363,15 +396,12 @@ class _Runs:
 def _run_days(cohort: Cohort, timeline: pd.DataFrame) -> _Runs:
     """Runs on or before ``obs_end``, summed per participant-day."""
     running = cohort.running
-    rows, pos, day = _observed_rows(running, "run_date", timeline)
+    rows, pos, day = observed_rows(running, "run_date", timeline)
     minutes = running["minutes"].to_numpy(dtype="float64")[rows]
     pain = running["pain_nrs"].to_numpy(dtype="float64", na_value=np.nan)[rows]
-    if len(pos) == 0:
-        empty = np.zeros(0, dtype="int64")
-        return _Runs(empty, empty, np.zeros(0), np.zeros(0))
-    keys = _day_keys(pos, day)
-    if not bool(np.all(keys[1:] >= keys[:-1])):  # a log in participant-date order is the rule
-        order = np.argsort(keys, kind="stable")
+    keys = day_keys(pos, day)
+    order = sort_order(keys)  # None for a log in participant-date order, the rule
+    if order is not None:
         keys, pos, day, minutes, pain = (
             keys[order],
             pos[order],
@@ -379,7 +409,10 @@ def _run_days(cohort: Cohort, timeline: pd.DataFrame) -> _Runs:
             minutes[order],
             pain[order],
         )
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    starts = run_starts(keys)
+    if len(starts) == 0:
+        empty = np.zeros(0, dtype="int64")
+        return _Runs(empty, empty, np.zeros(0), np.zeros(0))
     return _Runs(
         pos=pos[starts].astype("int64"),
         day=day[starts].astype("int64"),
@@ -391,11 +424,10 @@ def _run_days(cohort: Cohort, timeline: pd.DataFrame) -> _Runs:
 def _weekly_sums(runs: _Runs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Minutes per participant-week with a run: (position, week, minutes), sorted."""
     week = runs.day // 7 + 1
-    keys = (runs.pos << 32) + week
-    if len(keys) == 0:
+    starts = run_starts(day_keys(runs.pos, week))  # runs are sorted
+    if len(starts) == 0:
         empty = np.zeros(0, dtype="int64")
         return empty, empty, np.zeros(0)
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])  # runs are sorted
     return runs.pos[starts], week[starts], np.add.reduceat(runs.minutes, starts)
 
 
@@ -414,7 +446,7 @@ def _weekly_rows(runs: _Runs, timeline: pd.DataFrame) -> tuple[np.ndarray, np.nd
     offset = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
     row_week = np.repeat(first_week, count) + offset
     row_minutes = np.zeros(len(row_pos))
-    at = np.searchsorted((row_pos << 32) + row_week, (pos << 32) + week)
+    at = np.searchsorted(day_keys(row_pos, row_week), day_keys(pos, week))
     row_minutes[at] = minutes
     return row_pos, row_week, row_minutes
 
@@ -647,13 +679,13 @@ def _rts_criteria_day(cohort: Cohort, timeline: pd.DataFrame, config: AnalysisCo
     lsi = limb_symmetry(cohort, config=config)
     keep = lsi["test"].isin(config.rts_tests).to_numpy(dtype=bool) & lsi["lsi"].notna().to_numpy()
     lsi = lsi[keep]
-    pos = timeline.index.get_indexer(lsi["participant_id"]).astype("int64")
+    pos = participant_positions(lsi["participant_id"], timeline.index)
     day = lsi["day"].to_numpy(dtype="int64")
     value = np.round(lsi["lsi"].to_numpy(dtype="float64"), _DECIMALS)
     tests = lsi["test"].cat.categories
     code = lsi["test"].cat.codes.to_numpy()
-    keys = _day_keys(pos, day)  # rows are sorted by participant, day, test
-    candidates = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys  # test days
+    keys = day_keys(pos, day)  # rows are sorted by participant, day, test
+    candidates = keys[run_starts(keys)]  # test days
     met = np.ones(len(candidates), dtype=bool)
     for name in config.rts_tests:  # a few tests
         mine = code == tests.get_loc(name)
@@ -664,8 +696,8 @@ def _rts_criteria_day(cohort: Cohort, timeline: pd.DataFrame, config: AnalysisCo
         # the most recent LSI of this test on or before each candidate day
         at = np.searchsorted(own_keys, candidates, side="right") - 1
         safe = np.maximum(at, 0)
-        same = (at >= 0) & ((own_keys[safe] >> 32) == (candidates >> 32))
+        same = (at >= 0) & (key_participants(own_keys[safe]) == key_participants(candidates))
         met &= same & (own_value[safe] >= config.rts_lsi_min)
     hits = candidates[met]
-    np.minimum.at(out, (hits >> 32).astype("int64"), (hits & 0xFFFFFFFF) - (1 << 31))
+    np.minimum.at(out, key_participants(hits), key_days(hits))
     return np.where(np.isinf(out), np.nan, out)

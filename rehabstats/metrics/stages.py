@@ -9,6 +9,8 @@ to stage entry go through :mod:`rehabstats.time.tte` and are estimated with
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -16,13 +18,22 @@ from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
 from rehabstats.metrics.checkpoint import checkpoint_attempts, first_pass_day
 from rehabstats.stats.survival import KM_COLUMNS, kaplan_meier, km_median, km_survival_at
-from rehabstats.time.timeline import group_labels, observe, participant_timeline, stage_on
-from rehabstats.time.tte import EventSpec, derive, participant_positions
+from rehabstats.time.keys import day_keys, sort_order
+from rehabstats.time.timeline import (
+    analysis_cutoff,
+    computation,
+    group_labels,
+    observed_rows,
+    participant_timeline,
+    stage_on,
+)
+from rehabstats.time.tte import EventSpec, derive
 
 __all__ = [
     "OCCUPANCY_STATES",
     "stage_metrics",
     "stage_occupancy",
+    "stopped_loading",
     "time_to_stage",
     "time_to_stage_summary",
 ]
@@ -35,6 +46,7 @@ OCCUPANCY_STATES = ("not_started", "stage_1", "stage_2", "stage_3", "stage_4", "
 """The states of :func:`stage_occupancy`, in reporting order."""
 
 
+@computation
 def stage_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Stage progression per participant over the whole follow-up.
 
@@ -100,30 +112,25 @@ def stage_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd
     """
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
-    sessions = _sessions(cohort, timeline)
-    pos = participant_positions(sessions["participant_id"], timeline.index)
+    scheduled = _scheduled(cohort, timeline)
+    rows, pos, day, stage = scheduled
     n = len(timeline)
-    follow = timeline["follow_up_days"].to_numpy(dtype="int64")
 
-    firsts = _first_day_per_stage(sessions, pos, timeline)
-    entries = {s: derive(_stage_spec(s, firsts), timeline) for s in STAGES}
+    entries = _entry_times(cohort, config, timeline, scheduled)
     days = {s: entries[s]["event_day"].to_numpy(dtype="float64", na_value=np.nan) for s in STAGES}
 
-    stage = sessions["stage"].to_numpy(dtype="int64")
-    day = sessions["day"].to_numpy(dtype="int64")
     highest = np.zeros(n, dtype="int64")
     np.maximum.at(highest, pos, stage)
 
-    order = _participant_day_order(pos, day)
-    p_sorted, s_sorted = pos[order], stage[order]
+    order = sort_order(day_keys(pos, day))  # by participant, day, then source row
+    p_sorted, s_sorted = (pos, stage) if order is None else (pos[order], stage[order])
     drop = (p_sorted[1:] == p_sorted[:-1]) & (s_sorted[1:] < s_sorted[:-1])
     regressions = np.bincount(p_sorted[1:][drop], minlength=n)
 
-    completed = sessions["completed_sets"].to_numpy() >= 1
-    last = np.full(n, -1, dtype="int64")
-    np.maximum.at(last, pos[completed], day[completed])
+    last = _last_session_day(cohort, scheduled, n)
 
-    step = (stage == 2) & (sessions["surface"] == "step").to_numpy(dtype=bool, na_value=False)
+    surface = (cohort.sessions["surface"] == "step").to_numpy(dtype=bool, na_value=False)
+    step = (stage == 2) & surface[rows]
     insertional = (timeline["tendinopathy_type"] == "insertional").to_numpy(dtype=bool)
     deviation = insertional & (np.bincount(pos[step], minlength=n) > 0)
 
@@ -133,8 +140,6 @@ def stage_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd
     )
     reached_4 = ~np.isnan(days[4])
     passed_by_4 = first_pass <= days[4]  # NaN compares False
-    stopped = (last < config.stopped_early_day).astype(object)
-    stopped[follow < config.stopped_early_min_follow_up_days] = pd.NA
 
     out = pd.DataFrame({"participant_id": timeline.index.astype("str").to_numpy()})
     out["highest_stage"] = _int_or_na(np.where(highest > 0, highest, np.nan))
@@ -149,10 +154,44 @@ def stage_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd
     out["progressed_without_checkpoint"] = reached_4 & ~passed_by_4
     out["insertional_step_deviation"] = deviation
     out["last_session_day"] = _int_or_na(np.where(last >= 0, last, np.nan))
-    out["stopped_early"] = pd.array(stopped, dtype="boolean")
+    out["stopped_early"] = _stopped_early(last, timeline, config)
     return out
 
 
+@computation
+def stopped_loading(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
+    """When each participant stopped loading: :func:`stage_metrics`' last two columns alone.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The validated cohort.
+    config : AnalysisConfig, optional
+        ``stopped_early_day``, ``stopped_early_min_follow_up_days`` and ``data_cutoff``;
+        default ``AnalysisConfig()``.
+
+    Returns
+    -------
+    DataFrame
+        One row per analysed participant, in the order of
+        :func:`~rehabstats.time.timeline.participant_timeline`, with columns participant_id,
+        ``last_session_day`` and ``stopped_early``, as in :func:`stage_metrics` (which
+        computes much more: :func:`rehabstats.metrics.relapse.relapse_rate_ratio` needs only
+        these).
+    """
+    config = config or AnalysisConfig()
+    timeline = participant_timeline(cohort, config)
+    last = _last_session_day(cohort, _scheduled(cohort, timeline), len(timeline))
+    return pd.DataFrame(
+        {
+            "participant_id": timeline.index.astype("str").to_numpy(),
+            "last_session_day": _int_or_na(np.where(last >= 0, last, np.nan)),
+            "stopped_early": _stopped_early(last, timeline, config),
+        }
+    )
+
+
+@computation
 def time_to_stage(
     cohort: Cohort, *, by: str | None = None, config: AnalysisConfig | None = None
 ) -> pd.DataFrame:
@@ -200,21 +239,11 @@ def time_to_stage(
     limits as R ``survfit``). A participant entering on day 0 counts as an event at time 0.
     """
     config = config or AnalysisConfig()
-    timeline, entries = _entry_times(cohort, config)
-    groups = group_labels(timeline, by).to_numpy()
     parts = []
-    for s in ENTRY_STAGES:
-        for group in sorted(pd.unique(groups)):
-            mask = groups == group
-            km = kaplan_meier(
-                entries[s]["time"].to_numpy()[mask],
-                entries[s]["event"].to_numpy()[mask],
-                confidence_level=config.confidence_level,
-                ci_transform=config.km_ci_transform,
-            )
-            km.insert(0, "group", pd.Series(group, index=km.index, dtype="str"))
-            km.insert(0, "stage", s)
-            parts.append(km)
+    for s, group, _, _, km in _entry_curves(cohort, by, config):
+        km.insert(0, "group", pd.Series(group, index=km.index, dtype="str"))
+        km.insert(0, "stage", s)
+        parts.append(km)
     columns = ["stage", "group", *KM_COLUMNS]
     empty = kaplan_meier([], []).assign(stage=pd.Series(dtype="int64"), group="")
     return pd.concat([empty[columns], *parts], ignore_index=True)[columns].astype(
@@ -222,6 +251,7 @@ def time_to_stage(
     )
 
 
+@computation
 def time_to_stage_summary(
     cohort: Cohort, *, by: str | None = None, config: AnalysisConfig | None = None
 ) -> pd.DataFrame:
@@ -266,35 +296,23 @@ def time_to_stage_summary(
     of the configured window.
     """
     config = config or AnalysisConfig()
-    timeline, entries = _entry_times(cohort, config)
-    groups = group_labels(timeline, by).to_numpy()
     end_of_window = 7 * config.window_weeks - 1
     rows = []
-    for s in ENTRY_STAGES:
-        for group in sorted(pd.unique(groups)):
-            mask = groups == group
-            time = entries[s]["time"].to_numpy()[mask]
-            event = entries[s]["event"].to_numpy()[mask]
-            km = kaplan_meier(
-                time,
-                event,
-                confidence_level=config.confidence_level,
-                ci_transform=config.km_ci_transform,
-            )
-            median, low, high = km_median(km)
-            surv = km_survival_at(km, end_of_window, last_time=float(time.max()))
-            rows.append(
-                {
-                    "stage": s,
-                    "group": group,
-                    "n": int(mask.sum()),
-                    "events": int(event.sum()),
-                    "median_days": median,
-                    "median_ci_low": low,
-                    "median_ci_high": high,
-                    "reached_by_week_12": 1.0 - surv,
-                }
-            )
+    for s, group, time, event, km in _entry_curves(cohort, by, config):
+        median, low, high = km_median(km)
+        surv = km_survival_at(km, end_of_window, last_time=float(time.max()))
+        rows.append(
+            {
+                "stage": s,
+                "group": group,
+                "n": len(time),
+                "events": int(event.sum()),
+                "median_days": median,
+                "median_ci_low": low,
+                "median_ci_high": high,
+                "reached_by_week_12": 1.0 - surv,
+            }
+        )
     columns = [
         "stage",
         "group",
@@ -310,6 +328,7 @@ def time_to_stage_summary(
     return out.astype({"stage": "int64", "group": "str", "n": "int64", "events": "int64", **floats})
 
 
+@computation
 def stage_occupancy(
     cohort: Cohort, *, by: str | None = None, config: AnalysisConfig | None = None
 ) -> pd.DataFrame:
@@ -355,21 +374,15 @@ def stage_occupancy(
     """
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
-    sessions = _sessions(cohort, timeline)
+    _, s_pos, s_day, s_stage = _scheduled(cohort, timeline)
     labels = group_labels(timeline, by)
     group_names = np.array(sorted(pd.unique(labels.to_numpy())), dtype=object)
     group_idx = np.searchsorted(group_names, labels.to_numpy())
     weeks = np.arange(1, config.window_weeks + 1)
     n, n_weeks, n_states = len(timeline), len(weeks), len(OCCUPANCY_STATES)
 
-    points = pd.DataFrame(
-        {
-            "participant_id": np.repeat(timeline.index.astype("str").to_numpy(), n_weeks),
-            "day": np.tile(7 * weeks - 1, n),
-        }
-    )
-    stage = stage_on(sessions, points).to_numpy(dtype="float64") if n else np.empty(0, "float64")
-    day = points["day"].to_numpy()
+    day = np.tile(7 * weeks - 1, n)
+    stage = stage_on(s_pos, s_day, s_stage, np.repeat(np.arange(n), n_weeks), day)
     follow = np.repeat(timeline["follow_up_days"].to_numpy(dtype="int64"), n_weeks)
     withdrawn = np.repeat(timeline["withdrawn"].to_numpy(dtype=bool), n_weeks)
     state = np.where(np.isnan(stage), 0, np.nan_to_num(stage)).astype("int64")
@@ -398,14 +411,17 @@ def stage_occupancy(
 # ----------------------------------------------------------------------------------------------
 
 
-def _sessions(cohort: Cohort, timeline: pd.DataFrame) -> pd.DataFrame:
-    """Scheduled sessions within follow-up (whole follow-up, §3), with ``day``."""
-    columns = ["participant_id", "session_date", "stage", "completed_sets", "surface"]
-    return observe(cohort.sessions[columns], "session_date", timeline)
+def _scheduled(
+    cohort: Cohort, timeline: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Scheduled sessions within follow-up (whole follow-up, §3), in table order: their rows
+    in ``cohort.sessions``, timeline positions, days and stages."""
+    rows, pos, day = observed_rows(cohort.sessions, "session_date", timeline)
+    return rows, pos, day, cohort.sessions["stage"].to_numpy(dtype="int64")[rows]
 
 
 def _first_day_per_stage(
-    sessions: pd.DataFrame, pos: np.ndarray, timeline: pd.DataFrame
+    pos: np.ndarray, day: np.ndarray, stage: np.ndarray, timeline: pd.DataFrame
 ) -> pd.DataFrame:
     """The first scheduled session day of each participant in each stage they had.
 
@@ -415,8 +431,7 @@ def _first_day_per_stage(
     """
     n = len(timeline)
     first = np.full((n, len(STAGES)), np.iinfo(np.int64).max, dtype="int64")
-    stage = sessions["stage"].to_numpy(dtype="int64")
-    np.minimum.at(first, (pos, stage - 1), sessions["day"].to_numpy(dtype="int64"))
+    np.minimum.at(first, (pos, stage - 1), day)
     who, which = np.nonzero(first != np.iinfo(np.int64).max)
     return pd.DataFrame(
         {
@@ -441,22 +456,67 @@ def _stage_spec(stage: int, candidates: pd.DataFrame) -> EventSpec:
 
 
 def _entry_times(
-    cohort: Cohort, config: AnalysisConfig
-) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:
-    """The timeline and, per entry stage, :func:`rehabstats.time.tte.derive` output."""
+    cohort: Cohort,
+    config: AnalysisConfig,
+    timeline: pd.DataFrame,
+    scheduled: tuple[np.ndarray, ...] | None = None,
+) -> dict[int, pd.DataFrame]:
+    """Per stage (1-4), :func:`rehabstats.time.tte.derive` output for entering it.
+
+    Computed once per cohort and cut-off (shared by :func:`stage_metrics`,
+    :func:`time_to_stage` and :func:`time_to_stage_summary`); ``scheduled`` is
+    :func:`_scheduled` when the caller has it. Read only.
+    """
+
+    def compute() -> dict[int, pd.DataFrame]:
+        _, pos, day, stage = scheduled or _scheduled(cohort, timeline)
+        firsts = _first_day_per_stage(pos, day, stage, timeline)
+        return {s: derive(_stage_spec(s, firsts), timeline) for s in STAGES}
+
+    return cohort.derived(("stage_entry_times", analysis_cutoff(cohort, config)), compute)
+
+
+def _entry_curves(
+    cohort: Cohort, by: str | None, config: AnalysisConfig
+) -> Iterator[tuple[int, str, np.ndarray, np.ndarray, pd.DataFrame]]:
+    """Per entry stage (2-4) and group (sorted): the durations, whether each ended with entry,
+    and the Kaplan-Meier table (``confidence_level``, ``km_ci_transform``)."""
     timeline = participant_timeline(cohort, config)
-    sessions = _sessions(cohort, timeline)
-    pos = participant_positions(sessions["participant_id"], timeline.index)
-    firsts = _first_day_per_stage(sessions, pos, timeline)
-    return timeline, {s: derive(_stage_spec(s, firsts), timeline) for s in ENTRY_STAGES}
+    entries = _entry_times(cohort, config, timeline)
+    groups = group_labels(timeline, by).to_numpy()
+    for s in ENTRY_STAGES:
+        for group in sorted(pd.unique(groups)):
+            mask = groups == group
+            time = entries[s]["time"].to_numpy()[mask]
+            event = entries[s]["event"].to_numpy()[mask]
+            km = kaplan_meier(
+                time,
+                event,
+                confidence_level=config.confidence_level,
+                ci_transform=config.km_ci_transform,
+            )
+            yield s, group, time, event, km
 
 
-def _participant_day_order(pos: np.ndarray, day: np.ndarray) -> np.ndarray:
-    """Row order by participant, then day, then source row (stable)."""
-    key = pos.astype("int64") * (int(day.max(initial=0)) + 1) + day
-    if len(key) < 2 or bool(np.all(key[1:] >= key[:-1])):
-        return np.arange(len(key))
-    return np.argsort(key, kind="stable")
+def _last_session_day(cohort: Cohort, scheduled: tuple[np.ndarray, ...], n: int) -> np.ndarray:
+    """Day of each participant's last completed session (``completed_sets >= 1``); -1 when
+    none."""
+    rows, pos, day, _ = scheduled
+    completed = cohort.sessions["completed_sets"].to_numpy()[rows] >= 1
+    last = np.full(n, -1, dtype="int64")
+    np.maximum.at(last, pos[completed], day[completed])
+    return last
+
+
+def _stopped_early(
+    last: np.ndarray, timeline: pd.DataFrame, config: AnalysisConfig
+) -> pd.arrays.BooleanArray:
+    """``last_session_day < stopped_early_day`` (no completed session counts as earlier than
+    every day); NA when follow-up is shorter than ``stopped_early_min_follow_up_days``."""
+    follow = timeline["follow_up_days"].to_numpy(dtype="int64")
+    stopped = (last < config.stopped_early_day).astype(object)
+    stopped[follow < config.stopped_early_min_follow_up_days] = pd.NA
+    return pd.array(stopped, dtype="boolean")
 
 
 def _int_or_na(values: np.ndarray) -> pd.arrays.IntegerArray:

@@ -6,13 +6,16 @@ The Victorian Institute of Sport Assessment – Achilles questionnaire (Robinson
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
 from rehabstats.data.schema import VISA_ITEMS, VISA_Q8
-from rehabstats.time.timeline import observe, participant_timeline
+from rehabstats.errors import DataWarning, Note
+from rehabstats.time.timeline import computation, observe, observed_rows, participant_timeline
 
 __all__ = ["visa_a_outcomes", "visa_a_scores", "visa_a_visits"]
 
@@ -81,6 +84,7 @@ def _visit_table(config: AnalysisConfig, weeks: tuple[int, ...]) -> pd.DataFrame
     )
 
 
+@computation
 def visa_a_visits(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """The assessment used for each visit (baseline and every ``visit_weeks`` week).
 
@@ -121,6 +125,10 @@ def visa_a_visits(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd
     assessment in the window is used rather than a nearer one whose missing items (and missing
     total) leave no score. One assessment may serve two visits when configured windows overlap
     (the default windows do not).
+
+    A VISA-A may be dated any time before enrolment (validation does not depend on the
+    configured window); assessments dated before the baseline window are used for no visit,
+    and a :class:`~rehabstats.errors.DataWarning` says how many.
     """
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
@@ -130,6 +138,7 @@ def visa_a_visits(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd
 def _visits(
     cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig, weeks: tuple[int, ...]
 ) -> pd.DataFrame:
+    _note_before_baseline(cohort, timeline, config)
     visits = _visit_table(config, weeks)
     scored = cohort.visa_a.assign(score=visa_a_scores(cohort)["score"].to_numpy())
     scored = observe(scored[scored["score"].notna()], "assessed_on", timeline)
@@ -167,6 +176,26 @@ def _visits(
     return out[["participant_id", "visit", "target_day", "day", "score"]]
 
 
+def _note_before_baseline(cohort: Cohort, timeline: pd.DataFrame, config: AnalysisConfig) -> None:
+    """Warn how many assessments of analysed participants are dated before the baseline window
+    (validation allows any date before enrolment; the window is the analysis's choice)."""
+    first = config.baseline_window_days[0]
+    _, _, day = observed_rows(cohort.visa_a, "assessed_on", timeline)
+    before = int((day < first).sum())
+    if before:
+        warnings.warn(
+            Note(
+                "visa_a: {n} {n:assessment|assessments} dated before the baseline window (which "
+                "starts on day {first} from enrolment) {n:is|are} used for no visit.",
+                counts={"n": before},
+                first=first,
+            ),
+            DataWarning,
+            stacklevel=4,
+        )
+
+
+@computation
 def visa_a_outcomes(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """VISA-A at each visit, the 12-week change and responder status per participant.
 

@@ -4,7 +4,8 @@ rehabstats turns events into durations (:mod:`rehabstats.time.tte`); the estimat
 statsmodels (``SurvfuncRight``, ``CumIncidenceRight``) and the exact limits from scipy. What is
 written here is only the presentation R users expect: R ``survfit``'s pointwise confidence
 transforms and median confidence limits, and R ``poisson.test``'s exact intervals. Every
-function is validated against R in ``tests/test_survival.py`` (``shared/reference``).
+function is validated against R in ``tests/stats/test_survival.py`` (reference results in
+``tests/results/``, each under the R call that produced it).
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ turns it into one row per participant at risk with the time and how it ended. Es
 
 Conventions (``docs/metrics.md`` §3):
 
-* Times are whole days from enrolment (``timeline.day``); data after ``obs_end`` (day
-  ``follow_up_days``) is never an event: observation ends there (censoring).
+* Times are whole days from enrolment (as :func:`rehabstats.time.timeline.observed_rows` counts
+  them); data after ``obs_end`` (day ``follow_up_days``) is never an event: observation ends
+  there (censoring).
 * The event is the earliest candidate on a day ``>= origin`` (``origin_inclusive=True``, the
   default; e.g. a stage-2 session on the day of enrolment is reached at time 0) or ``> origin``
   (``origin_inclusive=False``; e.g. a relapse must follow the return to running), and on or
@@ -28,13 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = [
-    "EventSpec",
-    "derive",
-    "on_participant_days",
-    "participant_day_keys",
-    "participant_positions",
-]
+from rehabstats.time.keys import participant_positions
+
+__all__ = ["EventSpec", "derive"]
 
 Candidates = pd.DataFrame | Callable[[pd.DataFrame], pd.DataFrame]
 """Candidate event rows (columns ``participant_id`` and integer ``day``), or a function of the
@@ -77,55 +74,6 @@ class EventSpec:
     origin: PerParticipant | None = None
     origin_inclusive: bool = True
     competing: PerParticipant | None = None
-
-
-def participant_positions(ids: pd.Series, index: pd.Index) -> np.ndarray:
-    """Position of each row's participant in ``index`` (-1 when absent).
-
-    ``ids`` is a child table's ``participant_id``: categorical over the cohort's ids (one
-    lookup per category, then a take by the integer codes) or text.
-    """
-    if isinstance(ids.dtype, pd.CategoricalDtype):
-        lookup = index.get_indexer(ids.cat.categories)
-        codes = ids.cat.codes.to_numpy()
-        return np.where(codes < 0, -1, lookup[np.where(codes < 0, 0, codes)]).astype("int64")
-    return index.get_indexer(ids.astype("str")).astype("int64")
-
-
-def participant_day_keys(
-    ids: pd.Series, dates: pd.Series, rows: np.ndarray | None = None
-) -> np.ndarray:
-    """One int64 per row identifying its (participant, calendar date).
-
-    ``ids`` is a child table's categorical ``participant_id`` (all child tables share the
-    cohort's categories, so keys from different tables compare); ``dates`` its date column;
-    ``rows`` optionally the positions of the rows wanted. ``key + 1`` is the same
-    participant's next calendar day.
-    """
-    codes = ids.cat.codes.to_numpy()
-    stamps = np.asarray(dates.to_numpy(), dtype="datetime64[ns]").view("int64")
-    if rows is not None:
-        codes, stamps = codes[rows], stamps[rows]
-    day = stamps // 86_400_000_000_000 + (1 << 31)
-    return (codes.astype("int64") << 32) + day
-
-
-def on_participant_days(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Whether each key of :func:`participant_day_keys` is among ``wanted`` (vectorised)."""
-    if len(keys) == 0 or len(wanted) == 0:
-        return np.zeros(len(keys), dtype=bool)
-    if bool(np.all(keys[1:] >= keys[:-1])):
-        # table in participant-date order (the usual case): mark the run of rows of each
-        # wanted key, searching the few wanted keys in the many rows
-        left = np.searchsorted(keys, wanted, side="left")
-        right = np.searchsorted(keys, wanted, side="right")
-        edges = np.zeros(len(keys) + 1, dtype="int64")
-        np.add.at(edges, left, 1)
-        np.add.at(edges, right, -1)
-        return np.cumsum(edges[:-1]) > 0
-    wanted = np.sort(wanted)
-    at = np.minimum(np.searchsorted(wanted, keys), len(wanted) - 1)
-    return wanted[at] == keys
 
 
 def derive(spec: EventSpec, timeline: pd.DataFrame) -> pd.DataFrame:

@@ -138,3 +138,37 @@ def test_rows_after_an_explicit_cutoff_are_counted_in_data_notes():
     assert default.cutoff_notes() == []
     assert default.cutoff_notes("2024-01-05") == notes
     assert default.cutoff_notes("2024-01-05", enrolments=False) == notes[1:]
+
+
+def test_derived_values_are_computed_once_and_stay_with_the_cohort():
+    import pickle
+
+    cohort = cohort_from_rows(**rows())
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return len(calls)
+
+    # computed on first use, then the kept value: compute runs once
+    assert cohort.derived(("x", 1), compute) == 1
+    assert cohort.derived(("x", 1), compute) == 1
+    assert cohort.derived(("x", 2), compute) == 2  # another key, another value
+    # a cohort made from it, or unpickled, starts without them
+    assert cohort.filter(site="s1").derived(("x", 1), compute) == 3
+    copy = pickle.loads(pickle.dumps(cohort))
+    assert copy.derived(("x", 1), compute) == 4
+    assert copy.fingerprint() == cohort.fingerprint()
+
+
+def test_summary_at_an_analysis_cutoff():
+    # a's sessions on days 0 and 1 (2024-01-01, 2024-01-02), b's on day 0, c's on day 3: the
+    # latest date 2024-01-04 is the cohort's default; at 2024-01-02 c's day-3 session lies after
+    cohort = cohort_from_rows(**rows())
+    assert cohort.summary()["data_cutoff"] == "2024-01-04"
+    summary = cohort.summary(cutoff="2024-01-02")
+    assert summary["data_cutoff"] == "2024-01-02"
+    assert summary["warnings"] == [
+        "sessions: 1 rows dated after the data cut-off 2024-01-02 are not analysed."
+    ]
+    assert cohort.data_cutoff == pd.Timestamp("2024-01-04")  # the cohort is unchanged

@@ -22,6 +22,7 @@ from rehabstats.metrics.relapse import (
     relapse_metrics,
     relapse_rate_ratio,
     relapse_rates,
+    relapse_times,
 )
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "r_reference.json"
@@ -313,6 +314,41 @@ def test_relapse_rate_ratio_stopped_early_vs_completers():
     lower_p = brentq(lambda x: 3 * x**2 - 2 * x**3 - 0.025, 0, 1, xtol=1e-15)
     assert out["ci_high"] == pytest.approx(upper_p / (1 - upper_p) * 2.5, rel=1e-9)
     assert out["ci_low"] == pytest.approx(lower_p / (1 - lower_p) * 2.5, rel=1e-9)
+
+
+def test_relapse_rate_ratio_needs_only_when_loading_stopped(monkeypatch):
+    # stopped_early is all the ratio needs of the stage family: no checkpoint assessment
+    from rehabstats.metrics import stages
+
+    def no_checkpoints(*args, **kwargs):
+        raise AssertionError("relapse_rate_ratio computed the whole stage_metrics")
+
+    monkeypatch.setattr(stages, "checkpoint_attempts", no_checkpoints)
+    # a stops loading at day 10 (< 70) with follow-up 181: stopped early, at risk from day 20,
+    # relapse on day 27 -> 1 relapse in 1 person-week
+    cohort = cohort_from_rows(
+        _ids("a"),
+        events=[_run("a", 20), _event("a", 27, "relapse")],
+        sessions=[_s("a", 0, 1), _s("a", 10, 1)],
+        data_cutoff=CUTOFF,
+    )
+    out = relapse_rate_ratio(cohort).iloc[0]
+    assert (out["n_stopped_early"], out["relapses_stopped_early"]) == (1, 1)
+    assert out["person_weeks_stopped_early"] == pytest.approx(1)
+
+
+def test_relapse_times_is_the_table_behind_relapse_metrics():
+    # a: return on day 20, relapse recorded on day 27 (7 days later); b: never returns
+    cohort = cohort_from_rows(
+        _ids("a", "b"), events=[_run("a", 20), _event("a", 27, "relapse")], data_cutoff=CUTOFF
+    )
+    times = relapse_times(cohort)
+    assert times["participant_id"].tolist() == ["a"]  # only participants at risk
+    row = times.iloc[0]
+    assert (row["start_day"], row["event_day"], row["time"]) == (20, 27, 7)
+    assert row["event"] and row["event_source"] == "recorded" and not row["competing"]
+    metrics = relapse_metrics(cohort).set_index("participant_id")
+    assert metrics.loc["a", "days_to_relapse"] == 7 and pd.isna(metrics.loc["b", "relapsed"])
 
 
 def test_relapse_rate_ratio_excludes_unknown_stopped_early():

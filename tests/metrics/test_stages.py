@@ -19,6 +19,7 @@ from rehabstats.metrics.stages import (
     OCCUPANCY_STATES,
     stage_metrics,
     stage_occupancy,
+    stopped_loading,
     time_to_stage,
     time_to_stage_summary,
 )
@@ -145,6 +146,23 @@ def test_stopped_early():
     assert pd.isna(out.loc["fu82", "stopped_early"])
     assert out.loc["fu83", "stopped_early"] == True  # noqa: E712
     assert str(out["stopped_early"].dtype) == "boolean"
+
+
+def test_stopped_loading_alone():
+    # the p69, p70 and fu82 cases of test_stopped_early, without the rest of stage_metrics
+    people = [{"participant_id": "p69"}, {"participant_id": "p70"},
+              {"participant_id": "fu82", "enrolled_on": "2024-04-09"}]  # fmt: skip
+    sessions = sessions_on("p69", [0, 69]) + sessions_on("p70", [0, 70]) + sessions_on("fu82", [0])
+    cohort = cohort_from_rows(people, sessions=sessions, data_cutoff=CUTOFF)
+    out = stopped_loading(cohort).set_index("participant_id")
+    assert out.columns.tolist() == ["last_session_day", "stopped_early"]
+    assert out["last_session_day"].tolist() == [69, 70, 0]
+    # 69 < 70: stopped early; 70: not; fu82: follow-up 82 < 83: NA
+    assert out["stopped_early"].tolist()[:2] == [True, False]
+    assert pd.isna(out.loc["fu82", "stopped_early"])
+    pd.testing.assert_frame_equal(
+        out, stage_metrics(cohort).set_index("participant_id")[out.columns.tolist()]
+    )
 
 
 def _hold(pid: str, day: int, **columns) -> dict:

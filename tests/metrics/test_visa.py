@@ -6,6 +6,8 @@ window days [-14, 7]; week-N windows 7N +- 14 days; MCID 14 points.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -105,6 +107,25 @@ def test_visit_window_edges_are_inclusive():
     # visit_window_days = 15 takes the day-167 assessment for week 26
     wide = visits(cohort(rows), visit_window_days=15)
     assert wide.loc[("p1", "week_26"), "score"] == 70
+
+
+def test_the_configured_baseline_window_decides_and_validation_accepts_earlier_assessments():
+    # a screening VISA-A 20 days before enrolment (total 40) and none in [-14, 7]: validation
+    # accepts it whatever the analysis's window (before the fix it was a validation error,
+    # "more than 14 days before enrolled_on", read from the default window only)
+    rows = [visa(-20, total=40), visa(84, total=70)]
+    c = cohort(rows)
+    # baseline_window_days [-28, 7]: day -20 is in the window, the only candidate -> 40
+    wide = AnalysisConfig(baseline_window_days=[-28, 7])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)  # nothing to note: every one is usable
+        out = visa_a_outcomes(c, config=wide).set_index("participant_id").loc["p1"]
+    assert out["visa_a_baseline"] == 40
+    assert out["visa_a_change_12"] == 30  # week 12 (day 84) 70 - 40
+    # the default window [-14, 7]: day -20 is before it, no baseline, and a note says so
+    with pytest.warns(DataWarning, match="1 assessment dated before the baseline window"):
+        default = visa_a_outcomes(c).set_index("participant_id").loc["p1"]
+    assert np.isnan(default["visa_a_baseline"]) and np.isnan(default["visa_a_change_12"])
 
 
 def test_an_unscored_assessment_is_not_a_candidate():

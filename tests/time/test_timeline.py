@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from cohort_builder import cohort_from_rows, sessions_on
@@ -10,6 +11,7 @@ from rehabstats import AnalysisConfig, DataWarning, ParameterError
 from rehabstats.time.timeline import (
     group_labels,
     observe,
+    observed_rows,
     participant_timeline,
     stage_on,
     week_of_day,
@@ -97,11 +99,13 @@ def test_stage_on_day_is_latest_session_on_or_before():
         ],
     )
     tl = participant_timeline(cohort)
-    sessions = observe(cohort.sessions, "session_date", tl)
-    points = pd.DataFrame({"participant_id": ["a"] * 4, "day": [0, 2, 8, 9]})
+    rows, pos, day = observed_rows(cohort.sessions, "session_date", tl)
+    stage = cohort.sessions["stage"].to_numpy()[rows]
+    out = stage_on(pos, day, stage, [0, 0, 0, 0], [0, 2, 8, 9])
     # day 0: before any session -> NaN; day 2 and 8: stage 1; day 9: the last session, stage 3
-    assert stage_on(sessions, points).tolist()[1:] == [1, 1, 3]
-    assert pd.isna(stage_on(sessions, points).iloc[0])
+    assert np.isnan(out[0]) and out[1:].tolist() == [1, 1, 3]
+    # a participant unknown to the sessions (-1) has no stage
+    assert np.isnan(stage_on(pos, day, stage, [-1], [9])[0])
 
 
 def test_group_labels():
@@ -111,5 +115,70 @@ def test_group_labels():
     tl = participant_timeline(cohort)
     assert group_labels(tl, None).tolist() == ["all"]
     assert group_labels(tl, "arm").tolist() == ["hsr"]
-    with pytest.raises(ParameterError, match="choose one of: site, arm"):
+    with pytest.raises(ParameterError, match="choose one of: arm, site"):
         group_labels(tl, "shoe_size")
+
+
+def _late_cohort():
+    # b is enrolled after the cut-off 2024-02-01 used below (not analysed) and a's day-40
+    # session is dated after it: two data notes
+    return cohort_from_rows(
+        [{"participant_id": "a"}, {"participant_id": "b", "enrolled_on": "2024-03-01"}],
+        sessions=sessions_on("a", [0, 10, 40]) + sessions_on("b", [0]),
+    )
+
+
+def test_each_timeline_note_once_per_computation():
+    from rehabstats import participant_metrics, relapse_rates
+
+    cohort = _late_cohort()
+    config = AnalysisConfig(data_cutoff="2024-02-01")
+    # participant_metrics computes seven families on the timeline: still each note once
+    with pytest.warns(DataWarning) as caught:
+        participant_metrics(cohort, config=config)
+    messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert messages == [
+        "1 participants enrolled after the data cut-off 2024-02-01 are not analysed "
+        "(no follow-up yet).",
+        "sessions: 2 rows dated after the data cut-off 2024-02-01 are not analysed.",
+    ]
+    # a later call is another computation: its caller sees the notes too
+    with pytest.warns(DataWarning) as again:
+        relapse_rates(cohort, config=config)
+    assert len([w for w in again if issubclass(w.category, DataWarning)]) == 2
+
+
+def test_timeline_computed_once_per_cohort_and_cutoff():
+    cohort = _late_cohort()
+    config = AnalysisConfig(data_cutoff="2024-02-01")
+    with pytest.warns(DataWarning):
+        first = participant_timeline(cohort, config)
+    first["follow_up_days"] = -1  # the caller's copy: the kept timeline is not changed
+    with pytest.warns(DataWarning):
+        second = participant_timeline(cohort, config.replace(window_weeks=6))
+    # a: enrolled 2024-01-01, cut-off 2024-02-01 -> 31 days of follow-up
+    assert second["follow_up_days"].tolist() == [31]
+
+    def not_kept():
+        raise AssertionError("the timeline of this cut-off was not kept with the cohort")
+
+    # window_weeks does not change the timeline: the one of the cut-off is kept and reused
+    kept = cohort.derived(("participant_timeline", pd.Timestamp("2024-02-01")), not_kept)
+    assert kept["follow_up_days"].tolist() == [31]
+    # the default cut-off (the latest date, 2024-03-01) is another timeline: a and b
+    assert participant_timeline(cohort).index.tolist() == ["a", "b"]
+
+
+def test_the_configured_cutoff_wins_over_the_cohorts_default():
+    from rehabstats.time.timeline import analysis_cutoff
+
+    cohort = cohort_from_rows([{"participant_id": "a"}], sessions=sessions_on("a", [0, 40]))
+    # the cohort's default: its latest date, day 40 = 2024-02-10
+    assert analysis_cutoff(cohort) == pd.Timestamp("2024-02-10")
+    earlier = cohort.with_cutoff("2024-02-01")  # another default for code without a config
+    assert analysis_cutoff(earlier) == pd.Timestamp("2024-02-01")
+    # a configured cut-off is the analysis choice: it wins over either default
+    config = AnalysisConfig(data_cutoff="2024-01-21")
+    assert analysis_cutoff(earlier, config) == analysis_cutoff(cohort, config)
+    with pytest.warns(DataWarning):
+        assert participant_timeline(earlier, config)["follow_up_days"].tolist() == [20]

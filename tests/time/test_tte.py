@@ -12,13 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rehabstats.time.tte import (
-    EventSpec,
-    derive,
-    on_participant_days,
-    participant_day_keys,
-    participant_positions,
-)
+from rehabstats.time.tte import EventSpec, derive
 
 
 def _timeline(follow_up: dict[str, int]) -> pd.DataFrame:
@@ -158,29 +152,6 @@ def test_output_dtypes():
     ]
     assert str(out["event_day"].dtype) == "Int64"
     assert out["time"].dtype == "int64" and out["event"].dtype == bool
-
-
-def test_participant_positions_categorical_and_text():
-    index = pd.Index(["b", "c"], dtype="str")
-    cat = pd.Series(pd.Categorical(["a", "c", "b", "c"], categories=["a", "b", "c"]))
-    # a is not in the index (-1); c is position 1; b position 0
-    assert participant_positions(cat, index).tolist() == [-1, 1, 0, 1]
-    assert participant_positions(pd.Series(["c", "x", "b"]), index).tolist() == [1, -1, 0]
-
-
-def test_participant_day_keys_and_membership():
-    ids = pd.Series(pd.Categorical(["a", "a", "b", "b"], categories=["a", "b"]))
-    dates = pd.Series(pd.to_datetime(["2024-01-31", "2024-02-01", "2024-01-31", "2024-03-01"]))
-    keys = participant_day_keys(ids, dates)
-    # a's 2024-02-01 is the day after its 2024-01-31; b's 2024-01-31 is another participant
-    assert keys[1] == keys[0] + 1 and keys[2] != keys[0]
-    assert participant_day_keys(ids, dates, np.array([3, 1])).tolist() == [keys[3], keys[1]]
-    wanted = np.array([keys[0] + 1, keys[3]])
-    # sorted keys (participant-date order) and unsorted keys give the same answer
-    assert on_participant_days(keys, wanted).tolist() == [False, True, False, True]
-    shuffled = keys[[3, 0, 2, 1]]
-    assert on_participant_days(shuffled, wanted).tolist() == [True, False, False, True]
-    assert not on_participant_days(keys, np.array([], dtype="int64")).any()
 
 
 @pytest.mark.parametrize("inclusive", [True, False])
