@@ -1,7 +1,8 @@
 """Figures from metric outputs (seaborn/matplotlib): a DataFrame and ``ax=None`` in, the Axes out.
 
 Every function draws on the Axes it is given (or a new figure's Axes) and returns it, so it can
-be used on its own in a notebook or composed into report figures by :mod:`rehabstats.report.sections`.
+be used on its own in a notebook or composed into report figures by
+:mod:`rehabstats.report.sections`.
 Colours are the Okabe–Ito palette (distinguishable with the common colour-vision deficiencies);
 where colour carries meaning, marker shape or position carries it too. Axis labels carry units.
 Nothing changes matplotlib's global state: styling is applied inside ``matplotlib.rc_context``.
@@ -23,7 +24,9 @@ from matplotlib.collections import LineCollection
 from matplotlib.patches import FancyBboxPatch, Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
-from rehabstats.report.tables import OVERALL, mean_ci
+from rehabstats.constants import OVERALL
+from rehabstats.report.format import group_label
+from rehabstats.stats.summaries import mean_ci
 
 __all__ = [
     "OKABE_ITO",
@@ -129,10 +132,10 @@ def new_axes(figsize: tuple[float, float] = (7.5, 4.0)) -> Axes:
 
 
 def group_colors(groups: Sequence[object]) -> dict[str, str]:
-    """A stable colour per group (sorted), ``Overall``/``all`` in black."""
-    names = sorted({str(g) for g in groups} - {OVERALL, "all"})
+    """A stable colour per group (sorted), the whole cohort (``all``) in black."""
+    names = sorted({str(g) for g in groups} - {OVERALL})
     colors = {g: OKABE_ITO[_GROUP_ORDER[i % len(_GROUP_ORDER)]] for i, g in enumerate(names)}
-    colors.update({OVERALL: "#333333", "all": "#333333"})
+    colors[OVERALL] = "#333333"
     return colors
 
 
@@ -191,7 +194,7 @@ def pain_trajectories(
     hue = hue if hue is not None and hue in data else None
     key = hue or "_all"
     if hue is None:
-        data = data.assign(_all="all")
+        data = data.assign(_all=OVERALL)
     colors = group_colors(data[key].unique())
     if individuals and len(data):
         ordered = data.sort_values(["participant_id", "week"])
@@ -259,7 +262,7 @@ def adherence_by_week(
     hue = hue if hue is not None and hue in data else None
     key = hue or "_all"
     if hue is None:
-        data = data.assign(_all="all")
+        data = data.assign(_all=OVERALL)
     colors = group_colors(data[key].unique())
     summary = mean_ci(data, value, [key, "week"], confidence=confidence)
     band = 0.18 if summary[key].nunique() <= 3 else 0.08
@@ -331,7 +334,7 @@ def visa_change(
     hue = hue if hue is not None and hue in data else None
     key = hue or "_all"
     if hue is None:
-        data = data.assign(_all="all")
+        data = data.assign(_all=OVERALL)
     data = data.assign(**{key: data[key].astype("str")})
     order = sorted(data[key].unique())
     colors = group_colors(order)
@@ -417,7 +420,8 @@ def km_curves(
     max_days : float, optional
         Right end of the time axis (default: the last time in the table).
     at_risk : DataFrame, optional
-        Number at risk (group, time, n; see :func:`rehabstats.report.tables.number_at_risk`) to show
+        Number at risk (group, time, n; see :func:`rehabstats.stats.summaries.number_at_risk`)
+        to show
         in a table under the plot (:func:`add_at_risk_table`).
     risk_labels : bool
         Name the groups beside the at-risk table (off for panels right of the first).
@@ -451,7 +455,7 @@ def km_curves(
         tt, ss = _step_xy(t, s, start)
         tt = np.append(tt, end / 7)
         ss = np.append(ss, ss[-1])
-        label = g if g not in ("all", OVERALL) else "All participants"
+        label = group_label(g, whole="participants")
         ax.step(tt, ss, where="post", color=colors[g], lw=2, label=label)
         if ci and len(t):
             _, ll = _step_xy(t, lo, start)
@@ -518,7 +522,7 @@ def add_at_risk_table(
                     color=colors.get(g, "#333333"),
                 )
     table.set_yticks(range(rows))
-    names = [g if g not in ("all", OVERALL) else "All" for g in groups]
+    names = [group_label(g, whole="") for g in groups]
     table.set_yticklabels(names if labels else [""] * rows, fontsize=8, parse_math=False)
     for tick, g in zip(table.get_yticklabels(), groups, strict=False):
         tick.set_color(colors.get(g, "#333333"))
@@ -582,8 +586,7 @@ def stage_occupancy(
     ax.set_ylabel("Participants, % (n above bars)")
     ax.grid(axis="x", visible=False)
     if group is not None:
-        ax.set_title("All participants" if str(group) in ("all", OVERALL) else str(group),
-                     parse_math=False)  # fmt: skip
+        ax.set_title(group_label(group, whole="participants"), parse_math=False)
     if legend:
         handles, labels = ax.get_legend_handles_labels()
         ax.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -738,7 +741,7 @@ def cumulative_incidence(
         part = incidence[incidence["group"].astype("str") == g].sort_values("week")
         t = np.concatenate([[0.0], part["week"].to_numpy(dtype=float)])
         v = np.concatenate([[0.0], part["cumulative_incidence"].to_numpy(dtype=float)])
-        label = g if g not in ("all", OVERALL) else "All participants at risk"
+        label = group_label(g, whole="participants at risk")
         ax.step(t, v, where="post", color=colors[g], lw=2, label=label)
         if markers_at:
             m = part[part["week"].isin(list(markers_at))]
@@ -816,7 +819,8 @@ def audit_bullet(
                 linewidths=1.8,
             )
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{s} (n = {_n(n)})" for s, n in zip(data["site"], data["n"], strict=True)],
+    sites = [group_label(s, whole="sites") for s in data["site"]]
+    ax.set_yticklabels([f"{s} (n = {_n(n)})" for s, n in zip(sites, data["n"], strict=True)],
                        parse_math=False)  # fmt: skip
     ax.set_ylim(len(data) - 0.5, -0.7)
     ax.set_xlim(lo_lim, hi_lim)
@@ -917,7 +921,7 @@ def flow_diagram(
     ax: Axes | None = None,
     max_reasons: int = 6,
 ) -> Axes:
-    """CONSORT-style flow diagram from :func:`rehabstats.report.tables.flow_counts`.
+    """CONSORT-style flow diagram from :func:`rehabstats.metrics.flow.flow_counts`.
 
     The main boxes run down the left (enrolled → started → completed the window → returned to
     running → relapsed); the exits between them sit on the right (never started; withdrew
