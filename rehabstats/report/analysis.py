@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import import_module
 from typing import Any
 
 import pandas as pd
@@ -97,6 +98,37 @@ class result:  # noqa: N801 - used as a decorator, like functools.cached_propert
         if analysis is None:
             return self
         return analysis.use(self.name, self.fn)
+
+
+def _metric(module: str, name: str, *, overall: str | None = None) -> result:
+    """A result: ``rehabstats.metrics.<module>.<name>(cohort, by=..., config=...)`` by the
+    analysis' groups; with ``overall``, over the whole cohort (group ``all``), which is the
+    result ``overall`` when the analysis is not grouped."""
+
+    def compute(analysis: Analysis) -> Any:
+        if overall is not None and analysis.by is None:
+            return getattr(analysis, overall)
+        fn = getattr(import_module(f"rehabstats.metrics.{module}"), name)
+        by = None if overall is not None else analysis.by
+        return fn(analysis.cohort, by=by, config=analysis.config)
+
+    whole = "over the whole cohort (group ``all``)" if overall else "by the analysis' groups"
+    compute.__doc__ = f":func:`rehabstats.metrics.{module}.{name}` {whole}."
+    return result(compute)
+
+
+def _shown(table: str, rule: str) -> result:
+    """The result ``table`` as the report's audience may see it: the :class:`~rehabstats.report.
+    disclosure.Disclosure` method ``rule`` applied to it (a tuple where the rule returns one)."""
+
+    def shown(analysis: Analysis) -> Any:
+        return getattr(analysis.disclosure, rule)(getattr(analysis, table))
+
+    shown.__doc__ = (
+        f"``{table}`` as the report's audience may see it "
+        f"(:meth:`~rehabstats.report.disclosure.Disclosure.{rule}`)."
+    )
+    return result(shown)
 
 
 @dataclass(eq=False)
@@ -261,41 +293,11 @@ class Analysis:
 
     # -- stages --------------------------------------------------------------------------------
 
-    @result
-    def km(self) -> pd.DataFrame:
-        from rehabstats.metrics.stages import time_to_stage
-
-        return time_to_stage(self.cohort, by=self.by, config=self.config)
-
-    @result
-    def km_overall(self) -> pd.DataFrame:
-        """``time_to_stage`` of the whole cohort (group ``all``)."""
-        from rehabstats.metrics.stages import time_to_stage
-
-        if self.by is None:
-            return self.km
-        return time_to_stage(self.cohort, config=self.config)
-
-    @result
-    def km_summary(self) -> pd.DataFrame:
-        from rehabstats.metrics.stages import time_to_stage_summary
-
-        return time_to_stage_summary(self.cohort, by=self.by, config=self.config)
-
-    @result
-    def km_summary_overall(self) -> pd.DataFrame:
-        """``time_to_stage_summary`` of the whole cohort (group ``all``)."""
-        from rehabstats.metrics.stages import time_to_stage_summary
-
-        if self.by is None:
-            return self.km_summary
-        return time_to_stage_summary(self.cohort, config=self.config)
-
-    @result
-    def occupancy(self) -> pd.DataFrame:
-        from rehabstats.metrics.stages import stage_occupancy
-
-        return stage_occupancy(self.cohort, by=self.by, config=self.config)
+    km = _metric("stages", "time_to_stage")
+    km_overall = _metric("stages", "time_to_stage", overall="km")
+    km_summary = _metric("stages", "time_to_stage_summary")
+    km_summary_overall = _metric("stages", "time_to_stage_summary", overall="km_summary")
+    occupancy = _metric("stages", "stage_occupancy")
 
     # -- outcomes ------------------------------------------------------------------------------
 
@@ -326,11 +328,7 @@ class Analysis:
 
         return relapse_rate_ratio(self.cohort, config=self.config)
 
-    @result
-    def pain_model(self) -> pd.DataFrame:
-        from rehabstats.metrics.pain import pain_model
-
-        return pain_model(self.cohort, by=self.by, config=self.config)
+    pain_model = _metric("pain", "pain_model")
 
     @result
     def visa_a_comparisons(self) -> dict[str, pd.DataFrame]:
@@ -370,52 +368,25 @@ class Analysis:
 
     # -- as shown to the report's audience -----------------------------------------------------
 
-    @result
-    def flow_shown(self) -> pd.DataFrame:
-        return self.disclosure.flow(self.flow)
-
-    @result
-    def withdrawal_reasons_shown(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(counts with rare reasons merged, shown): :meth:`Disclosure.withdrawal_reasons`."""
-        return self.disclosure.withdrawal_reasons(self.withdrawal_reasons)
+    flow_shown = _shown("flow", "flow")
+    km_summary_shown = _shown("km_summary", "km_summary")
+    km_summary_overall_shown = _shown("km_summary_overall", "km_summary")
+    occupancy_shown = _shown("occupancy", "occupancy")
+    relapse_rates_shown = _shown("relapse_rates", "relapse_rates")
+    rate_ratio_shown = _shown("rate_ratio", "rate_ratio")
+    review_shown = _shown("review", "table")
+    withdrawal_reasons_shown = _shown("withdrawal_reasons", "withdrawal_reasons")
+    audit_shown = _shown("audit", "audit")
 
     @result
     def table_one_shown(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``table_one`` as the report's audience may see it (:meth:`Disclosure.table_one`)."""
         return self.disclosure.table_one(*self.table_one)
-
-    @result
-    def km_summary_shown(self) -> pd.DataFrame:
-        return self.disclosure.km_summary(self.km_summary)
-
-    @result
-    def km_summary_overall_shown(self) -> pd.DataFrame:
-        return self.disclosure.km_summary(self.km_summary_overall)
-
-    @result
-    def occupancy_shown(self) -> pd.DataFrame:
-        return self.disclosure.occupancy(self.occupancy)
-
-    @result
-    def relapse_rates_shown(self) -> pd.DataFrame:
-        return self.disclosure.relapse_rates(self.relapse_rates)
 
     @result
     def relapse_incidence_shown(self) -> tuple[pd.DataFrame, list[str]]:
         """(incidence, groups withheld): :meth:`Disclosure.incidence`."""
         return self.disclosure.incidence(self.relapse_incidence, self.relapse_rates_shown)
-
-    @result
-    def rate_ratio_shown(self) -> pd.DataFrame:
-        return self.disclosure.rate_ratio(self.rate_ratio)
-
-    @result
-    def review_shown(self) -> pd.DataFrame:
-        return self.disclosure.table(self.review)
-
-    @result
-    def audit_shown(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(as shown, as plotted): :meth:`Disclosure.audit`."""
-        return self.disclosure.audit(self.audit)
 
 
 def demo_cohort(n_participants: int = 500, *, seed: int = 0) -> Cohort:

@@ -150,6 +150,53 @@ def _week_axis(ax: Axes, last_week: int) -> None:
     ax.set_xlabel("Week since enrolment (week 1 = days 0-6)")
 
 
+def _grouped(data: pd.DataFrame, hue: str | None) -> tuple[pd.DataFrame, str, str | None]:
+    """(data, the column to draw by, hue): ``hue`` when given and in ``data``, else one group,
+    the whole cohort (column ``_all``, hue None)."""
+    if hue is not None and hue in data:
+        return data, hue, hue
+    return data.assign(_all=OVERALL), "_all", None
+
+
+def _mean_and_band(
+    ax: Axes,
+    x: Any,
+    summary: pd.DataFrame,
+    *,
+    color: str,
+    alpha: float,
+    lw: float,
+    label: str,
+    within: tuple[float, float] | None = None,
+) -> None:
+    """A group's weekly means (``summary``: mean, ci_low, ci_high) as a line with dots over
+    its confidence band (clipped to ``within``)."""
+    low, high = summary["ci_low"], summary["ci_high"]
+    if within is not None:
+        low, high = low.clip(*within), high.clip(*within)
+    ax.fill_between(x, low, high, color=color, alpha=alpha, lw=0)
+    ax.plot(x, summary["mean"], color=color, lw=lw, marker="o", ms=3.5, label=label)
+
+
+def _by_week(
+    ax: Axes,
+    data: pd.DataFrame,
+    *,
+    top: float,
+    ylabel: str,
+    line: tuple[float, str] | None = None,
+) -> Axes:
+    """Finish a plot of weekly values: a dashed reference ``line`` (value, label), the weeks
+    of ``data`` (1-12 without data), the y axis from 0 to ``top``, the legend outside."""
+    if line is not None:
+        ax.axhline(line[0], color="#444444", ls="--", lw=1, label=line[1])
+    _week_axis(ax, int(data["week"].max()) if len(data) else 12)
+    ax.set_ylim(0, top)
+    ax.set_ylabel(ylabel)
+    _legend(ax, outside=True)
+    return ax
+
+
 def _legend(ax: Axes, *, title: str | None = None, outside: bool = False, **kw: Any) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
@@ -191,10 +238,7 @@ def pain_trajectories(
     """
     ax = ax or new_axes()
     data = weekly.dropna(subset=["pain_morning_mean"])
-    hue = hue if hue is not None and hue in data else None
-    key = hue or "_all"
-    if hue is None:
-        data = data.assign(_all=OVERALL)
+    data, key, hue = _grouped(data, hue)
     colors = group_colors(data[key].unique())
     if individuals and len(data):
         ordered = data.sort_values(["participant_id", "week"])
@@ -211,29 +255,12 @@ def pain_trajectories(
     summary = mean_ci(data, "pain_morning_mean", [key, "week"], confidence=confidence)
     band = 0.25 if summary[key].nunique() <= 3 else 0.12
     for g, part in summary.groupby(key, sort=True, observed=True):
-        ax.fill_between(
-            part["week"], part["ci_low"], part["ci_high"], color=colors[str(g)], alpha=band,
-            lw=0,
-        )  # fmt: skip
         label = f"{g} (mean, {confidence:.0%} CI)" if hue else f"Mean ({confidence:.0%} CI)"
-        ax.plot(
-            part["week"],
-            part["mean"],
-            color=colors[str(g)],
-            lw=2.2,
-            marker="o",
-            ms=3.5,
-            label=label,
-        )
-    if pain_limit is not None:
-        ax.axhline(pain_limit, color="#444444", ls="--", lw=1, label=f"Pain limit ({pain_limit:g})")
-    last = int(data["week"].max()) if len(data) else 12
-    _week_axis(ax, last)
-    ax.set_ylim(0, 10)
+        _mean_and_band(ax, part["week"], part, color=colors[str(g)], alpha=band, lw=2.2,
+                       label=label)  # fmt: skip
     ax.yaxis.set_major_locator(MultipleLocator(2))
-    ax.set_ylabel("Morning pain, NRS (0-10)")
-    _legend(ax, outside=True)
-    return ax
+    line = None if pain_limit is None else (pain_limit, f"Pain limit ({pain_limit:g})")
+    return _by_week(ax, data, top=10, ylabel="Morning pain, NRS (0-10)", line=line)
 
 
 @styled
@@ -259,47 +286,18 @@ def adherence_by_week(
     """
     ax = ax or new_axes()
     data = weekly.dropna(subset=[value])
-    hue = hue if hue is not None and hue in data else None
-    key = hue or "_all"
-    if hue is None:
-        data = data.assign(_all=OVERALL)
+    data, key, hue = _grouped(data, hue)
     colors = group_colors(data[key].unique())
     summary = mean_ci(data, value, [key, "week"], confidence=confidence)
     band = 0.18 if summary[key].nunique() <= 3 else 0.08
     offsets = np.linspace(-0.12, 0.12, max(summary[key].nunique(), 1))
     for (g, part), dx in zip(summary.groupby(key, sort=True, observed=True), offsets, strict=False):
         x = part["week"].to_numpy() + (dx if hue else 0)
-        ax.fill_between(
-            x,
-            part["ci_low"].clip(0, 1),
-            part["ci_high"].clip(0, 1),
-            color=colors[str(g)],
-            alpha=band,
-            lw=0,
-        )
-        ax.plot(
-            x,
-            part["mean"],
-            color=colors[str(g)],
-            lw=2,
-            marker="o",
-            ms=3.5,
-            label=str(g) if hue else "Mean",
-        )
-    if threshold is not None:
-        ax.axhline(
-            threshold,
-            color="#444444",
-            ls="--",
-            lw=1,
-            label=f"Adherence threshold ({threshold:.0%})",
-        )
-    _week_axis(ax, int(data["week"].max()) if len(data) else 12)
-    ax.set_ylim(0, 1.02)
+        _mean_and_band(ax, x, part, color=colors[str(g)], alpha=band, lw=2,
+                       label=str(g) if hue else "Mean", within=(0, 1))  # fmt: skip
     _percent_axis(ax)
-    ax.set_ylabel("Sessions completed, % of scheduled")
-    _legend(ax, outside=True)
-    return ax
+    line = None if threshold is None else (threshold, f"Adherence threshold ({threshold:.0%})")
+    return _by_week(ax, data, top=1.02, ylabel="Sessions completed, % of scheduled", line=line)
 
 
 # ---- VISA-A --------------------------------------------------------------------------------
@@ -331,10 +329,7 @@ def visa_change(
 
     ax = ax or new_axes((6.5, 4.0))
     data = outcomes.dropna(subset=[value])
-    hue = hue if hue is not None and hue in data else None
-    key = hue or "_all"
-    if hue is None:
-        data = data.assign(_all=OVERALL)
+    data, key, hue = _grouped(data, hue)
     data = data.assign(**{key: data[key].astype("str")})
     order = sorted(data[key].unique())
     colors = group_colors(order)

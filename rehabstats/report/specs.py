@@ -17,8 +17,10 @@ This module imports no data or plotting library, so that the command line starts
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -136,39 +138,28 @@ class ReportParameter:
         if self.maximum is not None and number > self.maximum:
             raise ValueError(f"must be <= {self.maximum:g}, got {number:g}")
 
-    def _parse_int(self, value: Any) -> int:
-        if isinstance(value, bool):
-            raise ValueError(f"must be a whole number, got {value!r}")
+    def _number(self, value: Any, *, whole: bool) -> float:
+        """A number from text or a Python number (a bool is not one), finite and in bounds."""
+        number: float | None = None
         if isinstance(value, str):
-            try:
-                number = int(value.strip())
-            except ValueError:
-                raise ValueError(f"must be a whole number, got {value!r}") from None
-        elif isinstance(value, int):
-            number = value
-        elif isinstance(value, float) and value.is_integer():
-            number = int(value)
-        else:
-            raise ValueError(f"must be a whole number, got {value!r}")
-        self._bounds(number)
-        return number
-
-    def _parse_float(self, value: Any) -> float:
-        if isinstance(value, bool):
-            raise ValueError(f"must be a number, got {value!r}")
-        if isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise ValueError(f"must be a number, got {value!r}") from None
-        elif isinstance(value, int | float):
-            number = float(value)
-        else:
-            raise ValueError(f"must be a number, got {value!r}")
-        if number != number or number in (float("inf"), float("-inf")):
+            with contextlib.suppress(ValueError):
+                number = (int if whole else float)(value.strip())
+        elif isinstance(value, int) and not isinstance(value, bool):
+            number = value if whole else float(value)
+        elif isinstance(value, float) and (not whole or value.is_integer()):
+            number = int(value) if whole else value
+        if number is None:
+            raise ValueError(f"must be {'a whole number' if whole else 'a number'}, got {value!r}")
+        if not math.isfinite(number):
             raise ValueError(f"must be a finite number, got {value!r}")
         self._bounds(number)
         return number
+
+    def _parse_int(self, value: Any) -> int:
+        return int(self._number(value, whole=True))
+
+    def _parse_float(self, value: Any) -> float:
+        return float(self._number(value, whole=False))
 
     def _parse_bool(self, value: Any) -> bool:
         if isinstance(value, bool):
