@@ -35,7 +35,7 @@ _EXPORTS: dict[str, str] = {
     "report_parameters": "specs",
     "report_spec": "specs",
     "validate_parameters": "specs",
-    "PROVENANCE_MIMETYPE": "render",
+    "PROVENANCE_MIMETYPE": "specs",
     "RenderError": "render",
     "RenderResult": "render",
     "external_references": "render",

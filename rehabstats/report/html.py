@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from rehabstats.report import plots
-from rehabstats.report.render import PROVENANCE_MIMETYPE
+from rehabstats.report.specs import PROVENANCE_MIMETYPE
 
 __all__ = [
     "Block",

@@ -48,10 +48,15 @@ from typing import Any
 from rehabstats import files
 from rehabstats.constants import CELL_TIMEOUT, PATH_PARAMETERS, START_TIMEOUT
 from rehabstats.errors import OutputError, ParameterError, RehabstatsError
-from rehabstats.report.specs import REPORTS, notebook_path, report_spec, validate_parameters
+from rehabstats.report.specs import (
+    PROVENANCE_MIMETYPE,
+    REPORTS,
+    notebook_path,
+    report_spec,
+    validate_parameters,
+)
 
 __all__ = [
-    "PROVENANCE_MIMETYPE",
     "RenderError",
     "RenderResult",
     "external_references",
@@ -64,9 +69,6 @@ __all__ = [
 ]
 
 _HERE = Path(__file__).resolve().parent
-
-PROVENANCE_MIMETYPE = "application/vnd.rehabstats.provenance+json"
-"""Mimetype of the machine-readable provenance the report header emits (not shown in HTML)."""
 
 
 class RenderError(RehabstatsError, RuntimeError):

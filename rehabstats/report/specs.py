@@ -32,6 +32,7 @@ from rehabstats.constants import AUDIENCES, GROUPABLE, analysis_defaults, notebo
 from rehabstats.errors import ParameterError
 
 __all__ = [
+    "PROVENANCE_MIMETYPE",
     "REPORTS",
     "SWIMMER_LIMIT",
     "ReportParameter",
@@ -258,6 +259,11 @@ class ReportSpec:
             for p in self.parameters
             if p.config_key is not None and parameters[p.name] != p.default
         }
+
+
+PROVENANCE_MIMETYPE = "application/vnd.rehabstats.provenance+json"
+"""Mimetype of the machine-readable provenance a report's header emits (not shown in HTML; the
+renderer reads it from the executed notebook)."""
 
 
 def _target(key: str, help: str, **bounds: float) -> ReportParameter:
