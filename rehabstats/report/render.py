@@ -55,6 +55,7 @@ from rehabstats.report.specs import (
     report_spec,
     validate_parameters,
 )
+from rehabstats.report.specs import report_parameters as report_parameters  # as before the move
 
 __all__ = [
     "RenderError",
