@@ -62,7 +62,7 @@ _EXPORTS: dict[str, str] = {
     # reports
     "render_report": "report.render",
     "render_demo": "report.render",
-    "report_parameters": "report.render",
+    "report_parameters": "report.specs",
     "RenderResult": "report.render",
     "RenderError": "report.render",
 }

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from rehabstats.errors import BatchLockedError, DataWarning, JobFileError, RehabstatsError
+from rehabstats.report.specs import report_names
 
 if TYPE_CHECKING:
     from rehabstats.config import AnalysisConfig
@@ -301,7 +302,7 @@ def metrics(
 
 def _report_epilog() -> str:
     """The parameters of every report, for ``rehabstats report --help``."""
-    from rehabstats.report.render import REPORTS
+    from rehabstats.report.specs import REPORTS
 
     lines = ["Report parameters (-p NAME VALUE; 'none' for None):"]
     for name, spec in REPORTS.items():
@@ -319,7 +320,7 @@ def _report_epilog() -> str:
     "--notebook",
     "-n",
     "notebook",
-    type=click.Choice(["cohort_report", "clinic_audit"]),
+    type=click.Choice(report_names()),
     required=True,
     help="Which report to render.",
 )
@@ -359,7 +360,8 @@ def report(
     """
     from rehabstats.errors import CohortValidationError, OutputError, ParameterError
     from rehabstats.files import Interrupted, unwind_on_signals
-    from rehabstats.report.render import RenderError, parse_parameter_pairs, render_report
+    from rehabstats.report.render import RenderError, render_report
+    from rehabstats.report.specs import parse_parameter_pairs
 
     with unwind_on_signals():
         try:

@@ -12,14 +12,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from rehabstats.constants import data_schema_dir
+from rehabstats.constants import analysis_defaults, data_schema_dir
 from rehabstats.data.schema import table_spec
 from rehabstats.errors import ConfigError, YamlFileError
 
@@ -29,13 +28,8 @@ RELAPSE_RULES: tuple[str, ...] = ("recorded", "pain", "regression")
 KM_CI_TRANSFORMS: tuple[str, ...] = ("log", "log-log")
 
 
-@cache
-def _defaults_file() -> dict[str, Any]:
-    return yaml.safe_load((data_schema_dir() / "analysis_defaults.yaml").read_text())
-
-
 def _default(key: str) -> Any:
-    value = _defaults_file()[key]
+    value = analysis_defaults()[key]
     return tuple(value) if isinstance(value, list) else value
 
 
@@ -84,6 +78,18 @@ class AnalysisConfig:
     rts_lsi_min: float = _field("rts_lsi_min")
     confidence_level: float = _field("confidence_level")
     km_ci_transform: str = _field("km_ci_transform")
+    review_recent_days: int = _field("review_recent_days")
+    review_pain_rise_points: float = _field("review_pain_rise_points")
+    review_pain_min_records: int = _field("review_pain_min_records")
+    review_flare_days: int = _field("review_flare_days")
+    review_adherence_min_scheduled: int = _field("review_adherence_min_scheduled")
+    review_stuck_weeks: tuple[int, int, int] = _field("review_stuck_weeks")
+    review_horizon_weeks: int = _field("review_horizon_weeks")
+    target_adherence: float = _field("target_adherence")
+    target_stage4_by_week12: float = _field("target_stage4_by_week12")
+    target_responders: float = _field("target_responders")
+    target_checkpoint_fidelity: float = _field("target_checkpoint_fidelity")
+    target_relapse_rate: float = _field("target_relapse_rate")
     preset_name: str | None = None
 
     def __post_init__(self) -> None:
@@ -171,7 +177,7 @@ class AnalysisConfig:
     @classmethod
     def presets(cls) -> dict[str, dict[str, Any]]:
         """Named presets from the defaults file."""
-        return dict(_defaults_file().get("presets", {}))
+        return dict(analysis_defaults().get("presets", {}))
 
     @classmethod
     def preset(cls, name: str) -> AnalysisConfig:
@@ -211,6 +217,11 @@ class AnalysisConfig:
             for k, v in self.to_dict().items()
         ]
         return pd.DataFrame(rows, columns=["key", "value", "description"])
+
+    @property
+    def window_end_day(self) -> int:
+        """Last day of the remodelling window: ``7 · window_weeks − 1`` (day 83 for 12 weeks)."""
+        return 7 * self.window_weeks - 1
 
     @property
     def cutoff(self) -> pd.Timestamp | None:
@@ -513,5 +524,44 @@ def _check(c: AnalysisConfig) -> list[tuple[str, str]]:
         c.km_ci_transform in KM_CI_TRANSFORMS,
         "km_ci_transform",
         f"must be one of {list(KM_CI_TRANSFORMS)}",
+    )
+    for key in ("review_recent_days", "review_flare_days", "review_adherence_min_scheduled"):
+        need(_is_int(getattr(c, key)) and getattr(c, key) >= 1, key, "must be a whole number >= 1")
+    need(
+        _is_number(c.review_pain_rise_points) and 0 < c.review_pain_rise_points <= 10,
+        "review_pain_rise_points",
+        "must be more than 0 and at most 10 NRS points",
+    )
+    need(
+        _is_int(c.review_pain_min_records) and 1 <= c.review_pain_min_records <= 7,
+        "review_pain_min_records",
+        "must be a whole number of days from 1 to 7",
+    )
+    sw = c.review_stuck_weeks
+    need(
+        isinstance(sw, tuple) and len(sw) == 3 and all(_is_int(w) and w >= 1 for w in sw),
+        "review_stuck_weeks",
+        "must be three whole numbers of weeks >= 1 (stages 1, 2 and 3)",
+    )
+    need(
+        _is_int(c.review_horizon_weeks) and 1 <= c.review_horizon_weeks <= 103,
+        "review_horizon_weeks",
+        "must be a whole number of weeks from 1 to 103",
+    )
+    for key in (
+        "target_adherence",
+        "target_stage4_by_week12",
+        "target_responders",
+        "target_checkpoint_fidelity",
+    ):
+        need(
+            _is_number(getattr(c, key)) and 0 <= getattr(c, key) <= 1,
+            key,
+            "must be a proportion from 0 to 1",
+        )
+    need(
+        _is_number(c.target_relapse_rate) and c.target_relapse_rate >= 0,
+        "target_relapse_rate",
+        "must be a rate >= 0 (relapses per 1000 person-weeks)",
     )
     return problems

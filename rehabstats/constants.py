@@ -11,7 +11,9 @@ the time limits of a render.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "AUDIENCES",
@@ -23,6 +25,7 @@ __all__ = [
     "OVERALL_LABEL",
     "PATH_PARAMETERS",
     "START_TIMEOUT",
+    "analysis_defaults",
     "data_schema_dir",
     "notebook_dir",
     "package_versions",
@@ -42,6 +45,19 @@ def _resource(name: str, marker: str) -> Path:
 def data_schema_dir() -> Path:
     """Folder holding the Frictionless schemas and the analysis defaults (``data_schema/``)."""
     return _resource("data_schema", "datapackage.json")
+
+
+@cache
+def analysis_defaults() -> dict[str, Any]:
+    """The analysis configuration's defaults and presets (``data_schema/analysis_defaults.yaml``).
+
+    Read once; :class:`rehabstats.config.AnalysisConfig` is built from them, and report
+    parameters that set a configuration key take its default from here (without importing
+    the configuration's validators).
+    """
+    import yaml
+
+    return yaml.safe_load((data_schema_dir() / "analysis_defaults.yaml").read_text())
 
 
 def notebook_dir() -> Path:

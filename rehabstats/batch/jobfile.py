@@ -19,9 +19,9 @@ from typing import Any
 
 from rehabstats.batch.outputs import INDEX_NAME
 from rehabstats.config import read_yaml
-from rehabstats.constants import AUDIENCES, CELL_TIMEOUT, GROUPABLE
+from rehabstats.constants import AUDIENCES, CELL_TIMEOUT
 from rehabstats.errors import JobFileError, YamlFileError
-from rehabstats.report.render import REPORTS, ReportSpec
+from rehabstats.report.specs import REPORTS, ReportSpec
 
 __all__ = ["Job", "JobFile", "load_jobs", "placeholders", "resolve_path", "substitute"]
 
@@ -342,7 +342,7 @@ def _check_fan_out(
 ) -> list[str]:
     """A report fans out over a participant column it has a text parameter of that name for
     (the parameter selects one subset: ``clinic_audit`` over ``site``)."""
-    selectable = [p.name for p in spec.parameters if p.name in GROUPABLE and p.type == "str"]
+    selectable = [spec.subset_parameter] if spec.subset_parameter else []
     if for_each not in selectable:
         return [
             f"{where}: report {spec.name!r} cannot fan out over {for_each!r}: it has no "

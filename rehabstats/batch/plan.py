@@ -32,12 +32,8 @@ from rehabstats.batch.manifest import error_record, read_manifest
 from rehabstats.batch.outputs import INDEX_NAME
 from rehabstats.constants import MANIFEST_PACKAGES, data_schema_dir, package_versions
 from rehabstats.errors import JobFileError, RehabstatsError
-from rehabstats.report.render import (
-    REPORTS,
-    notebook_path,
-    validate_parameters,
-    written_by_rehabstats,
-)
+from rehabstats.report.render import written_by_rehabstats
+from rehabstats.report.specs import REPORTS, notebook_path, validate_parameters
 
 __all__ = [
     "FAN_OUT_FAILED",

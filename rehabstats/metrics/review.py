@@ -1,9 +1,10 @@
 """Clinic audit: who needs attention now, and the service's outcomes against its targets.
 
 "Now" is the data cut-off (never the wall-clock date): for each participant still under care,
-day ``F`` = ``follow_up_days`` is today in their programme. Every threshold lives in
-:class:`ReviewThresholds` and :class:`AuditTargets`, with its default and the reason for it; a
-report prints the values it used.
+day ``F`` = ``follow_up_days`` is today in their programme. Every threshold is a key of
+:class:`~rehabstats.config.AnalysisConfig` (``review_*`` for the review list, ``target_*`` for
+the audit; defaults and meanings in ``data_schema/analysis_defaults.yaml``); a report prints
+the values it used. Below, ``recent_days`` stands for ``review_recent_days`` and so on.
 
 Review reasons (a participant is listed with every reason that applies):
 
@@ -30,6 +31,12 @@ Review reasons (a participant is listed with every reason that applies):
                                with follow-up reaching day 83.
 =============================  ===============================================================
 
+``stuck_weeks`` (``review_stuck_weeks``) gives the longest expected stay in stages 1, 2 and 3,
+in weeks (about the 95th percentile of the programme's stage durations; stage 4 is the last
+stage). ``recent_days`` is two weeks by default (one missed week is a conversation, two is a
+pattern); ``pain_rise_points`` one point (about the smallest change a patient notices on a 0-10
+scale); ``pain_min_records`` as ``rising_min_records`` in METRICS §5.
+
 Only participants under care are reviewed: not withdrawn, and follow-up of at most
 ``horizon_weeks`` weeks (the 12-week programme and its follow-up to the 26-week visit), so a
 flag from long ago does not keep a former participant on the list.
@@ -37,25 +44,23 @@ flag from long ago does not keep a former participant on the list.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 import pandas as pd
 
 from rehabstats.config import AnalysisConfig
+from rehabstats.constants import OVERALL
 from rehabstats.data.cohort import Cohort
-from rehabstats.report.tables import mean_ci, proportion_ci
+from rehabstats.stats.summaries import mean_ci, proportion_ci
 from rehabstats.time.keys import per_row
 from rehabstats.time.timeline import computation, observe, participant_timeline
 
 __all__ = [
     "AUDIT_METRICS",
     "REVIEW_REASONS",
-    "AuditTargets",
-    "ReviewThresholds",
     "audit_summary",
     "review_list",
+    "stuck_weeks",
+    "under_care",
 ]
 
 REVIEW_REASONS: dict[str, str] = {
@@ -71,63 +76,11 @@ REVIEW_REASONS: dict[str, str] = {
 """Review flags (columns of :func:`review_list`) and their short labels, in display order."""
 
 
-@dataclass(frozen=True)
-class ReviewThresholds:
-    """Thresholds of the clinic review list (see the module docstring for each rule).
-
-    Attributes
-    ----------
-    recent_days : int, default 14
-        Look-back for recent adherence and for "still loading" (two weeks: one missed week is
-        a conversation, two is a pattern).
-    pain_rise_points : float, default 1.0
-        Rise of the 7-day mean morning NRS that counts as rising (about the smallest change a
-        patient notices on a 0-10 scale).
-    pain_min_records : int, default 4
-        Morning ratings needed in each 7-day window (as ``rising_min_records`` in METRICS §5).
-    flare_days : int, default 7
-        A flare within this many days (including the cut-off day) is recent.
-    adherence_min_scheduled : int, default 2
-        Scheduled sessions needed in the look-back before adherence is judged.
-    stuck_weeks : mapping of int to int, default {1: 3, 2: 5, 3: 8}
-        Longest expected stay in stages 1, 2 and 3, in weeks (about the 95th percentile of the
-        programme's stage durations; stage 4 is the last stage).
-    horizon_weeks : int, default 26
-        Participants with longer follow-up are past the programme and not reviewed.
-    """
-
-    recent_days: int = 14
-    pain_rise_points: float = 1.0
-    pain_min_records: int = 4
-    flare_days: int = 7
-    adherence_min_scheduled: int = 2
-    stuck_weeks: Mapping[int, int] = field(default_factory=lambda: {1: 3, 2: 5, 3: 8})
-    horizon_weeks: int = 26
-
-    def to_frame(self) -> pd.DataFrame:
-        """Setting, value and meaning of every threshold (for report appendices)."""
-        notes = {
-            "recent_days": "look-back for recent adherence and for 'still loading', days",
-            "pain_rise_points": "rise of the 7-day mean morning NRS that counts as rising",
-            "pain_min_records": "morning ratings needed in each 7-day window",
-            "flare_days": "a flare within this many days of the cut-off is recent",
-            "adherence_min_scheduled": "scheduled sessions needed before adherence is judged",
-            "stuck_weeks": "longest expected stay in stages 1, 2, 3, weeks",
-            "horizon_weeks": "participants with longer follow-up are not reviewed, weeks",
-        }
-        values = asdict(self)
-        values["stuck_weeks"] = ", ".join(f"stage {s}: {w}" for s, w in self.stuck_weeks.items())
-        return pd.DataFrame(
-            [{"setting": k, "value": str(v), "meaning": notes[k]} for k, v in values.items()]
-        )
-
-
 @computation
 def review_list(
     cohort: Cohort,
     *,
     config: AnalysisConfig | None = None,
-    thresholds: ReviewThresholds | None = None,
     participants: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Participants who need a clinician's attention at the data cut-off, with the reasons.
@@ -136,10 +89,8 @@ def review_list(
     ----------
     cohort : Cohort
     config : AnalysisConfig, optional
-        ``adherent_threshold``, ``flare_delta``, ``data_cutoff`` ...; default
-        ``AnalysisConfig()``.
-    thresholds : ReviewThresholds, optional
-        Default ``ReviewThresholds()``.
+        The ``review_*`` thresholds, ``adherent_threshold``, ``flare_delta``,
+        ``data_cutoff`` ...; default ``AnalysisConfig()``.
     participants : DataFrame, optional
         ``participant_metrics(cohort, config=config)`` if already computed.
 
@@ -178,11 +129,10 @@ def review_list(
     from rehabstats.metrics.pain import morning_nrs, session_day_rules
 
     config = config or AnalysisConfig()
-    th = thresholds or ReviewThresholds()
     timeline = participant_timeline(cohort, config)
     pm = participants if participants is not None else participant_metrics(cohort, config=config)
     pm = pm.set_index(pm["participant_id"].astype("str"))
-    care = timeline[~timeline["withdrawn"] & (timeline["follow_up_days"] <= 7 * th.horizon_weeks)]
+    care = timeline[under_care(timeline, config)]
     care = care.copy()
     care.index = care.index.astype("str")
     day_now = care["follow_up_days"].astype("int64")
@@ -198,7 +148,7 @@ def review_list(
     )
     out.index = pd.Index(out["participant_id"].to_numpy(), name=None)
     if care.empty:
-        return _finish(out.iloc[0:0], th, config)
+        return _finish(out.iloc[0:0], config)
 
     # --- current stage and time in it (sessions on or before the cut-off) -------------------
     sessions = observe(cohort.sessions, "session_date", timeline)
@@ -221,8 +171,9 @@ def review_list(
     done = (sessions["completed_sets"] >= 1).to_numpy()
     adherence_in: dict[str, pd.Series] = {}
     scheduled_in: dict[str, pd.Series] = {}
-    for name, lo in (("recent", 0), ("before", th.recent_days)):
-        mask = (age_s >= lo) & (age_s < lo + th.recent_days)
+    recent_days = config.review_recent_days
+    for name, lo in (("recent", 0), ("before", recent_days)):
+        mask = (age_s >= lo) & (age_s < lo + recent_days)
         frame = pd.DataFrame({"participant_id": sessions["participant_id"][mask],
                               "done": done[mask]})  # fmt: skip
         counts = frame.groupby("participant_id", sort=False)["done"].agg(["size", "sum"])
@@ -246,11 +197,11 @@ def review_list(
     }
     for name, mask in windows.items():
         agg = morning[mask].groupby("participant_id", sort=False)["nrs"].agg(["mean", "count"])
-        mean = agg["mean"].where(agg["count"] >= th.pain_min_records)
+        mean = agg["mean"].where(agg["count"] >= config.review_pain_min_records)
         out[name] = mean.reindex(out.index).astype("float64")
 
     # --- flares over the whole follow-up (not only the 12-week window) -----------------------
-    long_config = config.replace(window_weeks=min(104, th.horizon_weeks + 1))
+    long_config = config.replace(window_weeks=min(104, config.review_horizon_weeks + 1))
     rules = session_day_rules(cohort, config=long_config)
     rules = rules[rules["flare"].fillna(False).astype(bool)]
     rules = rules.assign(participant_id=rules["participant_id"].astype("str"))
@@ -258,14 +209,14 @@ def review_list(
     out["days_since_flare"] = (out["day"] - last_flare.reindex(out.index)).astype("float64")
 
     # --- flags -------------------------------------------------------------------------------
-    stuck_limit = out["stage"].map({float(k): v for k, v in th.stuck_weeks.items()})
+    stuck_limit = out["stage"].map({float(k): v for k, v in stuck_weeks(config).items()})
     out["pain_rising"] = (out["pain_last_7d"] - out["pain_previous_7d"]).round(
         10
-    ) >= th.pain_rise_points
-    out["recent_flare"] = out["days_since_flare"] <= th.flare_days - 1
+    ) >= config.review_pain_rise_points
+    out["recent_flare"] = out["days_since_flare"] <= config.review_flare_days - 1
     falling = out["adherence_before"].isna() | (out["adherence_recent"] < out["adherence_before"])
     out["adherence_low"] = (
-        (scheduled >= th.adherence_min_scheduled)
+        (scheduled >= config.review_adherence_min_scheduled)
         & (out["adherence_recent"] < config.adherent_threshold)
         & falling
     )
@@ -277,10 +228,23 @@ def review_list(
         "stopped_early",
     ):
         out[flag] = pm[flag].reindex(out.index).fillna(False).astype(bool)
-    return _finish(out, th, config)
+    return _finish(out, config)
 
 
-def _finish(out: pd.DataFrame, th: ReviewThresholds, config: AnalysisConfig) -> pd.DataFrame:
+def under_care(participants: pd.DataFrame, config: AnalysisConfig) -> pd.Series:
+    """Which participants are under care: not withdrawn, follow-up of at most
+    ``review_horizon_weeks`` weeks (``participants`` has withdrawn and follow_up_days, as the
+    participant timeline and ``participant_metrics`` do)."""
+    horizon = 7 * config.review_horizon_weeks
+    return ~participants["withdrawn"].astype(bool) & (participants["follow_up_days"] <= horizon)
+
+
+def stuck_weeks(config: AnalysisConfig) -> dict[int, int]:
+    """``review_stuck_weeks`` by stage: the longest expected stay in stages 1, 2 and 3, weeks."""
+    return dict(zip((1, 2, 3), config.review_stuck_weeks, strict=True))
+
+
+def _finish(out: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
     columns = [
         "participant_id",
         "site",
@@ -316,12 +280,12 @@ def _finish(out: pd.DataFrame, th: ReviewThresholds, config: AnalysisConfig) -> 
             out[col] = pd.Series(dtype="float64")
     out["n_reasons"] = out[list(REVIEW_REASONS)].sum(axis=1).astype("int64")
     out = out[out["n_reasons"] > 0].copy()
-    out["reasons"] = _reason_text(out, th, config) if len(out) else pd.Series(dtype="str")
+    out["reasons"] = _reason_text(out, config) if len(out) else pd.Series(dtype="str")
     out = out.sort_values(["n_reasons", "site", "participant_id"], ascending=[False, True, True])
     return out.reset_index(drop=True)[columns]
 
 
-def _reason_text(out: pd.DataFrame, th: ReviewThresholds, config: AnalysisConfig) -> pd.Series:
+def _reason_text(out: pd.DataFrame, config: AnalysisConfig) -> pd.Series:
     def fmt(x: float, digits: int = 1) -> str:
         return f"{x:.{digits}f}"
 
@@ -337,14 +301,14 @@ def _reason_text(out: pd.DataFrame, th: ReviewThresholds, config: AnalysisConfig
         ),
         "adherence_low": "adherence fell to "
         + out["adherence_recent"].map(lambda a: f"{100 * a:.0f}%")
-        + f" over the last {th.recent_days} days"
+        + f" over the last {config.review_recent_days} days"
         + out["adherence_before"].map(lambda a: "" if pd.isna(a) else f" (from {100 * a:.0f}%)"),
         "stuck_in_stage": "in stage "
         + out["stage"].map(lambda v: f"{v:.0f}")
         + " for "
         + out["weeks_in_stage"].map(lambda v: f"{v:.0f}")
         + " weeks (expected ≤ "
-        + out["stage"].map(lambda v: str(th.stuck_weeks.get(int(v), "?")))
+        + out["stage"].map(lambda v: str(stuck_weeks(config).get(int(v), "?")))
         + ")",
         "load_stagnant": pd.Series(
             f"load not progressed for ≥ {config.stagnation_weeks} weeks", index=out.index
@@ -364,34 +328,6 @@ def _reason_text(out: pd.DataFrame, th: ReviewThresholds, config: AnalysisConfig
 
 
 # ---- audit targets and summary --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuditTargets:
-    """Targets of the clinic audit dashboard (notebook parameters ``target_*``).
-
-    Attributes
-    ----------
-    adherence : float, default 0.80
-        Mean session adherence over weeks 1-12 at least this (the programme's adherence
-        threshold, METRICS §4).
-    stage4_by_week12 : float, default 0.60
-        Kaplan–Meier proportion reaching stage 4 by the end of week 12 (day 83) at least this.
-    responders : float, default 0.50
-        Proportion of VISA-A responders at 12 weeks (change ≥ MCID) at least this.
-    checkpoint_fidelity : float, default 0.95
-        Of participants who reached stage 4, the proportion who passed the checkpoint first, at
-        least this.
-    relapse_rate : float, default 5.0
-        Relapses per 1000 person-weeks after return to running at most this (a service
-        benchmark: set your own).
-    """
-
-    adherence: float = 0.80
-    stage4_by_week12: float = 0.60
-    responders: float = 0.50
-    checkpoint_fidelity: float = 0.95
-    relapse_rate: float = 5.0
 
 
 AUDIT_METRICS: dict[str, tuple[str, str, str, str]] = {
@@ -415,10 +351,8 @@ def audit_summary(
     time_to_stage: pd.DataFrame,
     relapse_rates: pd.DataFrame,
     *,
-    by: str = "site",
-    targets: AuditTargets | None = None,
-    confidence: float = 0.95,
-    window_days: int = 83,
+    by: str | None = "site",
+    config: AnalysisConfig | None = None,
 ) -> pd.DataFrame:
     """Audit metrics per site (and over all sites) against their targets.
 
@@ -428,26 +362,32 @@ def audit_summary(
         ``participant_metrics`` output (with the ``by`` column).
     time_to_stage : DataFrame
         ``time_to_stage(cohort, by=by)`` rows followed by ``time_to_stage(cohort)`` rows (group
-        ``all``, for the ``All sites`` row). A group without any row had no stage-4 entry
-        (value 0, no interval).
+        ``all``, the whole cohort). A group without any row had no stage-4 entry (value 0, no
+        interval).
     relapse_rates : DataFrame
         ``relapse_rates(cohort, by=by)`` rows and the ``relapse_rates(cohort)`` row (``all``).
-    targets : AuditTargets, optional
+    by : str, optional
+        The column the sites are in; None gives the whole cohort's rows only.
+    config : AnalysisConfig, optional
+        The ``target_*`` keys, ``confidence_level`` and ``window_weeks`` (stage 4 is read at
+        the window's end, ``window_end_day``); default ``AnalysisConfig()``.
 
     Returns
     -------
     DataFrame
-        One row per site (``All sites`` first) and metric of :data:`AUDIT_METRICS`, columns
-        site, metric, label, unit, unit_label, value, ci_low, ci_high (t-interval of the mean
+        One row per site (the whole cohort, site :data:`~rehabstats.constants.OVERALL`,
+        first) and metric of :data:`AUDIT_METRICS`, columns site, metric, label, unit,
+        unit_label, value, ci_low, ci_high (logit-transformed t-interval of the mean
         adherence, KM pointwise interval, Wilson interval of proportions, exact Poisson
         interval of the rate), target, direction, met (boolean: the point estimate meets the
-        target; NA when it cannot be estimated), n (participants behind the estimate; at risk for the
-        relapse rate).
+        target; NA when it cannot be estimated), n (participants behind the estimate; at risk
+        for the relapse rate).
     """
-    targets = targets or AuditTargets()
-    pm = participants.assign(_site=participants[by].astype("str"))
-    parts = {"All sites": pm, **dict(list(pm.groupby("_site", sort=True)))}
-    key_of = {"All sites": "all"} | {g: g for g in parts if g != "All sites"}
+    config = config or AnalysisConfig()
+    confidence = config.confidence_level
+    parts = {OVERALL: participants}
+    if by is not None:
+        parts.update(list(participants.groupby(participants[by].astype("str"), sort=True)))
     rows: list[dict[str, object]] = []
     for site, part in parts.items():
         adh = part["adherence_sessions"].dropna()
@@ -463,84 +403,45 @@ def audit_summary(
             else (np.nan, np.nan)
         )
         rows.append(
-            _row(
-                site,
-                "adherence",
-                adh.mean() if len(adh) else np.nan,
-                lo,
-                hi,
-                len(adh),
-                targets.adherence,
-            )
+            _row(site, "adherence", adh.mean() if len(adh) else np.nan, lo, hi, len(adh), config)
         )
 
         km = time_to_stage[
-            (time_to_stage["stage"] == 4) & (time_to_stage["group"].astype("str") == key_of[site])
+            (time_to_stage["stage"] == 4) & (time_to_stage["group"].astype("str") == site)
         ]
-        upto = km[km["time_days"] <= window_days]
-        if upto.empty:  # no one reached stage 4 by day 83: S = 1, no interval
+        upto = km[km["time_days"] <= config.window_end_day]
+        if upto.empty:  # no one reached stage 4 by the window's end: S = 1, no interval
             value, lo, hi = (0.0, np.nan, np.nan) if len(part) else (np.nan, np.nan, np.nan)
         else:
             last = upto.iloc[-1]
             value, lo, hi = 1 - last["survival"], 1 - last["ci_high"], 1 - last["ci_low"]
-        rows.append(
-            _row(site, "stage4_by_week12", value, lo, hi, len(part), targets.stage4_by_week12)
-        )
+        rows.append(_row(site, "stage4_by_week12", value, lo, hi, len(part), config))
 
         resp = part["visa_a_responder_12"].dropna().astype(bool)
-        lo, hi = proportion_ci(int(resp.sum()), len(resp), confidence=confidence)
-        rows.append(
-            _row(
-                site,
-                "responders",
-                resp.mean() if len(resp) else np.nan,
-                float(lo),
-                float(hi),
-                len(resp),
-                targets.responders,
-            )
-        )
-
         reached = part[part["reached_stage_4"].fillna(False).astype(bool)]
         ok = ~reached["progressed_without_checkpoint"].fillna(False).astype(bool)
-        lo, hi = proportion_ci(int(ok.sum()), len(ok), confidence=confidence)
-        rows.append(
-            _row(
-                site,
-                "checkpoint_fidelity",
-                ok.mean() if len(ok) else np.nan,
-                float(lo),
-                float(hi),
-                len(ok),
-                targets.checkpoint_fidelity,
-            )
-        )
+        for metric, passed in (("responders", resp), ("checkpoint_fidelity", ok)):
+            lo, hi = proportion_ci(int(passed.sum()), len(passed), confidence=confidence)
+            value = passed.mean() if len(passed) else np.nan
+            rows.append(_row(site, metric, value, float(lo), float(hi), len(passed), config))
 
-        rate = relapse_rates[relapse_rates["group"].astype("str") == key_of[site]]
+        rate = relapse_rates[relapse_rates["group"].astype("str") == site]
         if rate.empty:
-            rows.append(_row(site, "relapse_rate", np.nan, np.nan, np.nan, 0, targets.relapse_rate))
+            rows.append(_row(site, "relapse_rate", np.nan, np.nan, np.nan, 0, config))
         else:
             r = rate.iloc[0]
-            rows.append(
-                _row(
-                    site,
-                    "relapse_rate",
-                    r["rate_per_1000_pw"],
-                    r["ci_low"],
-                    r["ci_high"],
-                    int(r["n_at_risk"]),
-                    targets.relapse_rate,
-                )
-            )
+            rows.append(_row(site, "relapse_rate", r["rate_per_1000_pw"], r["ci_low"],
+                             r["ci_high"], int(r["n_at_risk"]), config))  # fmt: skip
     out = pd.DataFrame(rows)
     out["met"] = out["met"].astype("boolean")
     return out
 
 
 def _row(
-    site: str, metric: str, value: float, lo: float, hi: float, n: int, target: float
+    site: str, metric: str, value: float, lo: float, hi: float, n: int, config: AnalysisConfig
 ) -> dict[str, object]:
     label, unit, direction, unit_label = AUDIT_METRICS[metric]
+    target = getattr(config, f"target_{metric}")
     if pd.isna(value):
         met: object = pd.NA
     else:

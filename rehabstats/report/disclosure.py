@@ -37,13 +37,23 @@ Suppression rules (:func:`suppression_mask`, :func:`suppress_counts`)
 
 Computation and presentation stay apart: :func:`suppression_mask` returns which cells are
 withheld and why; :func:`suppress_counts` turns it into a display table (markers as strings,
-shown values unchanged), which :mod:`rehabstats.report.tables`' ``fmt_*`` functions pass through.
+shown values unchanged), which :mod:`rehabstats.report.format`'s ``fmt_*`` functions pass
+through.
+
+One report, one set of rules
+----------------------------
+:class:`Disclosure` holds a report's audience, threshold and key, and applies the rules above
+to each kind of table a report shows (group summaries, the flow, Table 1, Kaplan–Meier and
+relapse tables, the audit ...), to single counts in text, to participant ids and to data
+notes. The analysis behind a report hands its tables out through it, so the privacy decisions
+are made here once and the report sections only lay out what they are given.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import os
 import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -52,10 +62,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rehabstats.errors import ParameterError
+from rehabstats.constants import OVERALL, PATH_PARAMETERS
+from rehabstats.errors import Note, ParameterError
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "WITHHELD",
+    "Disclosure",
     "MIN_KEY_LENGTH",
     "PSEUDONYM_KEY_ENV",
     "SECONDARY",
@@ -225,7 +238,7 @@ def relations_from_lines(
     Each line is a list of columns; the rows with the same values of those columns are one set
     of cells (per count column) adding up to a total. When ``margin = (column, value)`` is
     given, the row of that set holding ``value`` in ``column`` is the total (e.g. ``("group",
-    "Overall")``: the groups add up to the Overall row); otherwise the total is shown elsewhere
+    "all")``: the groups add up to the whole cohort's row); otherwise the total is shown elsewhere
     (e.g. the group size in a column header).
     """
     out: list[Relation] = []
@@ -419,3 +432,361 @@ def collapse_rare(
     out = frame.assign(**{column: frame[column].where(~frame[column].isin(rare), other)})
     keys = [k for k in keys if k != column]
     return out.groupby([*keys, column], sort=False, as_index=False)[count].sum()[frame.columns]
+
+
+# ---- one report's rules --------------------------------------------------------------------
+
+WITHHELD = "withheld"
+"""The stage-occupancy state that stands for the withheld states of a week."""
+
+_PLAIN_NUMBER = re.compile(r"(?<![\w.,:/\-])\d+(?![\w:/\-]|[.,]\d)")
+"""A whole number standing alone in a note's text: not part of a decimal, a date, a time, a
+range or an identifier (what might be a count)."""
+
+_WITHHELD_PATH = "withheld (external report)"
+
+_SUMMARY_STATS = ("mean", "sd", "median", "q1", "q3", "proportion", "ci_low", "ci_high")
+_KM_DERIVED = ("median_days", "median_ci_low", "median_ci_high", "reached_by_week_12")
+_AUDIT_COUNTED = ("responders", "checkpoint_fidelity")
+"""Audit metrics that are proportions of participants (their numerator is a count)."""
+
+
+def _is_marker(value: object) -> bool:
+    return isinstance(value, str)
+
+
+class Disclosure:
+    """What one report may show its audience: every rule of this module, applied in one place.
+
+    ``internal`` (the team): every table, count, id and text as it is. ``external`` (the
+    report leaves the team): counts through the suppression rules with this report's
+    ``threshold``, participant ids as keyed pseudonyms, data notes with their counts withheld
+    and ids replaced, enrolment dates by month, paths withheld. The analysis behind a report
+    (:class:`rehabstats.report.analysis.Analysis`) offers its tables through these methods
+    (its ``*_shown`` results); sections never decide what to withhold.
+
+    Parameters
+    ----------
+    audience : {"internal", "external"}
+    threshold : int
+        Counts 1 to ``threshold − 1`` are withheld (external only).
+    key : bytes, optional
+        The pseudonym key (:func:`privacy_key`); an external report needs it for ids.
+    ids : Series, optional
+        Every participant id of the cohort (what :meth:`redact` looks for in texts).
+    """
+
+    def __init__(
+        self,
+        audience: str = "internal",
+        *,
+        threshold: int = DEFAULT_THRESHOLD,
+        key: bytes | None = None,
+        ids: pd.Series | None = None,
+    ):
+        self.audience = audience
+        self.threshold = threshold
+        self.key = key
+        self._ids = pd.Series(dtype="str") if ids is None else ids.astype("str")
+        self._labels: dict[str, str] | None = None
+
+    @property
+    def external(self) -> bool:
+        """The report leaves the team: pseudonyms and small-cell suppression."""
+        return self.audience == "external"
+
+    # -- single values and texts ---------------------------------------------------------------
+
+    def count(self, n: object) -> str:
+        """A single count as shown in text (``<5`` when small, in an external report)."""
+        if isinstance(n, str):
+            return n
+        if pd.isna(n):  # type: ignore[call-overload]
+            return "–"
+        n = int(n)  # type: ignore[call-overload]
+        if self.external and 1 <= n < self.threshold:
+            return primary_marker(self.threshold)
+        return str(n)
+
+    def participant_label(self, ids: pd.Series) -> pd.Series:
+        """Participant ids as shown: the ids (internal) or keyed pseudonyms (external)."""
+        if not self.external:
+            return ids.astype("str")
+        if self.key is None:
+            raise ParameterError("an external report needs the pseudonym key")
+        return pseudonymise(ids, key=self.key)
+
+    def _id_labels(self) -> dict[str, str]:
+        if self._labels is None:
+            labels = self.participant_label(self._ids)
+            self._labels = dict(zip(self._ids, labels, strict=True))
+        return self._labels
+
+    def redact(self, text: str) -> str:
+        """Text (data notes, warnings) with participant ids replaced by their labels."""
+        if not self.external:
+            return text
+        return redact_ids(text, self._id_labels())
+
+    def redact_html(self, text: str) -> str:
+        """HTML with participant ids (as escaped in it) replaced by their labels."""
+        if not self.external:
+            return text
+        escaped = {html.escape(k): html.escape(v) for k, v in self._id_labels().items()}
+        return redact_ids(text, escaped)
+
+    def note_text(self, note: str) -> str:
+        """A data note as this audience may read it.
+
+        ``internal``: the note. ``external``: every count of a :class:`~rehabstats.errors.Note`
+        as :meth:`count` shows it (``<5`` for 1 to threshold − 1); a plain-text note (from a
+        statistics library, say) does not say which of its numbers are counts, so every whole
+        number in it from 1 to threshold − 1 standing alone (not in a decimal, date or
+        identifier) is withheld as ``*``. Participant ids are replaced by their labels.
+        """
+        if not self.external:
+            return str(note)
+        if isinstance(note, Note):
+            text = note.with_counts(self.count)
+        else:
+            text = _PLAIN_NUMBER.sub(
+                lambda m: SECONDARY if 1 <= int(m.group(0)) < self.threshold else m.group(0),
+                str(note),
+            )
+        return self.redact(text)
+
+    def parameters(self, parameters: Mapping[str, object]) -> dict[str, object]:
+        """Report parameters as shown: paths withheld from an external report (a folder or
+        file name can hold names or ids; the data are identified by their fingerprint)."""
+        if not self.external:
+            return dict(parameters)
+        return {k: (_WITHHELD_PATH if k in PATH_PARAMETERS and v is not None else v)
+                for k, v in parameters.items()}  # fmt: skip
+
+    def enrolment(self, enrolled: pd.Series) -> str:
+        """The enrolment period: first to last date (by month in an external report)."""
+        if self.external:
+            return f"{enrolled.min():%Y-%m} to {enrolled.max():%Y-%m}"
+        return f"{enrolled.min().date()} to {enrolled.max().date()}"
+
+    def source(self, source: str | None, *, folder: bool) -> str:
+        """Where the cohort came from (a folder's path withheld from an external report)."""
+        if self.external and folder:
+            return "cohort folder (path withheld; identified by the data fingerprint)"
+        return source or "in-memory cohort"
+
+    # -- tables --------------------------------------------------------------------------------
+
+    def table(
+        self,
+        frame: pd.DataFrame,
+        *,
+        counts: Sequence[str] = (),
+        derived: Mapping[str, Sequence[str]] | None = None,
+        lines: Sequence[Sequence[str]] = (),
+        margin: tuple[str, object] | None = None,
+        relations: Sequence[Relation] = (),
+        denominators: Mapping[str, str] | None = None,
+    ) -> pd.DataFrame:
+        """A numeric table as it may be shown: unchanged (internal), or
+        :func:`suppress_counts` with this report's threshold (external)."""
+        if not self.external:
+            return frame
+        return suppress_counts(
+            frame, count_columns=[c for c in counts if c in frame], derived=derived,
+            threshold=self.threshold, lines=lines, margin=margin, relations=relations,
+            denominators=denominators,
+        )  # fmt: skip
+
+    def group_summary(self, summary: pd.DataFrame) -> pd.DataFrame:
+        """A :func:`rehabstats.stats.summaries.group_summary` table: n and count are counts;
+        groups add up to the whole cohort per outcome; a count whose complement (n − count)
+        is small is withheld; means, SDs, quantiles, proportions and CIs go with their counts.
+        """
+        return self.table(
+            summary, counts=["n", "count"], derived={c: ["n", "count"] for c in _SUMMARY_STATS},
+            lines=[["outcome"]], margin=("group", OVERALL), denominators={"count": "n"},
+        )  # fmt: skip
+
+    def km_summary(self, summary: pd.DataFrame) -> pd.DataFrame:
+        """A ``time_to_stage_summary`` table (n and events are counts)."""
+        return self.table(summary, counts=["n", "events"],
+                          derived={c: ["n", "events"] for c in _KM_DERIVED if c in summary},
+                          lines=[["stage"]], denominators={"events": "n"})  # fmt: skip
+
+    def relapse_rates(self, rates: pd.DataFrame) -> pd.DataFrame:
+        """``relapse_rates`` rows: at risk and relapses are counts; person-time, rates and
+        limits go with them; the groups add up to the whole cohort's row."""
+        return self.table(
+            rates, counts=["n_at_risk", "relapses"],
+            derived={"person_weeks": ["n_at_risk"],
+                     **{c: ["n_at_risk", "relapses"]
+                        for c in ("rate_per_1000_pw", "ci_low", "ci_high")}},
+            lines=[[]], margin=("group", OVERALL), denominators={"relapses": "n_at_risk"},
+        )  # fmt: skip
+
+    def rate_ratio(self, ratio: pd.DataFrame) -> pd.DataFrame:
+        """``relapse_rate_ratio``: the four counts, and everything else derived from them."""
+        counts = ["n_stopped_early", "relapses_stopped_early", "n_completers",
+                  "relapses_completers"]  # fmt: skip
+        return self.table(ratio, counts=counts,
+                          derived={c: counts for c in ratio.columns if c not in counts},
+                          denominators={"relapses_stopped_early": "n_stopped_early",
+                                        "relapses_completers": "n_completers"})  # fmt: skip
+
+    def flow(self, flow: pd.DataFrame) -> pd.DataFrame:
+        """:func:`rehabstats.metrics.flow.flow_counts`: the groups add up to the whole cohort
+        per step, and each step's splits add up to it (a diagram shows them all)."""
+        splits = {
+            "enrolled": ["never_started", "started"],
+            "started": ["withdrawn_in_window", "in_window", "completed_window"],
+            "completed_window": ["not_returned", "returned_to_running"],
+        }
+        relations: list[Relation] = []
+        for _, part in flow.groupby("group", sort=False):
+            index = dict(zip(part["step"], part.index, strict=True))
+            for total, steps in splits.items():
+                relations.append(((index[total], "n"), [(index[s], "n") for s in steps]))
+        return self.table(flow, counts=["n"], derived={"percent": ["n"]}, lines=[["step"]],
+                          margin=("group", OVERALL), relations=relations)  # fmt: skip
+
+    def withdrawal_reasons(self, reasons: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:func:`rehabstats.metrics.flow.withdrawal_reasons` as it may be shown.
+
+        Returns (counts, shown): the counts with every reason given fewer than ``threshold``
+        times merged into one "other reasons" row (external: a rare free-text reason is not
+        shown at all), and those counts disclosed (the withdrawals of a flow step by reason add
+        up to the flow's count of it).
+        """
+        if self.external:
+            reasons = collapse_rare(
+                reasons, "reason", keys=["group", "when"], total=("group", OVERALL),
+                threshold=self.threshold,
+                other=f"other reasons (each fewer than {self.threshold})",
+            )  # fmt: skip
+        steps = {"during window", "after window"}
+        relations: list[Relation] = [
+            (None, [(i, "n") for i in part.index])
+            for (_, when), part in reasons.groupby(["group", "when"], sort=False)
+            if when in steps and len(part) > 1  # the total is the flow box's count
+        ]
+        shown = self.table(reasons, counts=["n"], lines=[["reason", "when"]],
+                           margin=("group", OVERALL), relations=relations)  # fmt: skip
+        return reasons, shown
+
+    def table_one(
+        self, summary: pd.DataFrame, smd: pd.DataFrame
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:func:`rehabstats.stats.summaries.table_one` as it may be shown: the levels of a
+        variable and its missing count add up to the group size; the missing counts of the
+        groups add up to the whole cohort's; the SMD of a variable with a withheld count is
+        withheld."""
+        relations: list[Relation] = []
+        cat = summary[summary["kind"] == "categorical"]
+        for _, part in cat.groupby(["variable", "group"], sort=False):
+            relations.append(
+                (None, [(i, "count") for i in part.index] + [(part.index[0], "missing")])
+            )
+        first = summary.drop_duplicates(["variable", "group"])
+        for _, part in first.groupby("variable", sort=False):
+            total = part.index[part["group"] == OVERALL]
+            parts = part.index[part["group"] != OVERALL]
+            if len(total) and len(parts):
+                relations.append(((total[0], "missing"), [(i, "missing") for i in parts]))
+        stats = ["mean", "sd", "median", "q1", "q3", "percent"]
+        shown = self.table(summary, counts=["n", "count", "missing"],
+                           derived={c: ["n", "count"] for c in stats},
+                           lines=[["variable", "level"]], margin=("group", OVERALL),
+                           relations=relations, denominators={"count": "n"})  # fmt: skip
+        if self.external:
+            shown.attrs["n"] = {g: self.count(v) for g, v in summary.attrs["n"].items()}
+            withheld = shown[["n", "count", "missing"]].map(_is_marker)
+            hidden = set(shown.loc[withheld.any(axis=1), "variable"])
+            smd = smd.astype({"smd": object})
+            smd.loc[smd["variable"].isin(hidden), "smd"] = SECONDARY
+        return shown, smd
+
+    def at_risk(self, at_risk: pd.DataFrame) -> pd.DataFrame:
+        """Numbers at risk under a survival plot (counts)."""
+        return self.table(at_risk, counts=["n"])
+
+    def km_until(self, km: pd.DataFrame, durations: pd.DataFrame) -> dict[str, float] | None:
+        """Last day of each group's Kaplan–Meier curve (external; None: every curve whole).
+
+        The first event time with fewer than ``threshold`` at risk; 0 (not drawn) for a group
+        smaller than the threshold. ``durations`` has the group of every participant.
+        """
+        if not self.external:
+            return None
+        small = km[km["at_risk"] < self.threshold]
+        until = small.groupby(small["group"].astype("str"))["time_days"].min().to_dict()
+        sizes = durations.groupby(durations["group"].astype("str")).size()
+        until.update({str(g): 0.0 for g in sizes.index[sizes < self.threshold]})
+        return until
+
+    def occupancy(self, occupancy: pd.DataFrame) -> pd.DataFrame:
+        """``stage_occupancy`` as drawn: external, the states of a week with fewer than
+        ``threshold`` participants (and the secondary cells that protect them) merged into one
+        :data:`WITHHELD` bar segment; weeks with fewer than ``threshold`` observed left out."""
+        if not self.external:
+            return occupancy
+        occ = occupancy.reset_index(drop=True)
+        shown = self.table(occ, counts=["n"], derived={"proportion": ["n"]},
+                           lines=[["group", "week"]])  # fmt: skip
+        withheld = shown["n"].map(_is_marker)
+        merged = occ.assign(state=occ["state"].astype("str").where(~withheld, WITHHELD))
+        merged = merged.groupby(["group", "week", "state"], sort=False, as_index=False,
+                                observed=True)[["n", "proportion"]].sum()  # fmt: skip
+        totals = merged.groupby(["group", "week"], observed=True)["n"].transform("sum")
+        return merged[totals >= self.threshold].reset_index(drop=True)
+
+    def incidence(
+        self, incidence: pd.DataFrame, rates: pd.DataFrame
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """Cumulative incidence without the groups whose relapse counts are withheld in
+        ``rates`` (the disclosed :meth:`relapse_rates`); returns it and those groups."""
+        if not self.external:
+            return incidence, []
+        hidden = rates[rates[["n_at_risk", "relapses"]].map(_is_marker).any(axis=1)]
+        groups = sorted(set(hidden["group"].astype("str")))
+        return incidence[~incidence["group"].astype("str").isin(groups)], groups
+
+    def comparisons(
+        self, comparisons: Mapping[str, pd.DataFrame], summary: pd.DataFrame
+    ) -> tuple[dict[str, pd.DataFrame], bool]:
+        """Group comparisons, each of one outcome (``{outcome: comparison rows}``), left out
+        where a count of that outcome in the disclosed ``summary`` (:meth:`group_summary`) is
+        withheld: a risk difference would give the withheld counts away, and so would the
+        means of a group smaller than the threshold. Returns them and whether any was left out.
+        """
+        if not self.external:
+            return dict(comparisons), False
+        withheld = summary[["n", "count"]].map(_is_marker).any(axis=1)
+        hidden = set(summary.loc[withheld, "outcome"]) & set(comparisons)
+        shown = {k: v.iloc[0:0] if k in hidden else v for k, v in comparisons.items()}
+        return shown, bool(hidden)
+
+    def audit(self, audit: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``audit_summary`` as shown and as plotted.
+
+        n is a count (sites add up to the whole cohort); the numerator of a proportion of
+        participants (value · n) is a count too; the estimate, its interval and met/missed go
+        with them. Returns (the table with markers; the numeric table with the withheld values
+        missing, for the figure).
+        """
+        if not self.external:
+            return audit, audit
+        audit = audit.reset_index(drop=True)
+        counted = audit["metric"].isin(_AUDIT_COUNTED)
+        numerator = (audit["value"] * audit["n"]).round().where(counted)
+        shown = self.table(
+            audit.assign(numerator=numerator), counts=["n", "numerator"],
+            derived={c: ["n", "numerator"] for c in ("value", "ci_low", "ci_high", "met")},
+            lines=[["metric"]], margin=("site", OVERALL), denominators={"numerator": "n"},
+        ).drop(columns="numerator")  # fmt: skip
+        withheld = shown["value"].map(_is_marker)
+        plotted = audit.assign(
+            n=shown["n"],
+            **{c: audit[c].where(~withheld) for c in ("value", "ci_low", "ci_high", "met")},
+        )
+        return shown, plotted

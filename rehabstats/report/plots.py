@@ -1,7 +1,8 @@
 """Figures from metric outputs (seaborn/matplotlib): a DataFrame and ``ax=None`` in, the Axes out.
 
 Every function draws on the Axes it is given (or a new figure's Axes) and returns it, so it can
-be used on its own in a notebook or composed into report figures by :mod:`rehabstats.report.sections`.
+be used on its own in a notebook or composed into report figures by
+:mod:`rehabstats.report.sections`.
 Colours are the Okabe–Ito palette (distinguishable with the common colour-vision deficiencies);
 where colour carries meaning, marker shape or position carries it too. Axis labels carry units.
 Nothing changes matplotlib's global state: styling is applied inside ``matplotlib.rc_context``.
@@ -23,7 +24,9 @@ from matplotlib.collections import LineCollection
 from matplotlib.patches import FancyBboxPatch, Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
-from rehabstats.report.tables import OVERALL, mean_ci
+from rehabstats.constants import OVERALL
+from rehabstats.report.format import group_label
+from rehabstats.stats.summaries import mean_ci
 
 __all__ = [
     "OKABE_ITO",
@@ -129,10 +132,10 @@ def new_axes(figsize: tuple[float, float] = (7.5, 4.0)) -> Axes:
 
 
 def group_colors(groups: Sequence[object]) -> dict[str, str]:
-    """A stable colour per group (sorted), ``Overall``/``all`` in black."""
-    names = sorted({str(g) for g in groups} - {OVERALL, "all"})
+    """A stable colour per group (sorted), the whole cohort (``all``) in black."""
+    names = sorted({str(g) for g in groups} - {OVERALL})
     colors = {g: OKABE_ITO[_GROUP_ORDER[i % len(_GROUP_ORDER)]] for i, g in enumerate(names)}
-    colors.update({OVERALL: "#333333", "all": "#333333"})
+    colors[OVERALL] = "#333333"
     return colors
 
 
@@ -145,6 +148,53 @@ def _week_axis(ax: Axes, last_week: int) -> None:
     ax.set_xlim(0.5, last_week + 0.5)
     ax.xaxis.set_major_locator(MultipleLocator(1 if last_week <= 16 else 2))
     ax.set_xlabel("Week since enrolment (week 1 = days 0-6)")
+
+
+def _grouped(data: pd.DataFrame, hue: str | None) -> tuple[pd.DataFrame, str, str | None]:
+    """(data, the column to draw by, hue): ``hue`` when given and in ``data``, else one group,
+    the whole cohort (column ``_all``, hue None)."""
+    if hue is not None and hue in data:
+        return data, hue, hue
+    return data.assign(_all=OVERALL), "_all", None
+
+
+def _mean_and_band(
+    ax: Axes,
+    x: Any,
+    summary: pd.DataFrame,
+    *,
+    color: str,
+    alpha: float,
+    lw: float,
+    label: str,
+    within: tuple[float, float] | None = None,
+) -> None:
+    """A group's weekly means (``summary``: mean, ci_low, ci_high) as a line with dots over
+    its confidence band (clipped to ``within``)."""
+    low, high = summary["ci_low"], summary["ci_high"]
+    if within is not None:
+        low, high = low.clip(*within), high.clip(*within)
+    ax.fill_between(x, low, high, color=color, alpha=alpha, lw=0)
+    ax.plot(x, summary["mean"], color=color, lw=lw, marker="o", ms=3.5, label=label)
+
+
+def _by_week(
+    ax: Axes,
+    data: pd.DataFrame,
+    *,
+    top: float,
+    ylabel: str,
+    line: tuple[float, str] | None = None,
+) -> Axes:
+    """Finish a plot of weekly values: a dashed reference ``line`` (value, label), the weeks
+    of ``data`` (1-12 without data), the y axis from 0 to ``top``, the legend outside."""
+    if line is not None:
+        ax.axhline(line[0], color="#444444", ls="--", lw=1, label=line[1])
+    _week_axis(ax, int(data["week"].max()) if len(data) else 12)
+    ax.set_ylim(0, top)
+    ax.set_ylabel(ylabel)
+    _legend(ax, outside=True)
+    return ax
 
 
 def _legend(ax: Axes, *, title: str | None = None, outside: bool = False, **kw: Any) -> None:
@@ -188,10 +238,7 @@ def pain_trajectories(
     """
     ax = ax or new_axes()
     data = weekly.dropna(subset=["pain_morning_mean"])
-    hue = hue if hue is not None and hue in data else None
-    key = hue or "_all"
-    if hue is None:
-        data = data.assign(_all="all")
+    data, key, hue = _grouped(data, hue)
     colors = group_colors(data[key].unique())
     if individuals and len(data):
         ordered = data.sort_values(["participant_id", "week"])
@@ -208,29 +255,12 @@ def pain_trajectories(
     summary = mean_ci(data, "pain_morning_mean", [key, "week"], confidence=confidence)
     band = 0.25 if summary[key].nunique() <= 3 else 0.12
     for g, part in summary.groupby(key, sort=True, observed=True):
-        ax.fill_between(
-            part["week"], part["ci_low"], part["ci_high"], color=colors[str(g)], alpha=band,
-            lw=0,
-        )  # fmt: skip
         label = f"{g} (mean, {confidence:.0%} CI)" if hue else f"Mean ({confidence:.0%} CI)"
-        ax.plot(
-            part["week"],
-            part["mean"],
-            color=colors[str(g)],
-            lw=2.2,
-            marker="o",
-            ms=3.5,
-            label=label,
-        )
-    if pain_limit is not None:
-        ax.axhline(pain_limit, color="#444444", ls="--", lw=1, label=f"Pain limit ({pain_limit:g})")
-    last = int(data["week"].max()) if len(data) else 12
-    _week_axis(ax, last)
-    ax.set_ylim(0, 10)
+        _mean_and_band(ax, part["week"], part, color=colors[str(g)], alpha=band, lw=2.2,
+                       label=label)  # fmt: skip
     ax.yaxis.set_major_locator(MultipleLocator(2))
-    ax.set_ylabel("Morning pain, NRS (0-10)")
-    _legend(ax, outside=True)
-    return ax
+    line = None if pain_limit is None else (pain_limit, f"Pain limit ({pain_limit:g})")
+    return _by_week(ax, data, top=10, ylabel="Morning pain, NRS (0-10)", line=line)
 
 
 @styled
@@ -256,47 +286,18 @@ def adherence_by_week(
     """
     ax = ax or new_axes()
     data = weekly.dropna(subset=[value])
-    hue = hue if hue is not None and hue in data else None
-    key = hue or "_all"
-    if hue is None:
-        data = data.assign(_all="all")
+    data, key, hue = _grouped(data, hue)
     colors = group_colors(data[key].unique())
     summary = mean_ci(data, value, [key, "week"], confidence=confidence)
     band = 0.18 if summary[key].nunique() <= 3 else 0.08
     offsets = np.linspace(-0.12, 0.12, max(summary[key].nunique(), 1))
     for (g, part), dx in zip(summary.groupby(key, sort=True, observed=True), offsets, strict=False):
         x = part["week"].to_numpy() + (dx if hue else 0)
-        ax.fill_between(
-            x,
-            part["ci_low"].clip(0, 1),
-            part["ci_high"].clip(0, 1),
-            color=colors[str(g)],
-            alpha=band,
-            lw=0,
-        )
-        ax.plot(
-            x,
-            part["mean"],
-            color=colors[str(g)],
-            lw=2,
-            marker="o",
-            ms=3.5,
-            label=str(g) if hue else "Mean",
-        )
-    if threshold is not None:
-        ax.axhline(
-            threshold,
-            color="#444444",
-            ls="--",
-            lw=1,
-            label=f"Adherence threshold ({threshold:.0%})",
-        )
-    _week_axis(ax, int(data["week"].max()) if len(data) else 12)
-    ax.set_ylim(0, 1.02)
+        _mean_and_band(ax, x, part, color=colors[str(g)], alpha=band, lw=2,
+                       label=str(g) if hue else "Mean", within=(0, 1))  # fmt: skip
     _percent_axis(ax)
-    ax.set_ylabel("Sessions completed, % of scheduled")
-    _legend(ax, outside=True)
-    return ax
+    line = None if threshold is None else (threshold, f"Adherence threshold ({threshold:.0%})")
+    return _by_week(ax, data, top=1.02, ylabel="Sessions completed, % of scheduled", line=line)
 
 
 # ---- VISA-A --------------------------------------------------------------------------------
@@ -328,10 +329,7 @@ def visa_change(
 
     ax = ax or new_axes((6.5, 4.0))
     data = outcomes.dropna(subset=[value])
-    hue = hue if hue is not None and hue in data else None
-    key = hue or "_all"
-    if hue is None:
-        data = data.assign(_all="all")
+    data, key, hue = _grouped(data, hue)
     data = data.assign(**{key: data[key].astype("str")})
     order = sorted(data[key].unique())
     colors = group_colors(order)
@@ -417,7 +415,8 @@ def km_curves(
     max_days : float, optional
         Right end of the time axis (default: the last time in the table).
     at_risk : DataFrame, optional
-        Number at risk (group, time, n; see :func:`rehabstats.report.tables.number_at_risk`) to show
+        Number at risk (group, time, n; see :func:`rehabstats.stats.summaries.number_at_risk`)
+        to show
         in a table under the plot (:func:`add_at_risk_table`).
     risk_labels : bool
         Name the groups beside the at-risk table (off for panels right of the first).
@@ -451,7 +450,7 @@ def km_curves(
         tt, ss = _step_xy(t, s, start)
         tt = np.append(tt, end / 7)
         ss = np.append(ss, ss[-1])
-        label = g if g not in ("all", OVERALL) else "All participants"
+        label = group_label(g, whole="participants")
         ax.step(tt, ss, where="post", color=colors[g], lw=2, label=label)
         if ci and len(t):
             _, ll = _step_xy(t, lo, start)
@@ -518,7 +517,7 @@ def add_at_risk_table(
                     color=colors.get(g, "#333333"),
                 )
     table.set_yticks(range(rows))
-    names = [g if g not in ("all", OVERALL) else "All" for g in groups]
+    names = [group_label(g, whole="") for g in groups]
     table.set_yticklabels(names if labels else [""] * rows, fontsize=8, parse_math=False)
     for tick, g in zip(table.get_yticklabels(), groups, strict=False):
         tick.set_color(colors.get(g, "#333333"))
@@ -582,8 +581,7 @@ def stage_occupancy(
     ax.set_ylabel("Participants, % (n above bars)")
     ax.grid(axis="x", visible=False)
     if group is not None:
-        ax.set_title("All participants" if str(group) in ("all", OVERALL) else str(group),
-                     parse_math=False)  # fmt: skip
+        ax.set_title(group_label(group, whole="participants"), parse_math=False)
     if legend:
         handles, labels = ax.get_legend_handles_labels()
         ax.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -738,7 +736,7 @@ def cumulative_incidence(
         part = incidence[incidence["group"].astype("str") == g].sort_values("week")
         t = np.concatenate([[0.0], part["week"].to_numpy(dtype=float)])
         v = np.concatenate([[0.0], part["cumulative_incidence"].to_numpy(dtype=float)])
-        label = g if g not in ("all", OVERALL) else "All participants at risk"
+        label = group_label(g, whole="participants at risk")
         ax.step(t, v, where="post", color=colors[g], lw=2, label=label)
         if markers_at:
             m = part[part["week"].isin(list(markers_at))]
@@ -816,7 +814,8 @@ def audit_bullet(
                 linewidths=1.8,
             )
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{s} (n = {_n(n)})" for s, n in zip(data["site"], data["n"], strict=True)],
+    sites = [group_label(s, whole="sites") for s in data["site"]]
+    ax.set_yticklabels([f"{s} (n = {_n(n)})" for s, n in zip(sites, data["n"], strict=True)],
                        parse_math=False)  # fmt: skip
     ax.set_ylim(len(data) - 0.5, -0.7)
     ax.set_xlim(lo_lim, hi_lim)
@@ -917,7 +916,7 @@ def flow_diagram(
     ax: Axes | None = None,
     max_reasons: int = 6,
 ) -> Axes:
-    """CONSORT-style flow diagram from :func:`rehabstats.report.tables.flow_counts`.
+    """CONSORT-style flow diagram from :func:`rehabstats.metrics.flow.flow_counts`.
 
     The main boxes run down the left (enrolled → started → completed the window → returned to
     running → relapsed); the exits between them sit on the right (never started; withdrew

@@ -25,16 +25,12 @@ Pipeline of :func:`render_report`:
    from a private work folder removed on every exit path; an existing report file rehabstats
    did not write is never replaced.
 
-The parameters of each report are declared here, once (:data:`REPORTS`); the notebooks'
-``parameters`` cells hold the same names and defaults (checked by the test suite), and the CLI
-builds its help and parses ``-p key value`` from the same declaration.
+The reports and their parameters are declared once, in :mod:`rehabstats.report.specs`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import difflib
 import functools
 import hashlib
 import json
@@ -50,470 +46,36 @@ from pathlib import Path
 from typing import Any
 
 from rehabstats import files
-from rehabstats.constants import notebook_dir
+from rehabstats.constants import CELL_TIMEOUT, PATH_PARAMETERS, START_TIMEOUT
 from rehabstats.errors import OutputError, ParameterError, RehabstatsError
+from rehabstats.report.specs import (
+    PROVENANCE_MIMETYPE,
+    REPORTS,
+    notebook_path,
+    report_spec,
+    validate_parameters,
+)
 
 __all__ = [
-    "AUDIENCES",
-    "PROVENANCE_MIMETYPE",
-    "REPORTS",
     "RenderError",
     "RenderResult",
-    "ReportParameter",
-    "ReportSpec",
     "external_references",
-    "notebook_path",
-    "parse_parameter_pairs",
     "render_demo",
     "render_report",
-    "report_names",
     "report_pair_matches",
-    "report_parameters",
     "template_dir",
-    "validate_parameters",
+    "to_html",
     "written_by_rehabstats",
 ]
 
 _HERE = Path(__file__).resolve().parent
-
-PROVENANCE_MIMETYPE = "application/vnd.rehabstats.provenance+json"
-"""Mimetype of the machine-readable provenance the report header emits (not shown in HTML)."""
-
-AUDIENCES: tuple[str, ...] = ("internal", "external")
-"""Audiences a report can be rendered for: ``internal`` (the team; identifiers shown) and
-``external`` (leaves the team: pseudonymised ids, small cells suppressed; see
-:mod:`rehabstats.report.disclosure`)."""
-
-PARAMETER_TYPES: tuple[str, ...] = ("str", "int", "float", "bool", "date", "path", "choice")
 
 
 class RenderError(RehabstatsError, RuntimeError):
     """A report notebook failed while executing or converting; the message says where."""
 
 
-# ---- parameters ----------------------------------------------------------------------------
-
-_NONE_WORDS = {"none", "null", ""}
-_TRUE_WORDS = {"true", "yes", "1", "on"}
-_FALSE_WORDS = {"false", "no", "0", "off"}
-
-
-@dataclass(frozen=True)
-class ReportParameter:
-    """One report parameter: its type, default, allowed values and meaning.
-
-    Attributes
-    ----------
-    name : str
-        Variable name in the notebook's ``parameters`` cell.
-    type : {"str", "int", "float", "bool", "date", "path", "choice"}
-        ``date`` is an ISO ``YYYY-MM-DD`` string; ``path`` an existing file or folder (made
-        absolute, because the notebook runs in its own working directory).
-    default : object
-        Value in the notebook's ``parameters`` cell.
-    help : str
-        One line for users (CLI help, errors, report appendix).
-    choices : tuple of str, optional
-        Allowed values of a ``choice``.
-    nullable : bool
-        ``None`` is allowed (meaning given in ``help``).
-    minimum, maximum : float, optional
-        Inclusive bounds of numbers.
-    path_kind : {"dir", "file"}, optional
-        What a ``path`` must be.
-    """
-
-    name: str
-    type: str
-    default: Any
-    help: str
-    choices: tuple[str, ...] | None = None
-    nullable: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    path_kind: str | None = None
-
-    def describe_type(self) -> str:
-        """The type as users read it (``date YYYY-MM-DD or None``, ``one of a|b``...)."""
-        text = {
-            "str": "text",
-            "int": "whole number",
-            "float": "number",
-            "bool": "true/false",
-            "date": "date YYYY-MM-DD",
-            "path": "folder" if self.path_kind == "dir" else "file",
-            "choice": "one of " + "|".join(self.choices or ()),
-        }[self.type]
-        if self.minimum is not None and self.maximum is not None:
-            text += f" from {self.minimum:g} to {self.maximum:g}"
-        elif self.minimum is not None:
-            text += f" >= {self.minimum:g}"
-        elif self.maximum is not None:
-            text += f" <= {self.maximum:g}"
-        return text + (" or None" if self.nullable else "")
-
-    def parse(self, value: Any) -> Any:
-        """The value as the notebook receives it; ``ValueError`` explaining a bad value.
-
-        Text (from the command line) is parsed by type; Python values are checked strictly (a
-        bool is not a number, a float is not a whole number unless it is integral).
-        """
-        if value is None:
-            if self.nullable:
-                return None
-            raise ValueError(f"must be a {self.describe_type()}, not None")
-        if isinstance(value, str) and self.nullable:
-            # on the command line "none"/"null" (and, except for text, "") mean None
-            words = {"none", "null"} if self.type == "str" else _NONE_WORDS
-            if value.strip().lower() in words:
-                return None
-        parse = getattr(self, f"_parse_{self.type}")
-        return parse(value)
-
-    def _parse_str(self, value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValueError(f"must be text, got {value!r}")
-        return value
-
-    def _bounds(self, number: float) -> None:
-        if self.minimum is not None and number < self.minimum:
-            raise ValueError(f"must be >= {self.minimum:g}, got {number:g}")
-        if self.maximum is not None and number > self.maximum:
-            raise ValueError(f"must be <= {self.maximum:g}, got {number:g}")
-
-    def _parse_int(self, value: Any) -> int:
-        if isinstance(value, bool):
-            raise ValueError(f"must be a whole number, got {value!r}")
-        if isinstance(value, str):
-            try:
-                number = int(value.strip())
-            except ValueError:
-                raise ValueError(f"must be a whole number, got {value!r}") from None
-        elif isinstance(value, int):
-            number = value
-        elif isinstance(value, float) and value.is_integer():
-            number = int(value)
-        else:
-            raise ValueError(f"must be a whole number, got {value!r}")
-        self._bounds(number)
-        return number
-
-    def _parse_float(self, value: Any) -> float:
-        if isinstance(value, bool):
-            raise ValueError(f"must be a number, got {value!r}")
-        if isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise ValueError(f"must be a number, got {value!r}") from None
-        elif isinstance(value, int | float):
-            number = float(value)
-        else:
-            raise ValueError(f"must be a number, got {value!r}")
-        if number != number or number in (float("inf"), float("-inf")):
-            raise ValueError(f"must be a finite number, got {value!r}")
-        self._bounds(number)
-        return number
-
-    def _parse_bool(self, value: Any) -> bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            word = value.strip().lower()
-            if word in _TRUE_WORDS:
-                return True
-            if word in _FALSE_WORDS:
-                return False
-        raise ValueError(f"must be true or false, got {value!r}")
-
-    def _parse_date(self, value: Any) -> str:
-        if isinstance(value, dt.datetime):
-            if value.time() != dt.time(0):
-                raise ValueError(f"must be a date without a time of day, got {value!r}")
-            return value.date().isoformat()
-        if isinstance(value, dt.date):
-            return value.isoformat()
-        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-            try:
-                return dt.date.fromisoformat(value.strip()).isoformat()
-            except ValueError as exc:
-                raise ValueError(f"is not a valid date: {value!r} ({exc})") from None
-        raise ValueError(f"must be a date YYYY-MM-DD, got {value!r}")
-
-    def _parse_path(self, value: Any) -> str:
-        if not isinstance(value, str | os.PathLike):
-            raise ValueError(f"must be a path, got {value!r}")
-        path = Path(value).expanduser()
-        if self.path_kind == "dir" and not path.is_dir():
-            raise ValueError(f"must be an existing folder, got {str(value)!r}")
-        if self.path_kind == "file" and not path.is_file():
-            raise ValueError(f"must be an existing file, got {str(value)!r}")
-        if not path.exists():
-            raise ValueError(f"does not exist: {str(value)!r}")
-        return str(path.resolve())
-
-    def _parse_choice(self, value: Any) -> str:
-        if not isinstance(value, str) or value not in (self.choices or ()):
-            raise ValueError(f"must be one of {', '.join(self.choices or ())}; got {value!r}")
-        return value
-
-
-@dataclass(frozen=True)
-class ReportSpec:
-    """A report: its notebook, title and declared parameters."""
-
-    name: str
-    title: str
-    description: str
-    parameters: tuple[ReportParameter, ...] = field(default_factory=tuple)
-
-    @property
-    def notebook(self) -> Path:
-        return notebook_path(self.name)
-
-    def parameter(self, name: str) -> ReportParameter:
-        for p in self.parameters:
-            if p.name == name:
-                return p
-        raise KeyError(name)
-
-
-_GROUPABLE = ("arm", "site", "tendinopathy_type", "sex")  # rehabstats.time.timeline.GROUPABLE
-
-_COMMON: tuple[ReportParameter, ...] = (
-    ReportParameter(
-        "data",
-        "path",
-        None,
-        "cohort folder (one CSV/Parquet/XLSX file per table); None = the embedded demo cohort "
-        "(simulated)",
-        nullable=True,
-        path_kind="dir",
-    ),
-    ReportParameter(
-        "data_cutoff",
-        "date",
-        None,
-        "analysis date; None = the latest date in the data (the demo audit uses an interim "
-        "date, 30 days before the last enrolment)",
-        nullable=True,
-    ),
-    ReportParameter(
-        "config_file",
-        "path",
-        None,
-        "analysis configuration YAML (thresholds of docs/metrics.md); None = the defaults",
-        nullable=True,
-        path_kind="file",
-    ),
-    ReportParameter(
-        "title", "str", None, "report title; None = the report's own title", nullable=True
-    ),
-    ReportParameter(
-        "demo_participants",
-        "int",
-        500,
-        "size of the simulated demo cohort (used when data is None)",
-        minimum=20,
-        maximum=20000,
-    ),
-    ReportParameter("demo_seed", "int", 0, "seed of the simulated demo cohort", minimum=0),
-    ReportParameter(
-        "audience",
-        "choice",
-        "internal",
-        "internal = for the team, shows participant ids; external = leaves the team: "
-        "pseudonymised ids (key from REHABSTATS_PSEUDONYM_KEY or pseudonym_key_file) and small "
-        "cells suppressed",
-        choices=AUDIENCES,
-    ),
-    ReportParameter(
-        "suppression_threshold",
-        "int",
-        5,
-        "external reports: counts from 1 to this minus 1 are shown as <threshold",
-        minimum=2,
-        maximum=100,
-    ),
-    ReportParameter(
-        "pseudonym_key_file",
-        "path",
-        None,
-        "external reports: file holding the pseudonym key; None = the environment variable "
-        "REHABSTATS_PSEUDONYM_KEY (the key itself is never a parameter)",
-        nullable=True,
-        path_kind="file",
-    ),
-)
-
-REPORTS: dict[str, ReportSpec] = {
-    "cohort_report": ReportSpec(
-        "cohort_report",
-        "Cohort report",
-        "trial/research cohorts compared by a grouping column: Table 1, flow, adherence, pain, "
-        "VISA-A, stages, relapse, definitions",
-        (
-            *_COMMON,
-            ReportParameter(
-                "group",
-                "choice",
-                "arm",
-                "participant column the groups are compared by",
-                choices=_GROUPABLE,
-            ),
-        ),
-    ),
-    "clinic_audit": ReportSpec(
-        "clinic_audit",
-        "Clinic audit",
-        "a clinic auditing its service by site: dashboard against targets, who needs review "
-        "now, stage timelines",
-        (
-            *_COMMON,
-            ReportParameter(
-                "site",
-                "str",
-                None,
-                "audit one site only; None = every site, compared",
-                nullable=True,
-            ),
-            ReportParameter(
-                "target_adherence",
-                "float",
-                0.80,
-                "target: mean session adherence in weeks 1-12 at least this (proportion)",
-                minimum=0,
-                maximum=1,
-            ),
-            ReportParameter(
-                "target_stage4_by_week12",
-                "float",
-                0.60,
-                "target: proportion reaching stage 4 by week 12 (Kaplan-Meier) at least this",
-                minimum=0,
-                maximum=1,
-            ),
-            ReportParameter(
-                "target_responders",
-                "float",
-                0.50,
-                "target: proportion of VISA-A responders at 12 weeks at least this",
-                minimum=0,
-                maximum=1,
-            ),
-            ReportParameter(
-                "target_checkpoint_fidelity",
-                "float",
-                0.95,
-                "target: of those reaching stage 4, proportion who passed the checkpoint first",
-                minimum=0,
-                maximum=1,
-            ),
-            ReportParameter(
-                "target_relapse_rate",
-                "float",
-                5.0,
-                "target: relapses per 1000 person-weeks at risk at most this",
-                minimum=0,
-            ),
-            ReportParameter(
-                "swimmer_limit",
-                "int",
-                60,
-                "most participants drawn in the swimmer plot (those under care first)",
-                minimum=1,
-                maximum=500,
-            ),
-        ),
-    ),
-}
-"""Every report and its parameters (the single declaration used by validation and the CLI)."""
-
-
-def report_names() -> list[str]:
-    """Names of the available reports."""
-    return list(REPORTS)
-
-
-def _spec(report: str) -> ReportSpec:
-    if report not in REPORTS:
-        close = difflib.get_close_matches(report, REPORTS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ParameterError(f"unknown report {report!r}{hint}; available: {', '.join(REPORTS)}")
-    return REPORTS[report]
-
-
-def report_parameters(report: str) -> tuple[ReportParameter, ...]:
-    """The declared parameters of a report (name, type, default, choices, help)."""
-    return _spec(report).parameters
-
-
-def validate_parameters(report: str, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Check and parse report parameters; every parameter in the result (defaults filled in).
-
-    Parameters
-    ----------
-    report : str
-        A report name (:func:`report_names`).
-    values : mapping
-        Parameter values: Python values, or text as typed on the command line.
-
-    Returns
-    -------
-    dict
-        Every declared parameter, in declaration order, with its parsed value.
-
-    Raises
-    ------
-    ParameterError
-        Listing every unknown name (with the valid ones) and every bad value (with what it
-        must be) at once.
-    """
-    spec = _spec(report)
-    values = dict(values or {})
-    known = {p.name: p for p in spec.parameters}
-    problems: list[str] = []
-    for name in values:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"unknown parameter {name!r}{hint}")
-    out: dict[str, Any] = {}
-    for name, p in known.items():
-        if name not in values:
-            out[name] = p.default
-            continue
-        try:
-            out[name] = p.parse(values[name])
-        except ValueError as exc:
-            problems.append(f"{name} {exc}")
-    if problems:
-        valid = "\n".join(f"  {p.name} ({p.describe_type()}): {p.help}" for p in spec.parameters)
-        raise ParameterError(
-            f"invalid parameters for report {report!r}:\n  "
-            + "\n  ".join(problems)
-            + f"\nValid parameters of {report!r}:\n{valid}"
-        )
-    return out
-
-
-def parse_parameter_pairs(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """``-p key value`` pairs as a dict; a key given twice is an error."""
-    out: dict[str, str] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ParameterError(f"parameter {key!r} given more than once")
-        out[key] = value
-    return out
-
-
 # ---- locations -----------------------------------------------------------------------------
-
-
-def notebook_path(report: str) -> Path:
-    """The notebook of a report."""
-    _spec(report)
-    return notebook_dir() / f"{report}.ipynb"
 
 
 def template_dir() -> Path:
@@ -637,13 +199,6 @@ def _kernel_manager_class(workdir: Path, log: Any, env: Mapping[str, str] | None
     return SameEnvironmentKernelManager
 
 
-_CELL_TIMEOUT = 1800
-"""Longest time one report cell may run, in seconds (:func:`render_report`'s default)."""
-
-_START_TIMEOUT = 120
-"""Longest time a report kernel may take to start, in seconds."""
-
-
 def _kernel_failure(report: str, problem: str, workdir: Path) -> RenderError:
     """A RenderError quoting the end of the kernel's own output."""
     log = workdir / "kernel.log"
@@ -660,8 +215,8 @@ def render_report(
     out: str | os.PathLike,
     parameters: Mapping[str, Any] | None = None,
     progress: bool | Mapping[str, Any] | None = None,
-    timeout: float | None = _CELL_TIMEOUT,
-    start_timeout: float = _START_TIMEOUT,
+    timeout: float | None = CELL_TIMEOUT,
+    start_timeout: float = START_TIMEOUT,
     check_data: bool = True,
 ) -> RenderResult:
     """Execute a report notebook and write it as one self-contained HTML file.
@@ -685,8 +240,8 @@ def render_report(
     start_timeout : float
         Longest time the kernel may take to start, in seconds.
     check_data : bool
-        Load and validate the cohort before the kernel starts (False: the caller has just done
-        so, as a batch run does when planning).
+        Load and validate the cohort folder before any kernel starts (a batch run has
+        validated it while planning and passes False).
 
     Returns
     -------
@@ -831,7 +386,7 @@ def _render(
             if params.get("audience") == "external":
                 _withhold_paths(nb)
             provenance = _provenance(nb)
-            nb.metadata["title"] = provenance.get("title") or REPORTS[report].title
+            nb.metadata["title"] = provenance.get("title") or report_spec(report).title
             # the pair's marker: the notebook records a render id, the HTML the same id and
             # the SHA-256 of the notebook's bytes (report_pair_matches checks it)
             render_id = uuid.uuid4().hex
@@ -1062,14 +617,14 @@ def render_demo(
     demo cohort (same size and seed) in its own kernel. Start-up is staggered to the cores: a
     kernel's start (interpreter, libraries) competes with this process importing papermill, so
     with ``n`` cores the first ``n - 1`` reports (at least one; the heaviest come first in
-    :data:`REPORTS`) start their kernels at once and the others once papermill is imported.
+    :data:`~rehabstats.report.specs.REPORTS`) start their kernels at once and the others once papermill is imported.
     Interrupted (``KeyboardInterrupt``, a signal turned into one), every running render is
     stopped and writes nothing.
 
     Returns
     -------
     list of RenderResult
-        In the order of :data:`REPORTS`.
+        In the order of :data:`~rehabstats.report.specs.REPORTS`.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -1096,8 +651,8 @@ def render_demo(
                 out=out / f"{name}.html",
                 parameters=params,
                 progress=bar,
-                timeout=_CELL_TIMEOUT,
-                start_timeout=_START_TIMEOUT,
+                timeout=CELL_TIMEOUT,
+                start_timeout=START_TIMEOUT,
                 start_after=imported if position >= at_once else None,
                 imported=imported if position == 0 else None,
                 cancel=cancel,
@@ -1132,22 +687,19 @@ def _check_config(path: str) -> None:
         raise ParameterError(f"config_file {path} could not be read: {exc}") from None
 
 
-_WITHHELD_PATHS = ("data", "config_file", "pseudonym_key_file")
-
-
 def _withhold_paths(nb: Any) -> None:
     """Paths out of an external report's notebook: papermill's record of the parameters and
     its injected-parameters cell (a folder or file name can hold names or ids; the report
     identifies its data by the fingerprint instead)."""
     recorded = nb.metadata.get("papermill", {}).get("parameters", {})
-    for name in _WITHHELD_PATHS:
+    for name in PATH_PARAMETERS:
         if recorded.get(name) is not None:
             recorded[name] = "withheld (external report)"
     for cell in nb.cells:
         if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             cell.source = "\n".join(
                 f"{line.split('=', 1)[0].strip()} = 'withheld (external report)'"
-                if line.split("=", 1)[0].strip() in _WITHHELD_PATHS
+                if line.split("=", 1)[0].strip() in PATH_PARAMETERS
                 and line.split("=", 1)[1].strip() != "None"
                 else line
                 for line in cell.source.splitlines()

@@ -15,7 +15,7 @@ from cohort_builder import cohort_from_rows, sessions_on
 from rehabstats import write_cohort
 from rehabstats.batch import EXIT_FAILED, load_jobs, plan_jobs
 from rehabstats.errors import OutputError
-from rehabstats.report.render import report_parameters
+from rehabstats.report.specs import report_parameters
 
 
 def test_fan_out_values_unsafe_in_file_names_cannot_collide(tmp_path):

@@ -32,7 +32,8 @@ from rehabstats.batch import (
     load_jobs,
     plan_jobs,
 )
-from rehabstats.report.render import external_references, notebook_path
+from rehabstats.report.render import external_references
+from rehabstats.report.specs import notebook_path
 
 pytestmark = pytest.mark.slow
 

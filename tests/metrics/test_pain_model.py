@@ -476,6 +476,7 @@ def test_report_section_shows_df_and_says_the_intervals_are_t_based():
     import re
 
     from rehabstats.report import sections
+    from rehabstats.report.sections.common import definition_items
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -491,6 +492,6 @@ def test_report_section_shows_df_and_says_the_intervals_are_t_based():
     assert f">{row['df']:.1f}<" in html
     assert f">{row['ci_low']:.2f} to {row['ci_high']:.2f}<" in html
     assert "Satterthwaite degrees of freedom (df), as R&#x27;s lmerTest" in html
-    definition = dict(sections._definitions(analysis.config))["Pain trajectory model"]
+    definition = dict(definition_items(analysis.config))["Pain trajectory model"]
     assert "t distributions with Satterthwaite degrees of freedom" in definition
     assert "statsmodels" not in definition and "statsmodels" not in html

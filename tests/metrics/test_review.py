@@ -7,13 +7,9 @@ import pandas as pd
 import pytest
 from cohort_builder import cohort_from_rows, morning_pain
 
-from rehabstats.metrics.review import (
-    REVIEW_REASONS,
-    AuditTargets,
-    ReviewThresholds,
-    audit_summary,
-    review_list,
-)
+from rehabstats.config import AnalysisConfig
+from rehabstats.constants import OVERALL
+from rehabstats.metrics.review import REVIEW_REASONS, audit_summary, review_list, stuck_weeks
 
 CUTOFF = "2024-03-01"  # day 60 for participants enrolled 2024-01-01
 NOW = 60
@@ -125,13 +121,13 @@ def test_sorted_by_number_of_reasons(reviewed):
 
 
 def test_thresholds_change_the_list(cohort):
-    strict = review_list(cohort, thresholds=ReviewThresholds(pain_rise_points=2.0))
+    config = AnalysisConfig()
+    strict = review_list(cohort, config=config.replace(review_pain_rise_points=2.0))
     assert "rise" not in set(strict["participant_id"])
-    lenient = review_list(cohort, thresholds=ReviewThresholds(stuck_weeks={1: 3, 2: 8, 3: 8}))
+    lenient = review_list(cohort, config=config.replace(review_stuck_weeks=(3, 8, 8)))
     assert "stuck" not in set(lenient["participant_id"])
-    frame = ReviewThresholds().to_frame()
-    assert list(frame.columns) == ["setting", "value", "meaning"]
-    assert "stage 2: 5" in frame.set_index("setting").loc["stuck_weeks", "value"]
+    # the defaults: stage 1 three weeks, stage 2 five, stage 3 eight
+    assert stuck_weeks(AnalysisConfig()) == {1: 3, 2: 5, 3: 8}
 
 
 def test_empty_when_no_one_is_under_care(cohort):
@@ -174,17 +170,19 @@ def test_audit_summary_against_targets():
             "ci_high": [36.9, 111.4, 37.1],
         }
     )
-    targets = AuditTargets(adherence=0.8, stage4_by_week12=0.5, responders=0.5,
-                           checkpoint_fidelity=0.95, relapse_rate=5.0)  # fmt: skip
-    out = audit_summary(participants, km, rates, targets=targets).set_index(["site", "metric"])
-    assert list(dict.fromkeys(out.index.get_level_values("site"))) == ["All sites", "s1", "s2"]
+    config = AnalysisConfig(target_adherence=0.8, target_stage4_by_week12=0.5,
+                            target_responders=0.5, target_checkpoint_fidelity=0.95,
+                            target_relapse_rate=5.0)  # fmt: skip
+    out = audit_summary(participants, km, rates, config=config).set_index(["site", "metric"])
+    assert list(dict.fromkeys(out.index.get_level_values("site"))) == [OVERALL, "s1", "s2"]
     assert out.loc[("s1", "adherence"), "value"] == pytest.approx(0.9)
     assert bool(out.loc[("s1", "adherence"), "met"]) is True
     assert bool(out.loc[("s2", "adherence"), "met"]) is False
     # KM: the last time <= day 83, 1 - S
     assert out.loc[("s1", "stage4_by_week12"), "value"] == pytest.approx(0.5)
     assert out.loc[("s1", "stage4_by_week12"), "ci_low"] == pytest.approx(0.2)
-    assert out.loc[("All sites", "stage4_by_week12"), "value"] == pytest.approx(0.4)
+    assert out.loc[(OVERALL, "stage4_by_week12"), "value"] == pytest.approx(0.4)
+    assert out.loc[(OVERALL, "stage4_by_week12"), "target"] == 0.5  # from the configuration
     assert out.loc[("s1", "responders"), "value"] == pytest.approx(2 / 3)
     assert out.loc[("s1", "responders"), "n"] == 3
     assert out.loc[("s2", "checkpoint_fidelity"), "value"] == pytest.approx(0.0)

@@ -2,7 +2,7 @@
 
 The renders use a 60-participant simulated cohort written to a folder (as a clinic's export
 would be); the count check relies on the ``rs-count`` class that report tables give every cell
-holding a count of participants or events (``sections._table(counts=, count_rows=)``).
+holding a count of participants or events (``html.table(counts=, count_rows=)``).
 """
 
 from __future__ import annotations
@@ -345,11 +345,11 @@ def test_note_counts_go_through_the_small_cell_rule(analyses):
     external, internal = analyses["external"], analyses["internal"]
     note = Note("{n} participants enrolled after {cutoff}; {rows} rows, {none} dropped",
                 counts={"n": 4, "rows": 12, "none": 0}, cutoff="2024-06-03")  # fmt: skip
-    assert external.note_text(note) == (
+    assert external.disclosure.note_text(note) == (
         "<5 participants enrolled after 2024-06-03; 12 rows, 0 dropped"  # 4 hidden, 12 and 0 not
     )
     assert (
-        internal.note_text(note)
+        internal.disclosure.note_text(note)
         == str(note)
         == ("4 participants enrolled after 2024-06-03; 12 rows, 0 dropped")
     )
@@ -358,17 +358,18 @@ def test_note_counts_go_through_the_small_cell_rule(analyses):
 def test_plain_text_notes_withhold_every_small_whole_number(analyses):
     external = analyses["external"]
     pid = external.cohort.participants["participant_id"].iloc[0]
-    label = external.participant_label(pd.Series([pid])).iloc[0]
+    label = external.disclosure.participant_label(pd.Series([pid])).iloc[0]
     # a note that is not a Note does not say which numbers are counts: whole numbers from 1 to
     # 4 standing alone are withheld as "*"; dates, decimals, ids and larger numbers stay
     text = f"3 rows of {pid} on 2024-01-03 at 1.5 (2); 12 others, 0 lost, 4%"
-    assert external.note_text(text) == (
+    assert external.disclosure.note_text(text) == (
         f"* rows of {label} on 2024-01-03 at 1.5 (*); 12 others, 0 lost, *%"
     )
-    assert analyses["internal"].note_text(text) == text
+    assert analyses["internal"].disclosure.note_text(text) == text
 
 
 def test_section_notes_keep_the_note_and_disclose_its_counts(analyses):
+    import dataclasses
     import warnings
 
     from rehabstats.errors import DataWarning, Note
@@ -382,15 +383,11 @@ def test_section_notes_keep_the_note_and_disclose_its_counts(analyses):
 
     for audience, shown in (("external", "&lt;5 participants were odd"),
                             ("internal", "3 participants were odd")):  # fmt: skip
-        a = analyses[audience]
-        before = list(a.notes)
-        try:
-            html = noisy(a)._repr_html_()
-            assert shown in html
-            assert isinstance(a.notes[-1], Note)  # kept (not its text): shown per audience
-        finally:
-            a.notes[:] = before
-    assert "3 participants" not in noisy(analyses["external"])._repr_html_()
+        a = dataclasses.replace(analyses[audience])  # its own notes
+        html = noisy(a)._repr_html_()
+        assert shown in html
+        assert isinstance(a.notes[-1], Note)  # kept (not its text): shown per audience
+    assert "3 participants" not in noisy(dataclasses.replace(analyses["external"]))._repr_html_()
 
 
 def test_counts_in_captions_and_model_notes_of_a_small_cohort(analyses):
@@ -400,7 +397,7 @@ def test_counts_in_captions_and_model_notes_of_a_small_cohort(analyses):
 
     a = analyses["external"]
     pid = a.cohort.participants["participant_id"].iloc[:1]
-    small = dataclasses.replace(a, cohort=a.cohort.filter(participant_id=pid), notes=[])
+    small = dataclasses.replace(a, cohort=a.cohort.filter(participant_id=pid), load_notes=[])
     # one participant: the pain model cannot be fitted ("1 participants with morning pain
     # ratings"), the trajectories are of 1 participant, the swimmer plot shows 1
     model = sections.pain_model(small)._repr_html_()

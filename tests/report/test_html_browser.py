@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from test_render import ARTIFACTS, rendered_demo
 
-from rehabstats.report.render import REPORTS
+from rehabstats.report import REPORTS
 
 websocket = pytest.importorskip("websocket", reason="websocket-client (a Jupyter dependency)")
 

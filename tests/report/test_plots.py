@@ -11,7 +11,9 @@ import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from rehabstats.report import plots, tables
+from rehabstats.constants import OVERALL
+from rehabstats.metrics.flow import flow_counts, withdrawal_reasons
+from rehabstats.report import plots
 
 
 @pytest.fixture
@@ -218,7 +220,7 @@ def test_cumulative_incidence(ax):
 def test_audit_bullet_marks_met_and_missed_by_shape(ax):
     summary = pd.DataFrame(
         {
-            "site": ["All sites", "s1", "s2"],
+            "site": [OVERALL, "s1", "s2"],  # audit_summary's whole cohort: "all"
             "metric": ["adherence"] * 3,
             "label": ["Adherence"] * 3,
             "unit": ["proportion"] * 3,
@@ -247,8 +249,8 @@ def test_flow_diagram_boxes_hold_every_count():
          "sessions_completed": [5, 3, 4], "at_risk_start_day": [80, pd.NA, pd.NA],
          "relapsed": [False, pd.NA, pd.NA], "withdrawal_reason": [None, "moved away", None]}
     )  # fmt: skip
-    flow = tables.flow_counts(people, by="arm")
-    reasons = tables.withdrawal_reasons(people, by="arm")
+    flow = flow_counts(people, by="arm")
+    reasons = withdrawal_reasons(people, by="arm")
     width, height = plots.flow_diagram_size(flow, reasons)
     fig = Figure(figsize=(width, height))
     ax = plots.flow_diagram(flow, reasons, ax=fig.subplots())

@@ -27,7 +27,7 @@ import pytest
 from rehabstats import Cohort, write_cohort
 from rehabstats.data.simulate import simulate_tables
 from rehabstats.errors import DataWarning, ParameterError
-from rehabstats.report.render import (
+from rehabstats.report import (
     PROVENANCE_MIMETYPE,
     REPORTS,
     RenderError,
@@ -464,51 +464,3 @@ def test_demo_gate_opens_when_the_first_report_fails(tmp_path, monkeypatch):
     with pytest.raises(RenderError, match="could not start its kernel"):
         reporting.render_demo(tmp_path, progress=False)
     assert started == ["clinic_audit"]
-
-
-# ---- escaping in the report builders ----------------------------------------------------------
-
-_PAYLOAD = '<script>alert(1)</script><a href="http://example.com">x</a>&amp;'
-_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;&lt;a href=&quot;http://example.com&quot;&gt;"
-
-
-def test_tables_escape_cells_labels_and_caption():
-    from rehabstats.report import sections
-
-    frame = pd.DataFrame({_PAYLOAD: [_PAYLOAD, "3"]}, index=[_PAYLOAD + " row", "plain"])
-    frame.index.name = "group"
-    out = sections._table(frame, name="t", caption="Caption " + _PAYLOAD, counts=[_PAYLOAD])
-    tags = _Tags()
-    tags.feed(out)
-    # only the table's own tags: no script, no link (the payload is in a cell, a column
-    # header, an index label and the caption)
-    assert {t for t, _ in tags.tags} <= {"div", "style", "table", "caption", "thead", "tbody",
-                                         "tr", "th", "td"}  # fmt: skip
-    assert out.count(_ESCAPED) == 4
-    assert "&amp;amp;" in out  # "&amp;" is shown as text, not as "&"
-
-
-def test_tables_show_markup_columns_as_they_are():
-    from rehabstats.report import sections
-
-    cell = f'{sections._esc("<b>")}<br><span class="rs-sub">n</span>'
-    frame = pd.DataFrame({"a": [cell], "b": ["<br>"]})
-    out = sections._table(frame, name="t", index=False, markup=["a"])
-    assert '&lt;b&gt;<br><span class="rs-sub">n</span>' in out  # column a: as it is
-    assert "<td" in out and "&lt;br&gt;</td>" in out  # column b: escaped
-
-
-def test_captions_notes_and_figures_escape_their_text():
-    from rehabstats.report import sections
-
-    assert sections._caption(_PAYLOAD).count("<") == 2  # the <p> and </p> only
-    assert _ESCAPED in sections._caption(_PAYLOAD)
-    assert _ESCAPED in sections._notes([_PAYLOAD], _PAYLOAD)
-    fig, ax = sections._subplots(2, 1)  # as every report figure is made
-    ax.set_title("a$b$c $\\x$")  # mathtext would stop on the unknown symbol \x
-    ax.bar(["$\\x$", "a$b"], [1, 2])  # tick labels are made while the figure is drawn
-    out = sections._figure(fig, alt=_PAYLOAD + '"', caption=_PAYLOAD)
-    tags = _Tags()
-    tags.feed(out)
-    assert [t for t, _ in tags.tags] == ["figure", "img", "figcaption"]
-    assert tags.tags[1][1]["alt"] == _PAYLOAD + '"'  # the attribute holds the text, quotes too

@@ -1,12 +1,12 @@
-"""Report tables: Table 1, CONSORT-style flow, group summaries and comparisons, formatting.
+"""Summaries and comparisons of participant-level outcomes: Table 1, SMDs, CIs, group tests.
 
-Every table here is built in two steps so that nothing is lost before the last moment:
-
-1. a **numeric** tidy DataFrame (counts, means, SDs, confidence limits as unrounded floats), which
-   a later privacy step can suppress small cells in; then
-2. a **formatted** DataFrame of strings (``format_*`` functions), built only for display.
-
-Metric modules never round; :mod:`rehabstats.report.sections` turns the formatted frames into styled HTML.
+The numbers behind the report tables, as tidy DataFrames of unrounded floats (formatting is
+:mod:`rehabstats.report.format`'s job): Table 1 (:func:`table_one`), standardised mean
+differences, means and proportions with their confidence intervals (bounded quantities within
+their bounds), per-group summaries (:func:`group_summary`), group comparisons
+(:func:`compare_continuous`, :func:`compare_binary`) and the numbers at risk under a survival
+plot (:func:`number_at_risk`). The whole cohort is the group :data:`rehabstats.constants.OVERALL`
+(``all``), first.
 
 Standardised mean differences (SMD) follow Yang & Dalton (2012), as R ``tableone`` computes them:
 
@@ -38,25 +38,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from rehabstats.constants import OVERALL
+
 __all__ = [
-    "OVERALL",
     "TABLE_ONE_VARIABLES",
     "VALUE_BOUNDS",
     "Variable",
     "bounded_mean_ci",
     "compare_binary",
     "compare_continuous",
-    "flow_counts",
-    "fmt_ci",
-    "fmt_count",
-    "fmt_count_pct",
-    "fmt_mean_sd",
-    "fmt_median_iqr",
-    "fmt_num",
-    "fmt_p",
-    "fmt_pct",
-    "format_flow",
-    "format_table_one",
     "group_summary",
     "mean_ci",
     "number_at_risk",
@@ -64,12 +54,7 @@ __all__ = [
     "smd_categorical",
     "smd_continuous",
     "table_one",
-    "withdrawal_reasons",
 ]
-
-OVERALL = "Overall"
-"""Name of the all-participants column of Table 1 and of the flow."""
-
 
 # ---- Table 1 -------------------------------------------------------------------------------
 
@@ -193,7 +178,8 @@ def table_one(
     by: str | None = None,
     variables: Sequence[Variable] = TABLE_ONE_VARIABLES,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Baseline characteristics by group (numbers only; see :func:`format_table_one`).
+    """Baseline characteristics by group (numbers only; :func:`rehabstats.report.format.format_table_one`
+    shows them).
 
     Parameters
     ----------
@@ -210,7 +196,8 @@ def table_one(
     -------
     summary : DataFrame
         One row per variable (continuous) or variable level (categorical) and group
-        (``Overall`` first, then the groups sorted), with columns
+        (the whole cohort, :data:`~rehabstats.constants.OVERALL`, first, then the groups sorted),
+        with columns
 
         variable, label, kind, level : str (level NA for continuous variables)
         group : str
@@ -308,246 +295,6 @@ def table_one(
     summary.attrs["n"] = {g: len(p) for g, p in groups.items()}
     summary.attrs["by"] = by
     return summary, pd.DataFrame(smd_rows, columns=["variable", "label", "smd"])
-
-
-def format_table_one(summary: pd.DataFrame, smd: pd.DataFrame, *, digits: int = 1) -> pd.DataFrame:
-    """Table 1 as display strings: rows = characteristics, columns = Overall, groups, SMD.
-
-    The index has two levels (characteristic, statistic/level). The first row gives each
-    group's size; a ``Missing`` row follows any variable with missing values.
-    """
-    groups: list[str] = summary.attrs.get("groups", [OVERALL])
-    sizes: dict[str, int] = summary.attrs.get("n", {})
-    has_groups = len(groups) > 1
-    columns = [f"{g} (n = {sizes.get(g, 0)})" if g in sizes else g for g in groups]
-    index: list[tuple[str, str]] = [("Participants", "n")]
-    body: list[list[str]] = [[f"{sizes.get(g, 0)}" for g in groups] + ([""] if has_groups else [])]
-    smd_by_var = dict(zip(smd["variable"], smd["smd"], strict=True))
-    for variable, block in summary.groupby("variable", sort=False):
-        label = block["label"].iloc[0]
-        kind = block["kind"].iloc[0]
-        smd_text = fmt_num(smd_by_var.get(variable, float("nan")), 2)
-        if kind == "categorical":
-            levels = list(dict.fromkeys(block["level"]))
-            for i, level in enumerate(levels):
-                cells = []
-                for g in groups:
-                    row = block[(block["group"] == g) & (block["level"] == level)]
-                    cells.append(
-                        fmt_count_pct(row["count"].iloc[0], row["percent"].iloc[0], digits)
-                        if len(row)
-                        else ""
-                    )
-                index.append((label, f"{level}, n (%)"))
-                body.append(cells + ([smd_text if i == 0 else ""] if has_groups else []))
-        else:
-            cells = []
-            for g in groups:
-                row = block[block["group"] == g].iloc[0]
-                if kind == "median":
-                    cells.append(fmt_median_iqr(row["median"], row["q1"], row["q3"], digits))
-                else:
-                    cells.append(fmt_mean_sd(row["mean"], row["sd"], digits))
-            stat = "median [Q1, Q3]" if kind == "median" else "mean (SD)"
-            index.append((label, stat))
-            body.append(cells + ([smd_text] if has_groups else []))
-        missing = block.drop_duplicates("group").set_index("group")["missing"]
-        # a suppression marker (str) stands for a withheld, non-zero count
-        if pd.to_numeric(missing, errors="coerce").fillna(1).sum() > 0:
-            index.append((label, "missing, n"))
-            body.append(
-                [fmt_count(missing.get(g, 0)) for g in groups] + ([""] if has_groups else [])
-            )
-    out = pd.DataFrame(
-        body,
-        index=pd.MultiIndex.from_tuples(index, names=["characteristic", ""]),
-        columns=columns + (["SMD"] if has_groups else []),
-    )
-    return out
-
-
-# ---- flow ----------------------------------------------------------------------------------
-
-FLOW_STEPS: tuple[tuple[str, str], ...] = (
-    ("enrolled", "Enrolled"),
-    ("never_started", "Never completed a session in the window"),
-    ("started", "Started loading (at least one completed session)"),
-    ("withdrawn_in_window", "Started, then withdrew during the window"),
-    ("in_window", "Started, still within the window at the data cut-off"),
-    ("completed_window", "Started and completed the window"),
-    ("not_returned", "Completed the window, no return to running or sport (yet)"),
-    ("returned_to_running", "Completed the window and returned to running or sport"),
-    ("relapsed", "Returned, then relapsed"),
-    ("withdrawn_after_window", "Completed the window, withdrew later"),
-)
-"""Flow steps in order: (step, label). Each step is a subset of an earlier one (see
-:func:`flow_counts`), so a diagram's exits add up."""
-
-
-def _flow_flags(participants: pd.DataFrame, window_days: int) -> pd.DataFrame:
-    p = participants
-    follow = p["follow_up_days"].astype("float64")
-    withdrawn = p["withdrawn"].fillna(False).astype(bool)
-    done = follow >= window_days
-    started = p["sessions_completed"].fillna(0).astype("int64") >= 1
-    completed = started & done
-    returned = completed & p["at_risk_start_day"].notna()
-    return pd.DataFrame(
-        {
-            "enrolled": True,
-            "never_started": ~started,
-            "started": started,
-            "withdrawn_in_window": started & withdrawn & ~done,
-            "in_window": started & ~withdrawn & ~done,
-            "completed_window": completed,
-            "not_returned": completed & ~returned,
-            "returned_to_running": returned,
-            "relapsed": returned & p["relapsed"].fillna(False).astype(bool),
-            "withdrawn_after_window": completed & withdrawn,
-        },
-        index=p.index,
-    )
-
-
-def flow_counts(
-    participants: pd.DataFrame, *, by: str | None = None, window_days: int = 83
-) -> pd.DataFrame:
-    """CONSORT-style participant flow, per group and overall.
-
-    Parameters
-    ----------
-    participants : DataFrame
-        One row per participant with follow_up_days, withdrawn, sessions_completed,
-        at_risk_start_day and relapsed (``participant_metrics`` output) and the ``by`` column.
-    by : str, optional
-        Grouping column.
-    window_days : int
-        Last day of the remodelling window (7·window_weeks − 1; 83 for 12 weeks).
-
-    Returns
-    -------
-    DataFrame
-        One row per step and group (``Overall`` first), columns step, label, group, n and
-        percent (100 · n / enrolled in that group). Steps (:data:`FLOW_STEPS`), nested so that
-        each split adds up:
-
-        * enrolled = never_started + started (started: at least one completed session in the
-          window, ``sessions_completed ≥ 1``);
-        * started = withdrawn_in_window (withdrew with follow-up ending before
-          ``window_days``) + in_window (not withdrawn, follow-up still shorter) +
-          completed_window (follow-up reached ``window_days``, withdrawn later or not);
-        * completed_window = not_returned + returned_to_running (an at-risk start: a return to
-          running or sport event, at any time in follow-up);
-        * relapsed: returned, then relapsed (METRICS §8);
-        * withdrawn_after_window: completed the window, withdrew later (information only).
-    """
-    flags = _flow_flags(participants, window_days)
-    parts = {OVERALL: flags}
-    if by is not None:
-        labels = participants[by].astype("str")
-        for g in sorted(labels.unique()):
-            parts[g] = flags[(labels == g).to_numpy()]
-    rows = []
-    for g, part in parts.items():
-        enrolled = len(part)
-        for step, label in FLOW_STEPS:
-            n = int(part[step].sum())
-            rows.append(
-                {
-                    "step": step,
-                    "label": label,
-                    "group": g,
-                    "n": n,
-                    "percent": 100 * n / enrolled if enrolled else float("nan"),
-                }
-            )
-    return pd.DataFrame(rows, columns=["step", "label", "group", "n", "percent"])
-
-
-def withdrawal_reasons(
-    participants: pd.DataFrame, *, by: str | None = None, window_days: int = 83
-) -> pd.DataFrame:
-    """Withdrawals by reason and flow step, per group and overall.
-
-    Parameters
-    ----------
-    participants : DataFrame
-        One row per participant with withdrawn, follow_up_days, sessions_completed,
-        withdrawal_reason (missing reasons count as ``not recorded``) and the ``by`` column.
-
-    Returns
-    -------
-    DataFrame
-        Columns group, reason, when (``before starting`` / ``during window`` /
-        ``after window``, matching the flow steps never_started, withdrawn_in_window and
-        withdrawn_after_window), n; sorted by group, then by decreasing n.
-    """
-    columns = ["group", "reason", "when", "n"]
-    withdrawn = participants["withdrawn"].fillna(False).astype(bool)
-    p = participants[withdrawn]
-    if p.empty:
-        return pd.DataFrame(columns=columns).astype({"n": "int64"})
-    started = p["sessions_completed"].fillna(0).astype("int64") >= 1
-    done = p["follow_up_days"] >= window_days
-    reason = p.get("withdrawal_reason", pd.Series(pd.NA, index=p.index))
-    frame = pd.DataFrame(
-        {
-            "reason": reason.astype("str").where(reason.notna(), "not recorded"),
-            "when": np.select(
-                [~started, done], ["before starting", "after window"], "during window"
-            ),
-            "group": p[by].astype("str") if by is not None else OVERALL,
-        }
-    )
-    parts = [frame.assign(group=OVERALL)] if by is not None else []
-    parts.append(frame)
-    counts = (
-        pd.concat(parts)
-        .groupby(["group", "reason", "when"], sort=False)
-        .size()
-        .rename("n")
-        .reset_index()
-    )
-    order = {g: i for i, g in enumerate([OVERALL, *sorted(set(frame["group"]) - {OVERALL})])}
-    counts["_g"] = counts["group"].map(order)
-    counts = counts.sort_values(["_g", "n", "reason"], ascending=[True, False, True])
-    return counts.drop(columns="_g").reset_index(drop=True)[columns]
-
-
-WITHDRAWAL_STEPS = ("before starting", "during window", "after window")
-"""The flow steps a withdrawal is counted in (``when`` of :func:`withdrawal_reasons`)."""
-
-
-def order_reasons(wide: pd.DataFrame, *, column: str = OVERALL) -> pd.DataFrame:
-    """Order a withdrawal table indexed by (reason, when) for reading.
-
-    Reasons by decreasing total of ``column`` (then alphabetically), and within a reason its
-    flow steps in flow order (:data:`WITHDRAWAL_STEPS`), so that each reason's rows stay
-    together.
-    """
-    reason = wide.index.get_level_values("reason")
-    when = wide.index.get_level_values("when")
-    total = wide[column].groupby(reason).transform("sum").to_numpy()
-    rank = {step: i for i, step in enumerate(WITHDRAWAL_STEPS)}
-    key = pd.DataFrame(
-        {"total": -total, "reason": reason, "step": [rank.get(w, len(rank)) for w in when]}
-    )
-    positions = key.sort_values(["total", "reason", "step"], kind="stable").index
-    return wide.iloc[positions]
-
-
-def format_flow(flow: pd.DataFrame) -> pd.DataFrame:
-    """Flow counts as display strings: rows = steps, columns = groups, cells ``n (%)``."""
-    wide = flow.assign(
-        text=[fmt_count_pct(n, pct, 0) for n, pct in zip(flow["n"], flow["percent"], strict=True)]
-    )
-    out = wide.pivot(index="label", columns="group", values="text")
-    steps = list(dict.fromkeys(flow["label"]))
-    groups = list(dict.fromkeys(flow["group"]))
-    out = out.loc[steps, groups]
-    out.index.name = "step"
-    out.columns.name = None
-    return out
 
 
 # ---- summaries and comparisons -------------------------------------------------------------
@@ -744,7 +491,7 @@ def group_summary(
     confidence: float = 0.95,
     bounds: dict[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
-    """Per-group summary of several outcomes (numbers; format with :func:`fmt_*`).
+    """Per-group summary of several outcomes (numbers; :mod:`rehabstats.report.format` shows them).
 
     Parameters
     ----------
@@ -754,7 +501,7 @@ def group_summary(
     Returns
     -------
     DataFrame
-        One row per group (``Overall`` first) and outcome, columns group, outcome, kind
+        One row per group (:data:`~rehabstats.constants.OVERALL` first) and outcome, columns group, outcome, kind
         (``continuous``/``binary``), n (non-missing), mean, sd, median, q1, q3 (continuous),
         count, proportion (binary), ci_low, ci_high (the interval of the mean: within the
         bounds for a bounded outcome, :func:`bounded_mean_ci`, else the t-interval; the Wilson
@@ -1041,96 +788,3 @@ def number_at_risk(
     if not rows:
         return pd.DataFrame(columns=["group", "time", "n"])
     return pd.concat(rows, ignore_index=True)
-
-
-# ---- formatting ----------------------------------------------------------------------------
-
-
-def _missing(x: object) -> bool:
-    try:
-        return x is None or x is pd.NA or bool(pd.isna(x))
-    except (TypeError, ValueError):
-        return False
-
-
-def _withheld(*values: object) -> str | None:
-    """The marker of the first value that is a string (a suppressed cell, e.g. ``<5``, ``*``)."""
-    for v in values:
-        if isinstance(v, str):
-            return v
-    return None
-
-
-def fmt_count(x: object) -> str:
-    """A count; a suppression marker (``<5``, ``*``) as it is; an en dash for missing."""
-    if isinstance(x, str):
-        return x
-    return "–" if _missing(x) else str(int(x))  # type: ignore[call-overload]
-
-
-def fmt_num(x: object, digits: int = 1) -> str:
-    """A number with fixed decimals; an en dash for missing; a suppression marker as it is."""
-    if isinstance(x, str):
-        return x
-    if _missing(x):
-        return "–"
-    x = float(x)  # type: ignore[arg-type]
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    text = f"{x:.{digits}f}"
-    return "0" + text[2:] if text.startswith("-0") and float(text) == 0 else text
-
-
-def fmt_pct(p: object, digits: int = 0) -> str:
-    """A proportion (0-1) as a percentage."""
-    if isinstance(p, str):
-        return p
-    return "–" if _missing(p) else f"{fmt_num(100 * float(p), digits)}%"  # type: ignore[arg-type]
-
-
-def fmt_count_pct(count: object, percent: object, digits: int = 1) -> str:
-    """``n (p%)`` from a count and a percentage (0-100); a withheld count or % shows its marker."""
-    if isinstance(count, str):
-        return count
-    if isinstance(percent, str):
-        return f"{int(count)} ({percent})"  # type: ignore[call-overload]
-    if _missing(count):
-        return "–"
-    return f"{int(count)} ({fmt_num(percent, digits)}%)"  # type: ignore[call-overload]
-
-
-def fmt_mean_sd(mean: object, sd: object, digits: int = 1) -> str:
-    """``mean (SD)``."""
-    if (w := _withheld(mean, sd)) is not None:
-        return w
-    if _missing(mean):
-        return "–"
-    return f"{fmt_num(mean, digits)} ({fmt_num(sd, digits)})"
-
-
-def fmt_median_iqr(median: object, q1: object, q3: object, digits: int = 1) -> str:
-    """``median [Q1, Q3]``."""
-    if (w := _withheld(median, q1, q3)) is not None:
-        return w
-    if _missing(median):
-        return "–"
-    return f"{fmt_num(median, digits)} [{fmt_num(q1, digits)}, {fmt_num(q3, digits)}]"
-
-
-def fmt_ci(low: object, high: object, digits: int = 1, *, percent: bool = False) -> str:
-    """``low to high`` (a CI); percentages of proportions with ``percent``."""
-    if (w := _withheld(low, high)) is not None:
-        return w
-    if _missing(low) or _missing(high):
-        return "–"
-    if percent:
-        return f"{fmt_pct(low, digits)} to {fmt_pct(high, digits)}"
-    return f"{fmt_num(low, digits)} to {fmt_num(high, digits)}"
-
-
-def fmt_p(p: object) -> str:
-    """A p-value: 3 decimals, ``<0.001`` below."""
-    if _missing(p):
-        return "–"
-    p = float(p)  # type: ignore[arg-type]
-    return "<0.001" if p < 0.001 else f"{p:.3f}"

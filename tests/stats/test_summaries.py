@@ -1,4 +1,5 @@
-"""rehabstats.report.tables: Table 1, SMDs, flow counts, comparisons and formatting."""
+"""rehabstats.stats.summaries: SMDs, Table 1, confidence intervals, group summaries and
+comparisons."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from rehabstats.report import tables
-from rehabstats.report.tables import OVERALL, Variable
+from rehabstats.constants import OVERALL
+from rehabstats.stats import summaries
+from rehabstats.stats.summaries import Variable
 
 # ---- standardised mean differences -----------------------------------------------------------
 
@@ -26,14 +28,14 @@ def test_smd_continuous_is_difference_over_pooled_sd():
     expected = abs(np.mean(a) - 5.0) / math.sqrt(
         (np.var(a, ddof=1) + np.var([2, 4, 6, 8], ddof=1)) / 2
     )
-    assert tables.smd_continuous(a, b) == pytest.approx(expected)
-    assert tables.smd_continuous(b, a) == pytest.approx(expected)  # absolute value
+    assert summaries.smd_continuous(a, b) == pytest.approx(expected)
+    assert summaries.smd_continuous(b, a) == pytest.approx(expected)  # absolute value
 
 
 def test_smd_continuous_degenerate_cases():
-    assert math.isnan(tables.smd_continuous([1.0], [1.0, 2.0]))
-    assert tables.smd_continuous([2.0, 2.0], [2.0, 2.0]) == 0.0
-    assert math.isinf(tables.smd_continuous([1.0, 1.0], [2.0, 2.0]))
+    assert math.isnan(summaries.smd_continuous([1.0], [1.0, 2.0]))
+    assert summaries.smd_continuous([2.0, 2.0], [2.0, 2.0]) == 0.0
+    assert math.isinf(summaries.smd_continuous([1.0, 1.0], [2.0, 2.0]))
 
 
 def test_smd_categorical_binary_reduces_to_the_proportion_formula():
@@ -41,7 +43,7 @@ def test_smd_categorical_binary_reduces_to_the_proportion_formula():
     b = ["y"] * 55 + ["n"] * 45
     p1, p2 = 0.30, 0.55
     expected = abs(p1 - p2) / math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / 2)
-    assert tables.smd_categorical(a, b) == pytest.approx(expected)
+    assert summaries.smd_categorical(a, b) == pytest.approx(expected)
 
 
 def test_smd_categorical_multinomial_matches_yang_dalton_by_hand():
@@ -57,14 +59,14 @@ def test_smd_categorical_multinomial_matches_yang_dalton_by_hand():
         ]
     )
     expected = math.sqrt((t - c) @ np.linalg.inv(s) @ (t - c))
-    assert tables.smd_categorical(a, b) == pytest.approx(expected)
+    assert summaries.smd_categorical(a, b) == pytest.approx(expected)
     # the dropped level does not matter
-    assert tables.smd_categorical(a, b, levels=["z", "y", "x"]) == pytest.approx(expected)
+    assert summaries.smd_categorical(a, b, levels=["z", "y", "x"]) == pytest.approx(expected)
 
 
 def test_smd_categorical_ignores_missing_and_handles_single_level():
-    assert tables.smd_categorical(["a", None, "a"], ["a", "a"]) == 0.0
-    assert math.isnan(tables.smd_categorical([None], ["a"]))
+    assert summaries.smd_categorical(["a", None, "a"], ["a", "a"]) == 0.0
+    assert math.isnan(summaries.smd_categorical([None], ["a"]))
 
 
 # ---- Table 1 -----------------------------------------------------------------------------------
@@ -92,7 +94,7 @@ VARIABLES = (
 
 
 def test_table_one_numbers(people):
-    summary, smd = tables.table_one(people, by="arm", variables=VARIABLES)
+    summary, smd = summaries.table_one(people, by="arm", variables=VARIABLES)
     assert summary.attrs["groups"] == [OVERALL, "a", "b"]
     assert summary.attrs["n"] == {OVERALL: 6, "a": 3, "b": 3}
     assert "arm" not in set(summary["variable"])  # the grouping variable is left out
@@ -110,96 +112,21 @@ def test_table_one_numbers(people):
     assert pain["median"].iloc[0] == pytest.approx(3.5)
     assert pain["q1"].iloc[0] == pytest.approx(np.percentile([1, 2, 3, 4, 5, 6], 25))
     by_var = smd.set_index("variable")["smd"]
-    assert by_var["age_years"] == pytest.approx(tables.smd_continuous([30, 40], [50, 60, 70]))
+    assert by_var["age_years"] == pytest.approx(summaries.smd_continuous([30, 40], [50, 60, 70]))
     assert by_var["sex"] == pytest.approx(
-        tables.smd_categorical(["female", "male", "female"], ["male", "male"])
+        summaries.smd_categorical(["female", "male", "female"], ["male", "male"])
     )
 
 
 def test_table_one_more_than_two_groups_reports_the_largest_pairwise_smd():
     frame = pd.DataFrame({"g": list("aabbcc"), "x": [1.0, 2.0, 1.5, 2.5, 5.0, 6.0]})
-    _, smd = tables.table_one(frame, by="g", variables=[Variable("x", "x", "mean")])
+    _, smd = summaries.table_one(frame, by="g", variables=[Variable("x", "x", "mean")])
     pairs = [
-        tables.smd_continuous([1, 2], [1.5, 2.5]),
-        tables.smd_continuous([1, 2], [5, 6]),
-        tables.smd_continuous([1.5, 2.5], [5, 6]),
+        summaries.smd_continuous([1, 2], [1.5, 2.5]),
+        summaries.smd_continuous([1, 2], [5, 6]),
+        summaries.smd_continuous([1.5, 2.5], [5, 6]),
     ]
     assert smd["smd"].iloc[0] == pytest.approx(max(pairs))
-
-
-def test_format_table_one_strings(people):
-    summary, smd = tables.table_one(people, by="arm", variables=VARIABLES)
-    frame = tables.format_table_one(summary, smd)
-    assert list(frame.columns) == ["Overall (n = 6)", "a (n = 3)", "b (n = 3)", "SMD"]
-    assert frame.loc[("Age, years", "mean (SD)"), "a (n = 3)"] == "35.0 (7.1)"
-    assert frame.loc[("Age, years", "missing, n"), "Overall (n = 6)"] == "1"
-    assert frame.loc[("Sex", "male, n (%)"), "b (n = 3)"] == "2 (100.0%)"
-    assert frame.loc[("Pain", "median [Q1, Q3]"), "Overall (n = 6)"] == "3.5 [2.2, 4.8]"
-    assert frame.loc[("Participants", "n"), "b (n = 3)"] == "3"
-
-
-def test_table_one_without_groups_has_no_smd_column(people):
-    summary, smd = tables.table_one(people, variables=VARIABLES)
-    frame = tables.format_table_one(summary, smd)
-    assert list(frame.columns) == ["Overall (n = 6)"]
-    assert smd["smd"].isna().all()
-
-
-# ---- flow --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def flow_people() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "arm": ["a", "a", "a", "a", "b", "b", "b"],
-            "follow_up_days": [200, 200, 40, 50, 200, 10, 300],
-            "withdrawn": [False, True, True, False, False, True, False],
-            "sessions_completed": [30, 20, 5, 6, 25, 0, 0],
-            "at_risk_start_day": [90, pd.NA, pd.NA, pd.NA, 100, pd.NA, pd.NA],
-            "relapsed": [True, pd.NA, pd.NA, pd.NA, False, pd.NA, pd.NA],
-            "withdrawal_reason": [None, "moved away", None, None, None, "pain increased", None],
-        }
-    )
-
-
-def test_flow_counts_are_nested_and_add_up(flow_people):
-    flow = tables.flow_counts(flow_people, by="arm")
-    n = flow.set_index(["group", "step"])["n"]
-    assert n[(OVERALL, "enrolled")] == 7
-    assert n[(OVERALL, "never_started")] == 2
-    assert n[(OVERALL, "withdrawn_in_window")] == 1
-    assert n[(OVERALL, "in_window")] == 1
-    assert n[(OVERALL, "completed_window")] == 3
-    assert n[(OVERALL, "returned_to_running")] == 2
-    assert n[(OVERALL, "relapsed")] == 1
-    assert n[(OVERALL, "withdrawn_after_window")] == 1
-    for g in (OVERALL, "a", "b"):
-        assert n[(g, "enrolled")] == n[(g, "never_started")] + n[(g, "started")]
-        assert n[(g, "started")] == (
-            n[(g, "withdrawn_in_window")] + n[(g, "in_window")] + n[(g, "completed_window")]
-        )
-        assert n[(g, "completed_window")] == (
-            n[(g, "not_returned")] + n[(g, "returned_to_running")]
-        )
-    pct = flow.set_index(["group", "step"])["percent"]
-    assert pct[("a", "completed_window")] == pytest.approx(50.0)
-    wide = tables.format_flow(flow)
-    assert wide.loc["Enrolled", "b"] == "3 (100%)"
-
-
-def test_withdrawal_reasons_by_flow_step(flow_people):
-    reasons = tables.withdrawal_reasons(flow_people, by="arm")
-    overall = reasons[reasons["group"] == OVERALL].set_index("reason")
-    assert overall.loc["moved away", "when"] == "after window"
-    assert overall.loc["not recorded", "when"] == "during window"
-    assert overall.loc["pain increased", "when"] == "before starting"
-    assert reasons["n"].sum() == 2 * 3  # overall + per group
-
-
-def test_withdrawal_reasons_empty():
-    frame = pd.DataFrame({"withdrawn": [False], "follow_up_days": [10], "sessions_completed": [1]})
-    assert tables.withdrawal_reasons(frame).empty
 
 
 # ---- summaries and comparisons -------------------------------------------------------------------
@@ -207,7 +134,7 @@ def test_withdrawal_reasons_empty():
 
 def test_mean_ci_matches_scipy_t_interval():
     frame = pd.DataFrame({"g": ["a"] * 5 + ["b"], "v": [1.0, 2.0, 4.0, 8.0, 9.0, 3.0]})
-    out = tables.mean_ci(frame, "v", "g").set_index("g")
+    out = summaries.mean_ci(frame, "v", "g").set_index("g")
     values = [1.0, 2.0, 4.0, 8.0, 9.0]
     low, high = stats.t.interval(0.95, 4, loc=np.mean(values), scale=stats.sem(values))
     assert out.loc["a", "ci_low"] == pytest.approx(low)
@@ -226,7 +153,7 @@ def test_bounded_mean_ci_matches_r_survey_svyciprop_logit():
     ref = json.loads(BOUNDED_CI.read_text())
     assert len(ref["cases"]) == 7
     for case in ref["cases"]:
-        low, high = tables.bounded_mean_ci(
+        low, high = summaries.bounded_mean_ci(
             case["x"], bounds=(case["lower"], case["upper"]), confidence=case["level"]
         )
         scale = case["upper"] - case["lower"]
@@ -241,12 +168,12 @@ def test_bounded_mean_ci_stays_inside_where_the_t_interval_overflows():
     values = [1.0, 1.0, 0.55]
     t_low, t_high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
     assert t_high > 1.4
-    low, high = tables.bounded_mean_ci(values, bounds=(0, 1))
+    low, high = summaries.bounded_mean_ci(values, bounds=(0, 1))
     assert 0 < low < np.mean(values) < high < 1
     # NRS 0-10 near 0: the t-interval goes below 0, the logit one does not
     pain = [0.0, 0.5, 3.0, 0.0, 1.0]
     assert stats.t.interval(0.95, 4, loc=np.mean(pain), scale=stats.sem(pain))[0] < 0
-    low, high = tables.bounded_mean_ci(pain, bounds=(0, 10))
+    low, high = summaries.bounded_mean_ci(pain, bounds=(0, 10))
     assert 0 < low < np.mean(pain) < high < 10
 
 
@@ -254,17 +181,17 @@ def test_bounded_mean_ci_when_every_value_is_at_a_bound():
     # no spread: the logit interval would be the point. All n at a bound is the outcome
     # "n of n" (or 0 of n): P(all n at b) <= p^n for any quantity in [a, b] with rescaled mean
     # p, so the exact (Clopper-Pearson) limit solves p^n = alpha / 2: p = 0.025^(1/n)
-    low, high = tables.bounded_mean_ci([1.0] * 4, bounds=(0, 1))
+    low, high = summaries.bounded_mean_ci([1.0] * 4, bounds=(0, 1))
     assert (low, high) == pytest.approx((0.025 ** (1 / 4), 1.0))
     assert low == pytest.approx(stats.binomtest(4, 4).proportion_ci(method="exact").low)
-    low, high = tables.bounded_mean_ci([0.0] * 20, bounds=(0, 10))
+    low, high = summaries.bounded_mean_ci([0.0] * 20, bounds=(0, 10))
     assert (low, high) == pytest.approx((0.0, 10 * (1 - 0.025 ** (1 / 20))))
-    low, high = tables.bounded_mean_ci([-100.0, -100.0], bounds=(-100, 100), confidence=0.9)
+    low, high = summaries.bounded_mean_ci([-100.0, -100.0], bounds=(-100, 100), confidence=0.9)
     assert (low, high) == pytest.approx((-100.0, -100 + 200 * (1 - 0.05**0.5)))
     # fewer than two values: no interval; a value outside the bounds is a programming error
-    assert all(math.isnan(x) for x in tables.bounded_mean_ci([0.5], bounds=(0, 1)))
+    assert all(math.isnan(x) for x in summaries.bounded_mean_ci([0.5], bounds=(0, 1)))
     with pytest.raises(ValueError, match="outside the bounds"):
-        tables.bounded_mean_ci([0.5, 1.5], bounds=(0, 1))
+        summaries.bounded_mean_ci([0.5, 1.5], bounds=(0, 1))
 
 
 @settings(max_examples=200, deadline=None)
@@ -276,7 +203,7 @@ def test_bounded_mean_ci_when_every_value_is_at_a_bound():
 def test_bounded_mean_ci_is_always_within_its_bounds(unit, bounds, level):
     a, b = bounds
     values = np.clip(a + (b - a) * np.asarray(unit), a, b)
-    low, high = tables.bounded_mean_ci(values, bounds=bounds, confidence=level)
+    low, high = summaries.bounded_mean_ci(values, bounds=bounds, confidence=level)
     mean = values.mean()
     assert a <= low <= high <= b
     tol = 1e-9 * (b - a)
@@ -287,14 +214,14 @@ def test_mean_ci_uses_the_bounds_of_known_columns():
     # adherence is bounded in [0, 1]: per week, the bounded interval (the band of the adherence
     # figure and the audit's interval); an unknown column keeps the t-interval (test above)
     frame = pd.DataFrame({"week": [1, 1, 2, 2, 2], "adherence_sessions": [0.5, 0.6, 1, 1, 0.2]})
-    out = tables.mean_ci(frame, "adherence_sessions", "week").set_index("week")
+    out = summaries.mean_ci(frame, "adherence_sessions", "week").set_index("week")
     for week, values in ((1, [0.5, 0.6]), (2, [1.0, 1.0, 0.2])):
-        expected = tables.bounded_mean_ci(values, bounds=(0, 1))
+        expected = summaries.bounded_mean_ci(values, bounds=(0, 1))
         assert (out.loc[week, "ci_low"], out.loc[week, "ci_high"]) == pytest.approx(expected)
         assert out.loc[week, "ci_low"] >= 0 and out.loc[week, "ci_high"] <= 1
     assert list(out.columns) == ["n", "mean", "sd", "ci_low", "ci_high"]
     # explicit bounds for a column the table does not know
-    out = tables.mean_ci(frame.rename(columns={"adherence_sessions": "x"}), "x", "week",
+    out = summaries.mean_ci(frame.rename(columns={"adherence_sessions": "x"}), "x", "week",
                          bounds=(0, 1))  # fmt: skip
     assert out["ci_high"].max() < 1
 
@@ -308,12 +235,12 @@ def test_group_summary_bounded_outcomes_stay_within_bounds():
             "age_years": [30.0, 40.0, 50.0, 31.0, 33.0, 35.0, 37.0, 39.0, 41.0],
         }
     )
-    out = tables.group_summary(
+    out = summaries.group_summary(
         frame, by="g", continuous=["adherence_sessions", "visa_a_change_12", "age_years"]
     )
     small = out[out["group"] == "small"].set_index("outcome")
     assert (small.loc["adherence_sessions", "ci_low"], small.loc["adherence_sessions", "ci_high"]
-            ) == pytest.approx(tables.bounded_mean_ci([1.0, 1.0, 0.55], bounds=(0, 1)))  # fmt: skip
+            ) == pytest.approx(summaries.bounded_mean_ci([1.0, 1.0, 0.55], bounds=(0, 1)))  # fmt: skip
     assert small.loc["adherence_sessions", "ci_high"] < 1
     # the small group's change 90, 95, 40: t-interval 4.6 to 145.4 (above 100); bounded below
     assert small.loc["visa_a_change_12", "ci_high"] < 100
@@ -328,7 +255,7 @@ def test_group_summary_bounded_outcomes_stay_within_bounds():
 
 def test_group_summary_binary_uses_wilson_interval():
     frame = pd.DataFrame({"g": ["a"] * 10, "ok": [True] * 7 + [False] * 2 + [None]})
-    out = tables.group_summary(frame, by="g", binary=["ok"])
+    out = summaries.group_summary(frame, by="g", binary=["ok"])
     row = out[(out["group"] == "a")].iloc[0]
     assert (row["n"], row["count"]) == (9, 7)
     low, high = stats.binomtest(7, 9).proportion_ci(method="wilson")
@@ -340,7 +267,7 @@ def test_compare_continuous_two_groups_against_scipy_and_pingouin():
     rng = np.random.default_rng(1)
     a, b = rng.normal(10, 3, 30), rng.normal(13, 5, 40)
     frame = pd.DataFrame({"g": ["a"] * 30 + ["b"] * 40, "v": np.r_[a, b]})
-    out = tables.compare_continuous(frame, "v", "g")
+    out = summaries.compare_continuous(frame, "v", "g")
     assert len(out) == 1
     row = out.iloc[0]
     welch = stats.ttest_ind(b, a, equal_var=False)
@@ -363,13 +290,13 @@ def test_compare_continuous_bounded_difference_is_truncated_to_its_range():
     frame = pd.DataFrame({"g": ["a", "a", "b", "b"], "visa_a_change_12": a + b})
     welch = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
     assert welch.low < -200 and welch.high > 200
-    row = tables.compare_continuous(frame, "visa_a_change_12", "g").iloc[0]
+    row = summaries.compare_continuous(frame, "visa_a_change_12", "g").iloc[0]
     assert (row["ci_low"], row["ci_high"]) == (-200.0, 200.0)
     assert row["estimate"] == pytest.approx(20.0)
     # one side only: wide groups of larger n stay untouched
     frame = pd.DataFrame({"g": ["a"] * 3 + ["b"] * 3,
                           "visa_a_change_12": [90.0, 95.0, 100.0, -100.0, -90.0, 100.0]})  # fmt: skip
-    row = tables.compare_continuous(frame, "visa_a_change_12", "g").iloc[0]
+    row = summaries.compare_continuous(frame, "visa_a_change_12", "g").iloc[0]
     welch = stats.ttest_ind([-100.0, -90.0, 100.0], [90.0, 95.0, 100.0], equal_var=False)
     ci = welch.confidence_interval(0.95)
     assert ci.low < -200 < ci.high < 200
@@ -381,7 +308,7 @@ def test_compare_continuous_three_groups_starts_with_welch_anova():
     frame = pd.DataFrame(
         {"g": np.repeat(["a", "b", "c"], 20), "v": rng.normal(0, 1, 60) + np.repeat([0, 1, 2], 20)}
     )
-    out = tables.compare_continuous(frame, "v", "g")
+    out = summaries.compare_continuous(frame, "v", "g")
     assert list(out["comparison"]) == ["all groups", "b vs a", "c vs a"]
     aov = pg.welch_anova(data=frame, dv="v", between="g")
     assert out.iloc[0]["statistic"] == pytest.approx(float(aov["F"].iloc[0]))
@@ -391,7 +318,7 @@ def test_compare_binary_risk_difference_and_chi_squared():
     frame = pd.DataFrame(
         {"g": ["a"] * 20 + ["b"] * 20, "r": [True] * 5 + [False] * 15 + [True] * 12 + [False] * 8}
     )
-    out = tables.compare_binary(frame, "r", "g")
+    out = summaries.compare_binary(frame, "r", "g")
     overall, pair = out.iloc[0], out.iloc[1]
     assert overall["test"] == "chi-squared test"
     table = [[5, 15], [12, 8]]
@@ -410,7 +337,7 @@ def test_compare_binary_newcombe_interval_stays_within_minus_one_to_one():
     rows = []
     for a, b in (([False], [True]), ([False] * 3, [True] * 3), ([True] * 4, [False] * 2)):
         frame = pd.DataFrame({"g": ["a"] * len(a) + ["b"] * len(b), "r": a + b})
-        row = tables.compare_binary(frame, "r", "g").iloc[-1]
+        row = summaries.compare_binary(frame, "r", "g").iloc[-1]
         assert -1 <= row["ci_low"] <= row["estimate"] <= row["ci_high"] <= 1
         rows.append(row)
     assert rows[0]["ci_high"] == pytest.approx(1.0)  # b's Wilson upper 1, a's lower 0
@@ -419,50 +346,6 @@ def test_compare_binary_newcombe_interval_stays_within_minus_one_to_one():
 
 def test_number_at_risk_counts_durations_at_or_after_each_time():
     durations = pd.DataFrame({"group": ["a", "a", "a", "b"], "duration": [0.0, 10.0, 30.0, 5.0]})
-    out = tables.number_at_risk(durations, [0, 10, 20, 40])
+    out = summaries.number_at_risk(durations, [0, 10, 20, 40])
     assert out[out["group"] == "a"]["n"].tolist() == [3, 2, 1, 0]
     assert out[out["group"] == "b"]["n"].tolist() == [1, 0, 0, 0]
-
-
-# ---- formatting ------------------------------------------------------------------------------------
-
-
-def test_formatting_helpers():
-    assert tables.fmt_num(1.234, 2) == "1.23"
-    assert tables.fmt_num(-0.01, 1) == "0.0"
-    assert tables.fmt_num(np.nan) == "–"
-    assert tables.fmt_pct(0.456) == "46%"
-    assert tables.fmt_count_pct(3, 25.0, 0) == "3 (25%)"
-    assert tables.fmt_mean_sd(10, 2.5) == "10.0 (2.5)"
-    assert tables.fmt_median_iqr(3, 1, 4.25, 1) == "3.0 [1.0, 4.2]"
-    assert tables.fmt_ci(0.1, 0.3, 0, percent=True) == "10% to 30%"
-    assert tables.fmt_p(0.0004) == "<0.001"
-    assert tables.fmt_p(0.04567) == "0.046"
-    assert tables.fmt_p(None) == "–"
-
-
-def test_order_reasons_keeps_each_reasons_rows_together():
-    # illness: 4 during + 1 after = 5 in total; lost: 1 after + 1 during = 2; moved: 2 during.
-    # Sorting rows by their own count would split illness (4 ... 1) and lost around "moved";
-    # by reason total: illness (5) first, then lost and moved (2 each, alphabetical), and within
-    # a reason the flow order before starting < during window < after window.
-    index = pd.MultiIndex.from_tuples(
-        [
-            ("illness", "during window"),
-            ("moved", "during window"),
-            ("lost", "after window"),
-            ("lost", "during window"),
-            ("illness", "after window"),
-        ],
-        names=["reason", "when"],
-    )
-    wide = pd.DataFrame({OVERALL: [4, 2, 1, 1, 1], "a": [1, 2, 0, 1, 1]}, index=index)
-    ordered = tables.order_reasons(wide)
-    assert list(ordered.index) == [
-        ("illness", "during window"),
-        ("illness", "after window"),
-        ("lost", "during window"),
-        ("lost", "after window"),
-        ("moved", "during window"),
-    ]
-    assert ordered.loc[("lost", "after window"), "a"] == 0  # rows move whole

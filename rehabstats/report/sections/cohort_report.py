@@ -1,0 +1,412 @@
+"""Sections of the cohort report only: results at a glance, Table 1, the pain model, VISA-A,
+stage occupancy and protocol fidelity (a trial or research cohort compared by a column)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Patch
+
+from rehabstats.constants import OVERALL
+from rehabstats.report import html, plots
+from rehabstats.report.analysis import Analysis
+from rehabstats.report.disclosure import WITHHELD
+from rehabstats.report.format import (
+    fmt_ci,
+    fmt_count,
+    fmt_count_pct,
+    fmt_num,
+    fmt_p,
+    fmt_pct,
+    format_table_one,
+    group_label,
+)
+from rehabstats.report.html import Block
+from rehabstats.report.sections.common import by_group_table, pct, section, summary_block
+from rehabstats.stats.summaries import group_summary
+
+__all__ = [
+    "at_a_glance",
+    "checkpoint_fidelity",
+    "pain_model",
+    "stage_occupancy",
+    "table_one",
+    "visa_a",
+]
+
+
+@section
+def at_a_glance(analysis: Analysis) -> Block:
+    """Key results per group in one table (the numbers a reader looks for first)."""
+    a = analysis
+    d = a.disclosure
+    pm = a.participants
+    summary = group_summary(
+        pm, by=a.group_by,
+        continuous=["adherence_sessions", "visa_a_change_12"],
+        binary=["withdrawn", "adherent", "visa_a_responder_12", "reached_stage_4", "relapsed"],
+        confidence=a.config.confidence_level,
+    )  # fmt: skip
+    summary = d.group_summary(summary)
+
+    def stage4(shown: pd.DataFrame) -> pd.Series:
+        return shown[shown["stage"] == 4].set_index("group")["reached_by_week_12"]
+
+    km, km_all = stage4(a.km_summary_shown), stage4(a.km_summary_overall_shown)
+    rates = a.relapse_rates_shown.set_index("group")
+    rows: dict[str, dict[str, str]] = {}
+
+    def cell(g: str, outcome: str) -> pd.Series:
+        return summary[(summary["group"] == g) & (summary["outcome"] == outcome)].iloc[0]
+
+    for g in dict.fromkeys(summary["group"]):
+        sizes = int((pm["group"] == g).sum()) if g != OVERALL else len(pm)
+        r = {}
+        w = cell(g, "withdrawn")
+        r["Withdrawn"] = fmt_count_pct(w["count"], pct(w["proportion"]), 0)
+        adh = cell(g, "adherence_sessions")
+        r["Session adherence, weeks 1-12, mean (95% CI)"] = (
+            f"{fmt_pct(adh['mean'])} ({fmt_ci(adh['ci_low'], adh['ci_high'], 0, percent=True)})"
+        )
+        ad = cell(g, "adherent")
+        r[f"Adherent (≥ {a.config.adherent_threshold:.0%} of sessions)"] = fmt_count_pct(
+            ad["count"], pct(ad["proportion"]), 0
+        )
+        r["Reached stage 4 by week 12 (Kaplan-Meier)"] = fmt_pct(
+            (km_all if g == OVERALL else km).get(g)
+        )
+        v = cell(g, "visa_a_change_12")
+        r["VISA-A change at 12 weeks, mean (95% CI), points"] = (
+            f"{fmt_num(v['mean'])} ({fmt_ci(v['ci_low'], v['ci_high'])})"
+        )
+        rs = cell(g, "visa_a_responder_12")
+        r[f"VISA-A responders (change ≥ {a.config.visa_a_mcid:g})"] = (
+            fmt_count_pct(rs["count"], pct(rs["proportion"]), 0) + f" of {fmt_count(rs['n'])}"
+        )
+        if g in rates.index:
+            rr = rates.loc[g]
+            r["Relapse rate per 1000 person-weeks (95% CI)"] = (
+                f"{fmt_num(rr['rate_per_1000_pw'])} ({fmt_ci(rr['ci_low'], rr['ci_high'])})"
+            )
+        rows[f"{group_label(g)} (n = {d.count(sizes)})"] = r
+    frame = pd.DataFrame(rows)
+    frame.index.name = "outcome"
+    if a.by is None:
+        frame = frame.iloc[:, :1]
+    caption = (
+        "Each row is defined in the appendix. Percentages are of participants with the outcome "
+        "known; the stage-4 proportion accounts for follow-up that ended before week 12. "
+        "Intervals of adherence (0-100%) and of the VISA-A change (−100 to 100 points) are "
+        "logit-transformed t intervals on the quantity's range (the logit method of "
+        "R survey::svyciprop), so they stay within it; the relapse rate's is exact (Garwood)."
+    )
+    count_rows = [k for k in frame.index
+                  if k.startswith(("Withdrawn", "Adherent", "VISA-A responders"))]  # fmt: skip
+    return Block(
+        html.table(frame, name="at_a_glance", left=[], count_rows=count_rows),
+        html.caption(caption),
+        name="at_a_glance",
+        frames={"summary": summary},
+    )
+
+
+@section
+def table_one(analysis: Analysis) -> Block:
+    """Table 1: baseline characteristics by group, with standardised mean differences."""
+    a = analysis
+    summary, smd = a.table_one_shown
+    frame = format_table_one(summary, smd)
+    stat = frame.index.get_level_values(1)
+    count_rows = frame.index[stat.str.endswith("n (%)") | (stat == "missing, n")
+                             | (frame.index.get_level_values(0) == "Participants")]  # fmt: skip
+    caption = (
+        "Mean (SD) for age, body mass and VISA-A; median [Q1, Q3] for morning pain (a bounded "
+        "scale); n (%) of participants with a value. SMD: standardised mean difference between "
+        "groups (categorical variables: Yang & Dalton's multinomial SMD"
+        + ("; largest pairwise SMD across the groups" if len(a.groups) > 2 else "")
+        + "). |SMD| < 0.1 is conventionally taken as balance. Missing values are counted, "
+        "not imputed."
+    )
+    title = (f"Baseline characteristics by {a.group_title.lower()}" if a.by
+             else "Baseline characteristics")  # fmt: skip
+    return Block(
+        html.table(frame, name="table_one", caption=title, count_rows=list(count_rows)),
+        html.caption(caption),
+        name="table_one",
+        frames={"summary": summary, "smd": smd},
+    )
+
+
+# ---- pain model ----------------------------------------------------------------------------
+
+_VARIANCE_TERMS = ("var_intercept", "var_slope", "cov_intercept_slope", "var_residual")
+"""Rows of the pain model's table that are variance components (pain.pain_model)."""
+
+_TERM_LABELS = {
+    "Intercept": "Mean morning pain in week 1{ref}, NRS",
+    "t": "Change in morning pain per week{ref}, NRS",
+    "var_intercept": "Between-participant variance of week-1 pain, NRS²",
+    "var_slope": "Between-participant variance of the weekly change, (NRS/week)²",
+    "cov_intercept_slope": "Covariance of week-1 pain and weekly change",
+    "var_residual": "Residual variance, NRS²",
+}
+
+
+def _term_label(term: str, ref: str | None) -> str:
+    suffix = f" ({ref}, the reference)" if ref else ""
+    if term in _TERM_LABELS:
+        return _TERM_LABELS[term].format(ref=suffix)
+    if term.startswith("t:group[T.") and term.endswith("]"):
+        return f"Difference in weekly change: {term[10:-1]} vs {ref}, NRS/week"
+    if term.startswith("group[T.") and term.endswith("]"):
+        return f"Difference in week-1 pain: {term[8:-1]} vs {ref}, NRS"
+    return term
+
+
+@section
+def pain_model(analysis: Analysis) -> Block:
+    """The linear mixed model of weekly morning pain: estimates, df, CI, p and model notes."""
+    a = analysis
+    d = a.disclosure
+    model = a.pain_model
+    attrs = dict(model.attrs)
+    ref = a.groups[0] if a.by and len(a.groups) > 1 else None
+    listed = attrs.get("notes")  # one by one, Note objects kept (pain.pain_model)
+    if listed is None:  # plain text: note_text treats its small numbers as counts
+        listed = sorted({n for n in model["note"].dropna().astype("str") if n})
+    notes = [d.note_text(n) for n in listed]
+    if model.empty or model["model"].iloc[0] == "none":
+        why = "; ".join(notes) or "no data"
+        return Block(html.caption(f"The pain model could not be fitted: {why}"),
+                     name="pain_model")  # fmt: skip
+    is_variance = model["term"].isin(list(_VARIANCE_TERMS))  # a dropped fixed effect: NaN
+    fixed, variance = model[~is_variance], model[is_variance]
+    conf = a.config.confidence_level
+    rows = [
+        {
+            "term": _term_label(r.term, ref),
+            "estimate": fmt_num(r.estimate, 2),
+            "df": fmt_num(r.df, 1),
+            f"{conf:.0%} CI": fmt_ci(r.ci_low, r.ci_high, 2),
+            "p": fmt_p(r.p_value),
+        }
+        for r in fixed.itertuples()
+    ]
+    rows += [
+        {"term": _term_label(r.term, ref), "estimate": fmt_num(r.estimate, 3),
+         "df": "", f"{conf:.0%} CI": "", "p": ""}
+        for r in variance.itertuples()
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    kind = model["model"].iloc[0]
+    converged = bool(model["converged"].iloc[0])
+    info = (
+        "Linear mixed model fitted by REML (lme4's criterion): pain ~ t"
+        + (" × group" if ref else "")
+        + " + (1 + t | participant)" * (kind == "random_slope")
+        + " + (1 | participant)" * (kind != "random_slope")
+        + f", t = week − 1. Model reported: {kind.replace('_', ' ')}; "
+        + ("converged" if converged else "NOT converged: interpret with caution")
+        + (f"; {d.count(attrs['n_observations'])} participant-weeks from "
+           f"{d.count(attrs['n_participants'])} participants" if "n_observations" in attrs
+           else "")
+        + (f"; REML log-likelihood {attrs['reml_loglik']:.2f}" if "reml_loglik" in attrs
+           else "")
+        + ". Confidence intervals and p-values of the fixed effects use t distributions with "
+        "Satterthwaite degrees of freedom (df), as R's lmerTest."
+    )  # fmt: skip
+    return Block(
+        html.table(frame, name="pain_model", caption="Pain trajectory model: fixed effects "
+                   "(CIs and p-values from t distributions with Satterthwaite degrees of "
+                   "freedom, df) and variance components", index=False, left=["term"]),
+        html.caption(info),
+        html.notes(notes, "Model notes"),
+        name="pain_model",
+        frames={"model": model},
+    )  # fmt: skip
+
+
+# ---- VISA-A --------------------------------------------------------------------------------
+
+
+@section
+def visa_a(analysis: Analysis) -> Block:
+    """VISA-A at baseline and 12 weeks, change and responders, with group comparisons."""
+    a = analysis
+    c = a.config
+    rows = [
+        ("VISA-A at baseline, mean (SD), points", "visa_a_baseline", "mean"),
+        ("VISA-A at week 12, mean (SD), points", "visa_a_week12", "mean"),
+        ("Change baseline to week 12, mean (SD), points", "visa_a_change_12", "mean"),
+        (f"Responders (change ≥ {c.visa_a_mcid:g} points), n (%)", "visa_a_responder_12",
+         "count"),
+    ]  # fmt: skip
+    frame, summary = by_group_table(a, rows)
+    fig, ax = html.subplots(7.5, 4.2)
+    change = summary[summary["outcome"] == "visa_a_change_12"]  # n as the table shows it
+    shown_n = {str(g): n for g, n in zip(change["group"], change["n"], strict=True)}
+    plots.visa_change(a.participants, hue=a.group_by, ax=ax, mcid=c.visa_a_mcid,
+                      counts=shown_n)  # fmt: skip
+    parts = [
+        html.table(
+            frame,
+            name="visa_a",
+            caption="VISA-A (0-100, higher is better)",
+            count_rows=frame.attrs["count_rows"],
+        ),
+        html.figure(
+            fig,
+            alt="VISA-A change from baseline to week 12 by group",
+            caption="Change in VISA-A from baseline to week 12 for participants with both "
+            "visits: boxes show the quartiles, points the participants; the dashed line is "
+            "the responder threshold.",
+        ),
+    ]
+    frames = {"summary": summary}
+    if a.visa_a_comparisons:
+        shown, left_out = a.disclosure.comparisons(a.visa_a_comparisons, summary)
+        if left_out:
+            parts.append(html.caption(
+                "Comparisons involving a group with a count below "
+                f"{a.disclosure.threshold} (participants, responders or non-responders) are "
+                "not shown."
+            ))  # fmt: skip
+        comparisons = pd.concat(list(shown.values()), ignore_index=True)
+        frames["comparisons"] = comparisons
+        parts.append(html.table(_format_comparisons(comparisons, c.confidence_level),
+                                name="visa_a_comparisons",
+                                caption="Group comparisons (pingouin, statsmodels)", index=False,
+                                left=["outcome", "comparison", "test"]))  # fmt: skip
+        parts.append(html.caption(
+            f"Reference group: {a.groups[0]}. Change: Welch's t-test (unequal variances) with "
+            "the mean difference (Welch interval, limited to the −200 to 200 points a "
+            "difference of changes can take) and Hedges' g"
+            + (", after a Welch ANOVA across all groups" if len(a.groups) > 2 else "")
+            + "; responders: Pearson's chi-squared test (Cramér's V) and the risk difference "
+            "with Newcombe's hybrid score interval. p-values are not adjusted for "
+            "multiplicity; read the intervals."
+        ))  # fmt: skip
+    return Block(*parts, name="visa_a", frames=frames)
+
+
+def _format_comparisons(comp: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    labels = {"visa_a_change_12": "VISA-A change, points",
+              "visa_a_responder_12": "Responders"}  # fmt: skip
+    rows = []
+    for r in comp.itertuples():
+        if r.estimate_name == "risk difference":
+            est = f"{fmt_num(100 * r.estimate, 1)} pp" if pd.notna(r.estimate) else "–"
+            ci = fmt_ci(100 * r.ci_low, 100 * r.ci_high, 1) if pd.notna(r.ci_low) else "–"
+        else:
+            est = fmt_num(r.estimate, 1) if r.estimate_name else ""
+            ci = fmt_ci(r.ci_low, r.ci_high, 1) if r.estimate_name else ""
+        stat = ""
+        if pd.notna(r.statistic):
+            sym = {"Welch t-test": "t", "Welch ANOVA": "F", "chi-squared test": "χ²"}.get(
+                r.test, ""
+            )
+            stat = f"{sym} = {fmt_num(r.statistic, 2)}, df = {fmt_num(r.dof, 1)}"
+        es = ""
+        if pd.notna(r.effect_size):
+            es = f"{r.effect_size_name} {fmt_num(r.effect_size, 2)}"
+            if pd.notna(r.es_ci_low):
+                es += f" ({fmt_ci(r.es_ci_low, r.es_ci_high, 2)})"
+        rows.append({
+            "outcome": labels.get(r.outcome, r.outcome),
+            "comparison": r.comparison,
+            "test": r.test or "",
+            "statistic": stat,
+            "p": fmt_p(r.p_value),
+            "difference": f"{r.estimate_name}: {est}" if r.estimate_name else "",
+            f"{confidence:.0%} CI": ci,
+            "effect size (CI)": es,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ---- stages --------------------------------------------------------------------------------
+
+
+@section
+def stage_occupancy(analysis: Analysis) -> Block:
+    """Where participants are at the end of each week of the window (stacked bars)."""
+    a = analysis
+    occ = a.occupancy_shown
+    groups = sorted(occ["group"].astype("str").unique())
+    ncols = min(3, len(groups))
+    nrows = int(np.ceil(len(groups) / ncols))
+    fig, axes = html.subplots(3.0 * ncols + 2.0, 3.1 * nrows + 0.4, nrows, ncols, sharey=True,
+                              squeeze=False)  # fmt: skip
+    axes = axes.ravel()
+    for i, (g, ax) in enumerate(zip(groups, axes, strict=False)):
+        plots.stage_occupancy(occ, group=g, ax=ax, legend=False)
+        ax.set_xlabel("")
+        if i % ncols:
+            ax.set_ylabel("")
+    for ax in axes[len(groups) :]:
+        ax.set_axis_off()
+    order = ["stage_4", "stage_3", "stage_2", "stage_1", "not_started", "withdrawn"]
+    handles: list[Any] = plots.legend_patches(order)
+    if (occ["state"] == WITHHELD).any():  # merged by the disclosure (external reports)
+        handles.append(
+            Patch(color=plots.STAGE_COLORS.get(WITHHELD, "#999"),
+                  label=f"withheld (a state with fewer than {a.disclosure.threshold})")
+        )  # fmt: skip
+    fig.legend(handles=handles, loc="outside right upper", frameon=False,
+               fontsize=8.5)  # fmt: skip
+    fig.supxlabel("Week since enrolment (week 1 = days 0-6)", fontsize=9.5)
+    return Block(
+        html.figure(
+            fig,
+            alt="Stage occupancy by week and group",
+            caption="State at the end of each week (day 7w − 1) of the remodelling window; the "
+            "numbers above the bars are participants observed that week (those whose "
+            "follow-up ended earlier without withdrawal are left out).",
+        ),
+        name="stage_occupancy",
+        frames={"occupancy": occ},
+    )
+
+
+@section
+def checkpoint_fidelity(analysis: Analysis) -> Block:
+    """Protocol fidelity: the stage-4 checkpoint, insertional surface, regressions, stopping."""
+    a = analysis
+    pm = a.participants
+    reached = pm["reached_stage_4"].fillna(False).astype(bool)
+    insertional = pm["tendinopathy_type"].astype("str") == "insertional"
+    data = pm.assign(
+        checkpoint_first=(~pm["progressed_without_checkpoint"].astype(bool)).where(reached),
+        without_checkpoint=pm["progressed_without_checkpoint"].astype(bool).where(reached),
+        step_deviation=pm["insertional_step_deviation"].astype(bool).where(insertional),
+        any_regression=pm["regressions"] > 0,
+    )
+    rows = [
+        ("Reached stage 4, n (%)", "reached_stage_4", "count"),
+        ("Passed the checkpoint before stage 4, n (% of those reaching it)", "checkpoint_first",
+         "count"),
+        ("Reached stage 4 without a passed checkpoint, n (%)", "without_checkpoint", "count"),
+        ("Insertional: stage-2 eccentrics off a step, n (% of insertional)", "step_deviation",
+         "count"),
+        ("Any regression to a lower stage, n (%)", "any_regression", "count"),
+        ("Stopped loading before week 11, n (% of those followed to day 83)", "stopped_early",
+         "count"),
+    ]  # fmt: skip
+    frame, summary = by_group_table(a, rows, frame=data)
+    c = a.config
+    return summary_block(
+        "checkpoint_fidelity",
+        frame,
+        summary,
+        "Protocol fidelity",
+        html.caption(
+            f"Checkpoint: an involved-side single-leg isometric hold at ≥ "
+            f"{c.checkpoint_load_ratio:g}× body weight for ≥ {c.checkpoint_hold_s:g} s with "
+            f"pain ≤ {c.checkpoint_pain_max:g}/10 and no flare the next morning, on or before "
+            "the day of the first stage-4 session. Insertional tendinopathy does its "
+            "eccentrics on flat ground. Stopped early: last completed session before day "
+            f"{c.stopped_early_day}."
+        ),
+    )
