@@ -34,63 +34,69 @@ def _default(key: str) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _field(key: str) -> Any:
-    return field(default=_default(key))
+def _defaults_from_file(cls: type) -> type:
+    """Give each key declared without a value its default from ``analysis_defaults.yaml``."""
+    for key in cls.__annotations__:
+        if key not in vars(cls):
+            setattr(cls, key, field(default=_default(key)))
+    return cls
 
 
 @dataclass(frozen=True)
+@_defaults_from_file
 class AnalysisConfig:
     """Every analysis threshold of the metric definitions (``docs/metrics.md``).
 
     Build with ``AnalysisConfig()`` (the defaults), ``AnalysisConfig(pain_limit=5)``,
     :meth:`from_yaml` or :meth:`preset`. Frozen: derive variants with :meth:`replace`.
-    Each attribute is documented in ``data_schema/analysis_defaults.yaml``.
+    Each attribute is documented in ``data_schema/analysis_defaults.yaml``, and takes its
+    default from there (the keys below are declared with their types only).
     """
 
-    data_cutoff: str | None = _field("data_cutoff")
-    window_weeks: int = _field("window_weeks")
-    adherent_threshold: float = _field("adherent_threshold")
-    stagnation_weeks: int = _field("stagnation_weeks")
-    pain_limit: float = _field("pain_limit")
-    settle_tolerance: float = _field("settle_tolerance")
-    flare_delta: float = _field("flare_delta")
-    rising_min_records: int = _field("rising_min_records")
-    visa_a_mcid: float = _field("visa_a_mcid")
-    baseline_window_days: tuple[int, int] = _field("baseline_window_days")
-    visit_window_days: int = _field("visit_window_days")
-    visit_weeks: tuple[int, ...] = _field("visit_weeks")
-    checkpoint_load_ratio: float = _field("checkpoint_load_ratio")
-    checkpoint_hold_s: float = _field("checkpoint_hold_s")
-    checkpoint_pain_max: float = _field("checkpoint_pain_max")
-    stopped_early_day: int = _field("stopped_early_day")
-    stopped_early_min_follow_up_days: int = _field("stopped_early_min_follow_up_days")
-    relapse_rules: tuple[str, ...] = _field("relapse_rules")
-    relapse_days: int = _field("relapse_days")
-    relapse_regression_stage: int = _field("relapse_regression_stage")
-    incidence_weeks: tuple[int, ...] = _field("incidence_weeks")
-    min_lowering_s: float = _field("min_lowering_s")
-    rest_day_stages: tuple[int, ...] = _field("rest_day_stages")
-    acwr_acute_days: int = _field("acwr_acute_days")
-    acwr_chronic_days: int = _field("acwr_chronic_days")
-    acwr_spike: float = _field("acwr_spike")
-    weekly_increase_max: float = _field("weekly_increase_max")
-    spike_window_days: int = _field("spike_window_days")
-    rts_tests: tuple[str, ...] = _field("rts_tests")
-    rts_lsi_min: float = _field("rts_lsi_min")
-    confidence_level: float = _field("confidence_level")
-    km_ci_transform: str = _field("km_ci_transform")
-    review_recent_days: int = _field("review_recent_days")
-    review_pain_rise_points: float = _field("review_pain_rise_points")
-    review_pain_min_records: int = _field("review_pain_min_records")
-    review_flare_days: int = _field("review_flare_days")
-    review_adherence_min_scheduled: int = _field("review_adherence_min_scheduled")
-    review_stuck_weeks: tuple[int, int, int] = _field("review_stuck_weeks")
-    review_horizon_weeks: int = _field("review_horizon_weeks")
-    target_adherence: float = _field("target_adherence")
-    target_stage4_by_week12: float = _field("target_stage4_by_week12")
-    target_responders: float = _field("target_responders")
-    target_checkpoint_fidelity: float = _field("target_checkpoint_fidelity")
-    target_relapse_rate: float = _field("target_relapse_rate")
+    data_cutoff: str | None
+    window_weeks: int
+    adherent_threshold: float
+    stagnation_weeks: int
+    pain_limit: float
+    settle_tolerance: float
+    flare_delta: float
+    rising_min_records: int
+    visa_a_mcid: float
+    baseline_window_days: tuple[int, int]
+    visit_window_days: int
+    visit_weeks: tuple[int, ...]
+    checkpoint_load_ratio: float
+    checkpoint_hold_s: float
+    checkpoint_pain_max: float
+    stopped_early_day: int
+    stopped_early_min_follow_up_days: int
+    relapse_rules: tuple[str, ...]
+    relapse_days: int
+    relapse_regression_stage: int
+    incidence_weeks: tuple[int, ...]
+    min_lowering_s: float
+    rest_day_stages: tuple[int, ...]
+    acwr_acute_days: int
+    acwr_chronic_days: int
+    acwr_spike: float
+    weekly_increase_max: float
+    spike_window_days: int
+    rts_tests: tuple[str, ...]
+    rts_lsi_min: float
+    confidence_level: float
+    km_ci_transform: str
+    review_recent_days: int
+    review_pain_rise_points: float
+    review_pain_min_records: int
+    review_flare_days: int
+    review_adherence_min_scheduled: int
+    review_stuck_weeks: tuple[int, int, int]
+    review_horizon_weeks: int
+    target_adherence: float
+    target_stage4_by_week12: float
+    target_responders: float
+    target_checkpoint_fidelity: float
+    target_relapse_rate: float
     preset_name: str | None = None
 
     def __post_init__(self) -> None:
