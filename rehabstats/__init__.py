@@ -6,9 +6,9 @@ The public API is listed in ``__all__``. Submodules are imported on first use, s
 
 from __future__ import annotations
 
-from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+
+from rehabstats.lazy import lazy_exports
 
 try:
     __version__ = version("rehabstats")
@@ -70,14 +70,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rehabstats' has no attribute {name!r}")
-    value = getattr(import_module(f"rehabstats.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
@@ -33,63 +34,69 @@ def _default(key: str) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _field(key: str) -> Any:
-    return field(default=_default(key))
+def _defaults_from_file(cls: type) -> type:
+    """Give each key declared without a value its default from ``analysis_defaults.yaml``."""
+    for key in cls.__annotations__:
+        if key not in vars(cls):
+            setattr(cls, key, field(default=_default(key)))
+    return cls
 
 
 @dataclass(frozen=True)
+@_defaults_from_file
 class AnalysisConfig:
     """Every analysis threshold of the metric definitions (``docs/metrics.md``).
 
     Build with ``AnalysisConfig()`` (the defaults), ``AnalysisConfig(pain_limit=5)``,
     :meth:`from_yaml` or :meth:`preset`. Frozen: derive variants with :meth:`replace`.
-    Each attribute is documented in ``data_schema/analysis_defaults.yaml``.
+    Each attribute is documented in ``data_schema/analysis_defaults.yaml``, and takes its
+    default from there (the keys below are declared with their types only).
     """
 
-    data_cutoff: str | None = _field("data_cutoff")
-    window_weeks: int = _field("window_weeks")
-    adherent_threshold: float = _field("adherent_threshold")
-    stagnation_weeks: int = _field("stagnation_weeks")
-    pain_limit: float = _field("pain_limit")
-    settle_tolerance: float = _field("settle_tolerance")
-    flare_delta: float = _field("flare_delta")
-    rising_min_records: int = _field("rising_min_records")
-    visa_a_mcid: float = _field("visa_a_mcid")
-    baseline_window_days: tuple[int, int] = _field("baseline_window_days")
-    visit_window_days: int = _field("visit_window_days")
-    visit_weeks: tuple[int, ...] = _field("visit_weeks")
-    checkpoint_load_ratio: float = _field("checkpoint_load_ratio")
-    checkpoint_hold_s: float = _field("checkpoint_hold_s")
-    checkpoint_pain_max: float = _field("checkpoint_pain_max")
-    stopped_early_day: int = _field("stopped_early_day")
-    stopped_early_min_follow_up_days: int = _field("stopped_early_min_follow_up_days")
-    relapse_rules: tuple[str, ...] = _field("relapse_rules")
-    relapse_days: int = _field("relapse_days")
-    relapse_regression_stage: int = _field("relapse_regression_stage")
-    incidence_weeks: tuple[int, ...] = _field("incidence_weeks")
-    min_lowering_s: float = _field("min_lowering_s")
-    rest_day_stages: tuple[int, ...] = _field("rest_day_stages")
-    acwr_acute_days: int = _field("acwr_acute_days")
-    acwr_chronic_days: int = _field("acwr_chronic_days")
-    acwr_spike: float = _field("acwr_spike")
-    weekly_increase_max: float = _field("weekly_increase_max")
-    spike_window_days: int = _field("spike_window_days")
-    rts_tests: tuple[str, ...] = _field("rts_tests")
-    rts_lsi_min: float = _field("rts_lsi_min")
-    confidence_level: float = _field("confidence_level")
-    km_ci_transform: str = _field("km_ci_transform")
-    review_recent_days: int = _field("review_recent_days")
-    review_pain_rise_points: float = _field("review_pain_rise_points")
-    review_pain_min_records: int = _field("review_pain_min_records")
-    review_flare_days: int = _field("review_flare_days")
-    review_adherence_min_scheduled: int = _field("review_adherence_min_scheduled")
-    review_stuck_weeks: tuple[int, int, int] = _field("review_stuck_weeks")
-    review_horizon_weeks: int = _field("review_horizon_weeks")
-    target_adherence: float = _field("target_adherence")
-    target_stage4_by_week12: float = _field("target_stage4_by_week12")
-    target_responders: float = _field("target_responders")
-    target_checkpoint_fidelity: float = _field("target_checkpoint_fidelity")
-    target_relapse_rate: float = _field("target_relapse_rate")
+    data_cutoff: str | None
+    window_weeks: int
+    adherent_threshold: float
+    stagnation_weeks: int
+    pain_limit: float
+    settle_tolerance: float
+    flare_delta: float
+    rising_min_records: int
+    visa_a_mcid: float
+    baseline_window_days: tuple[int, int]
+    visit_window_days: int
+    visit_weeks: tuple[int, ...]
+    checkpoint_load_ratio: float
+    checkpoint_hold_s: float
+    checkpoint_pain_max: float
+    stopped_early_day: int
+    stopped_early_min_follow_up_days: int
+    relapse_rules: tuple[str, ...]
+    relapse_days: int
+    relapse_regression_stage: int
+    incidence_weeks: tuple[int, ...]
+    min_lowering_s: float
+    rest_day_stages: tuple[int, ...]
+    acwr_acute_days: int
+    acwr_chronic_days: int
+    acwr_spike: float
+    weekly_increase_max: float
+    spike_window_days: int
+    rts_tests: tuple[str, ...]
+    rts_lsi_min: float
+    confidence_level: float
+    km_ci_transform: str
+    review_recent_days: int
+    review_pain_rise_points: float
+    review_pain_min_records: int
+    review_flare_days: int
+    review_adherence_min_scheduled: int
+    review_stuck_weeks: tuple[int, int, int]
+    review_horizon_weeks: int
+    target_adherence: float
+    target_stage4_by_week12: float
+    target_responders: float
+    target_checkpoint_fidelity: float
+    target_relapse_rate: float
     preset_name: str | None = None
 
     def __post_init__(self) -> None:
@@ -338,230 +345,189 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check(c: AnalysisConfig) -> list[tuple[str, str]]:
-    """Every out-of-range value, each as (key, 'key = value: rule')."""
-    problems: list[tuple[str, str]] = []
+# A check takes the key's value and the whole configuration (one rule compares two keys).
+_Check = Callable[[Any, "AnalysisConfig"], bool]
 
-    def need(ok: bool, key: str, rule: str) -> None:
-        if not ok:
-            problems.append((key, f"{key} = {getattr(c, key)!r}: {rule}"))
 
-    if c.data_cutoff is not None:
-        try:
-            ok = date.fromisoformat(str(c.data_cutoff)).isoformat() == str(c.data_cutoff)
-        except ValueError:
-            ok = False
-        need(ok, "data_cutoff", "must be an ISO date YYYY-MM-DD or null")
-    need(
-        _is_int(c.window_weeks) and 1 <= c.window_weeks <= 104,
-        "window_weeks",
-        "must be a whole number of weeks from 1 to 104",
-    )
-    need(
-        _is_number(c.adherent_threshold) and 0 <= c.adherent_threshold <= 1,
-        "adherent_threshold",
-        "must be a proportion from 0 to 1",
-    )
-    need(
-        _is_int(c.stagnation_weeks) and c.stagnation_weeks >= 1,
-        "stagnation_weeks",
-        "must be a whole number >= 1",
-    )
-    for key in ("pain_limit", "checkpoint_pain_max"):
-        need(
-            _is_number(getattr(c, key)) and 0 <= getattr(c, key) <= 10,
-            key,
-            "must be an NRS value from 0 to 10",
+def _in_range(
+    *,
+    whole: bool = False,
+    ge: float | None = None,
+    le: float | None = None,
+    gt: float | None = None,
+    lt: float | None = None,
+) -> _Check:
+    """A number (a whole number with ``whole``) within the bounds given (>=, <=, >, <)."""
+
+    def check(value: Any, _: AnalysisConfig) -> bool:
+        return (
+            (_is_int(value) if whole else _is_number(value))
+            and (ge is None or value >= ge)
+            and (le is None or value <= le)
+            and (gt is None or value > gt)
+            and (lt is None or value < lt)
         )
-    need(
-        _is_number(c.settle_tolerance) and 0 <= c.settle_tolerance <= 10,
-        "settle_tolerance",
-        "must be from 0 to 10 NRS points",
+
+    return check
+
+
+def _items(
+    item: Callable[[Any], bool], *, length: int | None = None, distinct: bool = False
+) -> _Check:
+    """A list (a tuple once normalised) of ``length`` items, or at least one, each passing
+    ``item``; with ``distinct``, none given twice."""
+
+    def check(value: Any, _: AnalysisConfig) -> bool:
+        return (
+            isinstance(value, tuple)
+            and (len(value) == length if length is not None else len(value) > 0)
+            and all(item(v) for v in value)
+            and (not distinct or len(set(value)) == len(value))
+        )
+
+    return check
+
+
+def _iso_date_or_none(value: Any, _: AnalysisConfig) -> bool:
+    if value is None:
+        return True
+    try:
+        return date.fromisoformat(str(value)).isoformat() == str(value)
+    except ValueError:
+        return False
+
+
+def _baseline_window(value: Any, _: AnalysisConfig) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(_is_int(v) for v in value)
+        and value[0] <= 0 <= value[1]
     )
-    need(
-        _is_number(c.flare_delta) and 0 < c.flare_delta <= 10,
-        "flare_delta",
-        "must be more than 0 and at most 10 NRS points",
-    )
-    need(
-        _is_int(c.rising_min_records) and 1 <= c.rising_min_records <= 7,
-        "rising_min_records",
-        "must be a whole number of days from 1 to 7",
-    )
-    need(
-        _is_number(c.visa_a_mcid) and 0 < c.visa_a_mcid <= 100,
-        "visa_a_mcid",
-        "must be more than 0 and at most 100 points",
-    )
-    bw = c.baseline_window_days
-    need(
-        isinstance(bw, tuple)
-        and len(bw) == 2
-        and all(_is_int(v) for v in bw)
-        and bw[0] <= 0 <= bw[1],
-        "baseline_window_days",
-        "must be two whole numbers [before, after] with before <= 0 <= after",
-    )
-    need(
-        _is_int(c.visit_window_days) and 0 <= c.visit_window_days <= 60,
-        "visit_window_days",
-        "must be a whole number of days from 0 to 60",
-    )
-    need(
-        isinstance(c.visit_weeks, tuple)
-        and len(c.visit_weeks) > 0
-        and all(_is_int(w) and w > 0 for w in c.visit_weeks),
-        "visit_weeks",
-        "must be a list of positive whole weeks",
-    )
-    need(
-        _is_number(c.checkpoint_load_ratio) and c.checkpoint_load_ratio >= 1,
-        "checkpoint_load_ratio",
-        "must be a ratio >= 1",
-    )
-    need(
-        _is_number(c.checkpoint_hold_s) and c.checkpoint_hold_s > 0,
-        "checkpoint_hold_s",
-        "must be a positive number of seconds",
-    )
-    need(
-        _is_int(c.stopped_early_day) and c.stopped_early_day >= 0,
-        "stopped_early_day",
-        "must be a whole day >= 0",
-    )
-    need(
-        _is_int(c.stopped_early_min_follow_up_days) and c.stopped_early_min_follow_up_days >= 0,
-        "stopped_early_min_follow_up_days",
-        "must be a whole number of days >= 0",
-    )
-    need(
-        isinstance(c.relapse_rules, tuple)
-        and len(c.relapse_rules) > 0
-        and all(isinstance(rule, str) for rule in c.relapse_rules)
-        and set(c.relapse_rules) <= set(RELAPSE_RULES)
-        and len(set(c.relapse_rules)) == len(c.relapse_rules),
-        "relapse_rules",
-        f"must be a non-empty list of distinct rules from {list(RELAPSE_RULES)}",
-    )
-    need(
-        _is_int(c.relapse_days) and c.relapse_days >= 1,
-        "relapse_days",
-        "must be a whole number of days >= 1",
-    )
-    need(
-        _is_int(c.relapse_regression_stage) and 1 <= c.relapse_regression_stage <= 3,
-        "relapse_regression_stage",
-        "must be a stage from 1 to 3",
-    )
-    need(
-        isinstance(c.incidence_weeks, tuple)
-        and len(c.incidence_weeks) > 0
-        and all(_is_int(w) and w > 0 for w in c.incidence_weeks),
-        "incidence_weeks",
-        "must be a list of positive whole weeks",
-    )
-    need(
-        _is_number(c.min_lowering_s) and 0 <= c.min_lowering_s <= 60,
-        "min_lowering_s",
-        "must be a number of seconds from 0 to 60 (the range of sessions.lowering_s)",
-    )
-    need(
-        isinstance(c.rest_day_stages, tuple)
-        and len(c.rest_day_stages) > 0
-        and all(_is_int(s) and 1 <= s <= 4 for s in c.rest_day_stages)
-        and len(set(c.rest_day_stages)) == len(c.rest_day_stages),
-        "rest_day_stages",
-        "must be a non-empty list of distinct stages from 1 to 4",
-    )
-    need(
-        _is_int(c.acwr_acute_days) and c.acwr_acute_days >= 1,
-        "acwr_acute_days",
-        "must be a whole number of days >= 1",
-    )
-    need(
-        _is_int(c.acwr_chronic_days)
-        and _is_int(c.acwr_acute_days)
-        and c.acwr_acute_days < c.acwr_chronic_days <= 365,
-        "acwr_chronic_days",
-        "must be a whole number of days more than acwr_acute_days and at most 365",
-    )
-    need(
-        _is_number(c.acwr_spike) and c.acwr_spike > 0,
-        "acwr_spike",
-        "must be a positive ratio",
-    )
-    need(
-        _is_number(c.weekly_increase_max) and c.weekly_increase_max >= 0,
-        "weekly_increase_max",
-        "must be a proportion >= 0 (0.30 = 30%)",
-    )
-    need(
-        _is_int(c.spike_window_days) and c.spike_window_days >= 1,
-        "spike_window_days",
-        "must be a whole number of days >= 1",
-    )
+
+
+def _longer_than_acute(value: Any, c: AnalysisConfig) -> bool:
+    return _is_int(value) and _is_int(c.acwr_acute_days) and c.acwr_acute_days < value <= 365
+
+
+def _positive_whole(value: Any) -> bool:
+    return _is_int(value) and value > 0
+
+
+_PROPORTION = (_in_range(ge=0, le=1), "must be a proportion from 0 to 1")
+_NRS_VALUE = (_in_range(ge=0, le=10), "must be an NRS value from 0 to 10")
+_NRS_RISE = (_in_range(gt=0, le=10), "must be more than 0 and at most 10 NRS points")
+_WHOLE_DAYS_1 = (_in_range(whole=True, ge=1), "must be a whole number of days >= 1")
+_DAYS_1_TO_7 = (_in_range(whole=True, ge=1, le=7), "must be a whole number of days from 1 to 7")
+_WEEKS = (_items(_positive_whole), "must be a list of positive whole weeks")
+
+
+@functools.cache
+def _rules() -> dict[str, tuple[_Check, str]]:
+    """Every key's rule: key -> (check, what the value must be), in the order problems are
+    listed."""
     tests = table_spec("function_tests").fields
     allowed = next(f.enum for f in tests if f.name == "test") or ()
-    need(
-        isinstance(c.rts_tests, tuple)
-        and len(c.rts_tests) > 0
-        and all(t in allowed for t in c.rts_tests)
-        and len(set(c.rts_tests)) == len(c.rts_tests),
-        "rts_tests",
-        f"must be a non-empty list of distinct function tests from {list(allowed)}",
-    )
-    need(
-        _is_number(c.rts_lsi_min) and 0 < c.rts_lsi_min <= 200,
-        "rts_lsi_min",
-        "must be a limb symmetry index in percent, more than 0 and at most 200",
-    )
-    need(
-        _is_number(c.confidence_level) and 0 < c.confidence_level < 1,
-        "confidence_level",
-        "must be strictly between 0 and 1",
-    )
-    need(
-        c.km_ci_transform in KM_CI_TRANSFORMS,
-        "km_ci_transform",
-        f"must be one of {list(KM_CI_TRANSFORMS)}",
-    )
-    for key in ("review_recent_days", "review_flare_days", "review_adherence_min_scheduled"):
-        need(_is_int(getattr(c, key)) and getattr(c, key) >= 1, key, "must be a whole number >= 1")
-    need(
-        _is_number(c.review_pain_rise_points) and 0 < c.review_pain_rise_points <= 10,
-        "review_pain_rise_points",
-        "must be more than 0 and at most 10 NRS points",
-    )
-    need(
-        _is_int(c.review_pain_min_records) and 1 <= c.review_pain_min_records <= 7,
-        "review_pain_min_records",
-        "must be a whole number of days from 1 to 7",
-    )
-    sw = c.review_stuck_weeks
-    need(
-        isinstance(sw, tuple) and len(sw) == 3 and all(_is_int(w) and w >= 1 for w in sw),
-        "review_stuck_weeks",
-        "must be three whole numbers of weeks >= 1 (stages 1, 2 and 3)",
-    )
-    need(
-        _is_int(c.review_horizon_weeks) and 1 <= c.review_horizon_weeks <= 103,
-        "review_horizon_weeks",
-        "must be a whole number of weeks from 1 to 103",
-    )
-    for key in (
-        "target_adherence",
-        "target_stage4_by_week12",
-        "target_responders",
-        "target_checkpoint_fidelity",
-    ):
-        need(
-            _is_number(getattr(c, key)) and 0 <= getattr(c, key) <= 1,
-            key,
-            "must be a proportion from 0 to 1",
-        )
-    need(
-        _is_number(c.target_relapse_rate) and c.target_relapse_rate >= 0,
-        "target_relapse_rate",
-        "must be a rate >= 0 (relapses per 1000 person-weeks)",
-    )
-    return problems
+    return {
+        "data_cutoff": (_iso_date_or_none, "must be an ISO date YYYY-MM-DD or null"),
+        "window_weeks": (
+            _in_range(whole=True, ge=1, le=104),
+            "must be a whole number of weeks from 1 to 104",
+        ),
+        "adherent_threshold": _PROPORTION,
+        "stagnation_weeks": (_in_range(whole=True, ge=1), "must be a whole number >= 1"),
+        "pain_limit": _NRS_VALUE,
+        "checkpoint_pain_max": _NRS_VALUE,
+        "settle_tolerance": (_in_range(ge=0, le=10), "must be from 0 to 10 NRS points"),
+        "flare_delta": _NRS_RISE,
+        "rising_min_records": _DAYS_1_TO_7,
+        "visa_a_mcid": (_in_range(gt=0, le=100), "must be more than 0 and at most 100 points"),
+        "baseline_window_days": (
+            _baseline_window,
+            "must be two whole numbers [before, after] with before <= 0 <= after",
+        ),
+        "visit_window_days": (
+            _in_range(whole=True, ge=0, le=60),
+            "must be a whole number of days from 0 to 60",
+        ),
+        "visit_weeks": _WEEKS,
+        "checkpoint_load_ratio": (_in_range(ge=1), "must be a ratio >= 1"),
+        "checkpoint_hold_s": (_in_range(gt=0), "must be a positive number of seconds"),
+        "stopped_early_day": (_in_range(whole=True, ge=0), "must be a whole day >= 0"),
+        "stopped_early_min_follow_up_days": (
+            _in_range(whole=True, ge=0),
+            "must be a whole number of days >= 0",
+        ),
+        "relapse_rules": (
+            _items(lambda r: isinstance(r, str) and r in RELAPSE_RULES, distinct=True),
+            f"must be a non-empty list of distinct rules from {list(RELAPSE_RULES)}",
+        ),
+        "relapse_days": _WHOLE_DAYS_1,
+        "relapse_regression_stage": (
+            _in_range(whole=True, ge=1, le=3),
+            "must be a stage from 1 to 3",
+        ),
+        "incidence_weeks": _WEEKS,
+        "min_lowering_s": (
+            _in_range(ge=0, le=60),
+            "must be a number of seconds from 0 to 60 (the range of sessions.lowering_s)",
+        ),
+        "rest_day_stages": (
+            _items(lambda s: _is_int(s) and 1 <= s <= 4, distinct=True),
+            "must be a non-empty list of distinct stages from 1 to 4",
+        ),
+        "acwr_acute_days": _WHOLE_DAYS_1,
+        "acwr_chronic_days": (
+            _longer_than_acute,
+            "must be a whole number of days more than acwr_acute_days and at most 365",
+        ),
+        "acwr_spike": (_in_range(gt=0), "must be a positive ratio"),
+        "weekly_increase_max": (_in_range(ge=0), "must be a proportion >= 0 (0.30 = 30%)"),
+        "spike_window_days": _WHOLE_DAYS_1,
+        "rts_tests": (
+            _items(lambda t: t in allowed, distinct=True),
+            f"must be a non-empty list of distinct function tests from {list(allowed)}",
+        ),
+        "rts_lsi_min": (
+            _in_range(gt=0, le=200),
+            "must be a limb symmetry index in percent, more than 0 and at most 200",
+        ),
+        "confidence_level": (_in_range(gt=0, lt=1), "must be strictly between 0 and 1"),
+        "km_ci_transform": (
+            lambda value, _: value in KM_CI_TRANSFORMS,
+            f"must be one of {list(KM_CI_TRANSFORMS)}",
+        ),
+        "review_recent_days": (_in_range(whole=True, ge=1), "must be a whole number >= 1"),
+        "review_flare_days": (_in_range(whole=True, ge=1), "must be a whole number >= 1"),
+        "review_adherence_min_scheduled": (
+            _in_range(whole=True, ge=1),
+            "must be a whole number >= 1",
+        ),
+        "review_pain_rise_points": _NRS_RISE,
+        "review_pain_min_records": _DAYS_1_TO_7,
+        "review_stuck_weeks": (
+            _items(lambda w: _is_int(w) and w >= 1, length=3),
+            "must be three whole numbers of weeks >= 1 (stages 1, 2 and 3)",
+        ),
+        "review_horizon_weeks": (
+            _in_range(whole=True, ge=1, le=103),
+            "must be a whole number of weeks from 1 to 103",
+        ),
+        "target_adherence": _PROPORTION,
+        "target_stage4_by_week12": _PROPORTION,
+        "target_responders": _PROPORTION,
+        "target_checkpoint_fidelity": _PROPORTION,
+        "target_relapse_rate": (
+            _in_range(ge=0),
+            "must be a rate >= 0 (relapses per 1000 person-weeks)",
+        ),
+    }
+
+
+def _check(c: AnalysisConfig) -> list[tuple[str, str]]:
+    """Every out-of-range value, each as (key, 'key = value: rule')."""
+    return [
+        (key, f"{key} = {getattr(c, key)!r}: {rule}")
+        for key, (check, rule) in _rules().items()
+        if not check(getattr(c, key), c)
+    ]

@@ -244,6 +244,18 @@ def stuck_weeks(config: AnalysisConfig) -> dict[int, int]:
     return dict(zip((1, 2, 3), config.review_stuck_weeks, strict=True))
 
 
+_MEASURES = (
+    "stage",
+    "weeks_in_stage",
+    "pain_last_7d",
+    "pain_previous_7d",
+    "adherence_recent",
+    "adherence_before",
+    "days_since_flare",
+)
+"""The measures :func:`review_list` shows beside the reasons (NaN where not computed)."""
+
+
 def _finish(out: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
     columns = [
         "participant_id",
@@ -252,13 +264,7 @@ def _finish(out: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
         "tendinopathy_type",
         "day",
         "week",
-        "stage",
-        "weeks_in_stage",
-        "pain_last_7d",
-        "pain_previous_7d",
-        "adherence_recent",
-        "adherence_before",
-        "days_since_flare",
+        *_MEASURES,
         *REVIEW_REASONS,
         "n_reasons",
         "reasons",
@@ -267,15 +273,7 @@ def _finish(out: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
         if flag not in out:
             out[flag] = pd.Series(dtype=bool)
         out[flag] = out[flag].fillna(False).astype(bool)
-    for col in (
-        "stage",
-        "weeks_in_stage",
-        "pain_last_7d",
-        "pain_previous_7d",
-        "adherence_recent",
-        "adherence_before",
-        "days_since_flare",
-    ):
+    for col in _MEASURES:
         if col not in out:
             out[col] = pd.Series(dtype="float64")
     out["n_reasons"] = out[list(REVIEW_REASONS)].sum(axis=1).astype("int64")

@@ -22,8 +22,7 @@ command line) stays quick.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from rehabstats.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "REPORTS": "specs",
@@ -49,14 +48,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rehabstats.report' has no attribute {name!r}")
-    value = getattr(import_module(f"rehabstats.report.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
