@@ -70,7 +70,7 @@ def test_validate_invalid_folder_exits_1_with_every_problem(folder):
 def test_rows_after_an_explicit_cutoff_are_counted_by_validate_and_metrics(folder, tmp_path):
     # a's session on day 3 (2024-01-04) lies after the cut-off 2024-01-02: not analysed, and
     # said once (every metric applies the cut-off)
-    note = "sessions: 1 rows dated after the data cut-off 2024-01-02 are not analysed."
+    note = "sessions: 1 row dated after the data cut-off 2024-01-02 is not analysed."
     checked = run("validate", str(folder), "--data-cutoff", "2024-01-02")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"warning: {note}" in checked.stdout

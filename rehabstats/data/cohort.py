@@ -201,8 +201,8 @@ class Cohort:
         if enrolments and late.any():
             notes.append(
                 Note(
-                    "{n} participants enrolled after the data cut-off {cutoff} are not "
-                    "analysed (no follow-up yet).",
+                    "{n} {n:participant|participants} enrolled after the data cut-off {cutoff} "
+                    "{n:is|are} not analysed (no follow-up yet).",
                     counts={"n": int(late.sum())},
                     cutoff=cutoff,
                 )
@@ -211,7 +211,7 @@ class Cohort:
         if withdrawn_later.any():
             notes.append(
                 Note(
-                    "participants: withdrawn_on after the data cut-off {cutoff} in {n} rows; "
+                    "participants: withdrawn_on after the data cut-off {cutoff} in {n} {n:row|rows}; "
                     "those withdrawals are not yet counted (the participants are followed to "
                     "the cut-off).",
                     counts={"n": int(withdrawn_later.sum())},
@@ -223,8 +223,8 @@ class Cohort:
             if after:
                 notes.append(
                     Note(
-                        "{table}: {rows} rows dated after the data cut-off {cutoff} are not "
-                        "analysed.",
+                        "{table}: {rows} {rows:row|rows} dated after the data cut-off {cutoff} "
+                        "{rows:is|are} not analysed.",
                         counts={"rows": after},
                         table=name,
                         cutoff=cutoff,

@@ -118,9 +118,9 @@ def test_rows_after_an_explicit_cutoff_are_counted_in_data_notes():
     cohort = Cohort.from_tables(tables_from_rows(**interim_rows()), data_cutoff="2024-01-05")
     notes = cohort.summary()["warnings"]
     assert notes == [
-        "1 participants enrolled after the data cut-off 2024-01-05 are not analysed "
+        "1 participant enrolled after the data cut-off 2024-01-05 is not analysed "
         "(no follow-up yet).",
-        "participants: withdrawn_on after the data cut-off 2024-01-05 in 1 rows; those "
+        "participants: withdrawn_on after the data cut-off 2024-01-05 in 1 row; those "
         "withdrawals are not yet counted (the participants are followed to the cut-off).",
         "sessions: 6 rows dated after the data cut-off 2024-01-05 are not analysed.",
         "pain: 15 rows dated after the data cut-off 2024-01-05 are not analysed.",

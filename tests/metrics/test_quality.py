@@ -109,7 +109,7 @@ def test_back_to_back_heavy_days():
 def test_back_to_back_days_end_at_obs_end():
     # cut-off on day 21 (2024-01-22): heavy days 20 and 21 count, day 22 is after it -> 1
     sessions = [_s("run", d, 3) for d in (20, 21, 22)]
-    with pytest.warns(DataWarning, match="1 rows dated after the data cut-off"):
+    with pytest.warns(DataWarning, match="1 row dated after the data cut-off"):
         out = _quality(["run"], sessions, data_cutoff="2024-01-22")
     assert out.loc["run", "back_to_back_days"] == 1
 

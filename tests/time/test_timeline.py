@@ -70,7 +70,7 @@ def test_participants_enrolled_after_cutoff_are_left_out_with_a_warning():
         [{"participant_id": "a"}, {"participant_id": "b", "enrolled_on": "2024-03-01"}],
         sessions=sessions_on("a", [0]) + sessions_on("b", [0]),
     )
-    with pytest.warns(UserWarning, match="1 participants enrolled after the data cut-off"):
+    with pytest.warns(UserWarning, match="1 participant enrolled after the data cut-off"):
         tl = participant_timeline(cohort, AnalysisConfig(data_cutoff="2024-02-01"))
     assert list(tl.index) == ["a"]
 
@@ -82,9 +82,7 @@ def test_rows_after_the_configured_cutoff_are_counted_in_a_warning():
     with pytest.warns(DataWarning) as caught:
         participant_timeline(cohort, AnalysisConfig(data_cutoff="2024-02-01"))
     messages = [str(w.message) for w in caught]
-    assert messages == [
-        "sessions: 1 rows dated after the data cut-off 2024-02-01 are not analysed."
-    ]
+    assert messages == ["sessions: 1 row dated after the data cut-off 2024-02-01 is not analysed."]
     assert caught[0].message.args[0].counts == {"rows": 1}
 
 
@@ -138,7 +136,7 @@ def test_each_timeline_note_once_per_computation():
         participant_metrics(cohort, config=config)
     messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     assert messages == [
-        "1 participants enrolled after the data cut-off 2024-02-01 are not analysed "
+        "1 participant enrolled after the data cut-off 2024-02-01 is not analysed "
         "(no follow-up yet).",
         "sessions: 2 rows dated after the data cut-off 2024-02-01 are not analysed.",
     ]
