@@ -40,7 +40,11 @@ class Cohort:
     data_cutoff : Timestamp
         The analysis date: explicit, or the latest date found in any table.
     source : str or None
-        Where the tables came from (a folder path, ``"simulated"``...), for reports.
+        Where the tables came from (a folder path, a database URL without its password,
+        ``"simulated"``...), for reports.
+    source_kind : str or None
+        The kind of source (``folder``, ``postgresql``, ``sqlite``...; see
+        :mod:`rehabstats.data.sources`), set by :func:`rehabstats.load_cohort`.
     warnings : tuple of str
         Suspicious but legal data found while validating.
     """
@@ -55,6 +59,7 @@ class Cohort:
     data_cutoff: pd.Timestamp
     source: str | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    source_kind: str | None = None
 
     @classmethod
     def from_tables(
