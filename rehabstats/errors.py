@@ -231,6 +231,10 @@ PROBLEM_KINDS: dict[str, tuple[int, str]] = {
         "values holding a comma are then quoted",
     ),
     "table": (0, "add the table file, or the records it must hold"),
+    # a database table or view that is not there, or a column the mapping names that is not in
+    # it; a query or a table that cannot be read (the rule says how to fix each)
+    "relation": (0, ""),
+    "query": (0, ""),
     "column": (
         1,
         "the header (first line) must name each column once, spelled exactly as in the data "

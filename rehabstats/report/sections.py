@@ -49,6 +49,7 @@ from matplotlib.patches import Patch
 
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
+from rehabstats.data.sources import describe_kind
 from rehabstats.errors import Note, ParameterError
 from rehabstats.metrics.review import REVIEW_REASONS, AuditTargets, ReviewThresholds
 from rehabstats.report import disclosure as privacy
@@ -799,13 +800,17 @@ def header(analysis: Analysis) -> Block:
     sites = sorted(tl["site"].astype("str").unique())
     arms = sorted(tl["arm"].astype("str").unique())
     enrolled = tl["enrolled_on"]
+    kind = cohort.source_kind or "folder"  # the location is redacted (no password) when loaded
     if a.external:
         enrolment = f"{enrolled.min():%Y-%m} to {enrolled.max():%Y-%m}"
-        source = ("cohort folder (path withheld; identified by the data fingerprint)"
+        withheld = "path" if kind == "folder" else "location"
+        source = (f"{describe_kind(kind)} ({withheld} withheld; identified by the data fingerprint)"
                   if a.parameters.get("data") else (cohort.source or "in-memory cohort"))  # fmt: skip
     else:
         enrolment = f"{enrolled.min().date()} to {enrolled.max().date()}"
         source = cohort.source or "in-memory cohort"
+        if kind != "folder":
+            source = f"{describe_kind(kind)}: {source}"
     versions = _versions()
     config_name = (
         f"file {_shown_parameters(a)['config_file']}" if a.parameters.get("config_file")
@@ -859,6 +864,7 @@ def header(analysis: Analysis) -> Block:
         "fingerprint": fingerprint,
         "data_cutoff": cutoff,
         "source": source,
+        "source_kind": cohort.source_kind,
         "participants": n,
         "by": a.by,
         "parameters": _shown_parameters(a),
