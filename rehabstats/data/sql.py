@@ -405,18 +405,38 @@ def _engine(url: sa.engine.URL, *, read_only: bool) -> sa.engine.Engine:
         import sqlite3
 
         target = f"{path.resolve().as_uri()}?mode=ro"
-        return sa.create_engine(
-            "sqlite://",
-            creator=lambda: sqlite3.connect(target, uri=True),
-            poolclass=NullPool,
+        return _transactional(
+            sa.create_engine(
+                "sqlite://",
+                creator=lambda: sqlite3.connect(target, uri=True),
+                poolclass=NullPool,
+            )
         )
     try:
-        return sa.create_engine(url, poolclass=NullPool, connect_args=args)
+        engine = sa.create_engine(url, poolclass=NullPool, connect_args=args)
     except Exception as exc:  # an unknown dialect or a missing driver
         raise _SourceError(
             f"{redact(url.render_as_string(hide_password=False))}: {_first_line(exc)}"
             + (f"; {MISSING_EXTRA}" if isinstance(exc, ImportError) else "")
         ) from None
+    return _transactional(engine) if kind == "sqlite" else engine
+
+
+def _transactional(engine: sa.engine.Engine) -> sa.engine.Engine:
+    """SQLite with real transactions: Python's sqlite3 commits each CREATE TABLE by itself
+    (it begins a transaction only before data changes); SQLAlchemy's recipe lets the engine
+    issue BEGIN, so that a write is all or nothing and a read is one snapshot."""
+    sa = _sqlalchemy()
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
 
 
 def _first_line(exc: BaseException) -> str:
@@ -1046,10 +1066,17 @@ def _write_all(
         meta,
         sa.Column("table_name", sa.Text, primary_key=True),
         sa.Column("written_at", sa.Text, nullable=False),
+        sa.Column("columns", sa.Text, nullable=False),
     )
-    ours: set[str] = set()
+    listed: dict[str, str] = {}
     if MARKER_TABLE in existing:
-        ours = {r[0] for r in conn.execute(sa.select(marker.c.table_name))}
+        listed = dict(conn.execute(sa.select(marker.c.table_name, marker.c.columns)).all())
+    # ours: listed, and still the table written then (not another one created under its name)
+    ours = {
+        name
+        for name, columns in listed.items()
+        if name in existing and _signature(inspector.get_columns(name)) == columns
+    }
     clash = sorted(n for n in TABLES if n in existing)
     if clash and not overwrite:
         raise OutputError(
@@ -1069,7 +1096,7 @@ def _write_all(
     for name in clash:  # ours: the previous cohort's tables, all of them (as in a folder)
         conn.exec_driver_sql(f"DROP TABLE {prep.quote(name)}")
     meta.create_all(conn, tables=[marker])
-    conn.execute(sa.delete(marker).where(marker.c.table_name.in_(clash)))
+    conn.execute(sa.delete(marker).where(marker.c.table_name.in_(list(TABLES))))
     postgres = conn.dialect.name == "postgresql"
     stamp = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     for name in names:
@@ -1083,13 +1110,20 @@ def _write_all(
             *[sa.Column(f.name, _column_type(f.type), nullable=not f.required) for f in columns],
         )
         table.create(conn)
-        conn.execute(sa.insert(marker).values(table_name=name, written_at=stamp))
+        signature = _signature(sa.inspect(conn).get_columns(name))
+        conn.execute(sa.insert(marker).values(table_name=name, written_at=stamp, columns=signature))
         if frame.empty:
             continue
         if postgres:
             _copy_in(conn, name, frame, columns)
         else:
             _insert(conn, table, frame, columns)
+
+
+def _signature(columns: list[dict[str, Any]]) -> str:
+    """A table's columns as its database reports them (names and types), to recognise a table
+    rehabstats wrote."""
+    return ", ".join(f"{c['name']} {c['type']!r}" for c in columns)
 
 
 def _arrow_columns(frame: pd.DataFrame, columns: list[Any]) -> Any:
