@@ -40,6 +40,12 @@ def with_database(url: str, database: str, *, user: str | None = None) -> str:
     return urlunsplit((parts.scheme, netloc, f"/{database}", parts.query, ""))
 
 
+def without_password(url: str) -> tuple[str, str]:
+    """The URL without its password (as a command line takes it), and the password."""
+    parts = urlsplit(url)
+    return with_database(url, parts.path.lstrip("/"), user=parts.username), parts.password or ""
+
+
 @pytest.fixture
 def pg_database(pg_server: str) -> Iterator[str]:
     """A new empty database: its superuser URL (with the password, for the Python API)."""

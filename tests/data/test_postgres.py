@@ -15,7 +15,7 @@ import warnings
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import with_database
+from conftest import with_database, without_password
 
 from rehabstats import load_cohort, write_cohort
 from rehabstats.data.simulate import simulate_tables
@@ -61,13 +61,6 @@ def execute(url, *statements):
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)
-
-
-def without_password(url: str) -> tuple[str, str]:
-    """The URL without its password, and the password."""
-    parts = urlsplit(url)
-    database = parts.path.lstrip("/")
-    return with_database(url, database, user=parts.username), parts.password or ""
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
