@@ -44,9 +44,8 @@ import difflib
 import io
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,7 +106,10 @@ MISSING_EXTRA = (
 )
 
 _BLOCK_ROWS = 65_536
-"""Rows parsed at a time when reading (memory: one block of text beside the Arrow table)."""
+"""Rows fetched (other databases) or written (COPY) at a time."""
+
+_BLOCK_BYTES = 1 << 23
+"""Bytes of PostgreSQL's CSV parsed at a time (memory: one block beside the Arrow table)."""
 
 
 class _SourceError(Exception):
@@ -959,17 +961,27 @@ def _copy_text(conn: sa.Connection, sql: str, names: list[str]) -> pd.DataFrame:
     )
     raw = conn.connection.driver_connection
     parts = []
-    with raw.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
-        rows: Iterator[Any] = iter(copy)
-        while block := b"".join(islice(rows, _BLOCK_ROWS)):
-            parts.append(
-                pacsv.read_csv(
-                    io.BytesIO(block),
-                    read_options=read_options,
-                    parse_options=parse_options,
-                    convert_options=convert_options,
-                )
+
+    def parse(block: bytearray) -> None:
+        parts.append(
+            pacsv.read_csv(
+                io.BytesIO(block),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
             )
+        )
+
+    with raw.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+        # one message per row: gathered into blocks (a row never spans two), each parsed
+        block = bytearray()
+        for row in copy:
+            block += row
+            if len(block) >= _BLOCK_BYTES:
+                parse(block)
+                block = bytearray()
+        if block:
+            parse(block)
     if parts:
         table = pa.concat_tables(parts)
     else:
