@@ -89,7 +89,7 @@ def main() -> None:
             folder = Path(tmp) / "cohort"
             stage("write Parquet", lambda: rs.write_cohort(tables, folder, format="parquet"))
             stage("write PostgreSQL (COPY)", lambda: write_database(tables, url, overwrite=True))
-            del tables
+            tables.clear()  # free the simulated frames before reading back
             stage("read Parquet (read_source)", lambda: read_source(folder))
             stage("read PostgreSQL (read_source)", lambda: read_source(url))
             if args.read_sql:

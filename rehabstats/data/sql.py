@@ -347,7 +347,20 @@ def read_mapping_source(source: str | os.PathLike, **options: Any) -> SourceTabl
     url, why = resolve_env(mapping.database or "")
     if url is None:
         return _failed(str(source), f"{source}: database: {why}")
-    return read_database(url, mapping=mapping)
+    return read_database(_beside(url, path.parent), mapping=mapping)
+
+
+def _beside(url: str, folder: Path) -> str:
+    """A SQLite URL with a relative path, made relative to the mapping file's folder (as paths
+    in a job file are); any other URL unchanged."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url.startswith(prefix + "/"):
+        return url
+    rest = url[len(prefix) :]
+    path, sep, query = rest.partition("?")
+    if not path or path == ":memory:" or Path(path).expanduser().is_absolute():
+        return url
+    return f"{prefix}{(folder / path).resolve()}{sep}{query}"
 
 
 def _failed(location: str, *rules: str) -> SourceTables:
@@ -368,6 +381,11 @@ def _url(text: str) -> sa.engine.URL:
         raise _SourceError(f"{redact(text)} is not a database URL: {_first_line(exc)}") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() == "postgresql" and url.drivername != "postgresql+psycopg":
+        raise _SourceError(
+            f"{redact(text)}: rehabstats reads PostgreSQL with the psycopg (3) driver: write "
+            "the URL as postgresql://user@host/database"
+        )
     return url
 
 
@@ -782,9 +800,48 @@ def _read_one(
         )  # fmt: skip
     order = _order(entry, kept, renamed, pk, kind, prep)
     sql = f"SELECT {', '.join(select)} FROM {target}" + (f" ORDER BY {order}" if order else "")
-    frame = _fetch(conn, sql, [c["name"] for c in kept], kind)
+    names = [c["name"] for c in kept]
+    types = _read_as(name, [renamed.get(n, n) for n in names], [_sql_kind(c["type"]) for c in kept])
+    frame = _fetch(conn, sql, names, kind, types)
     frame.columns = [renamed.get(c, c) for c in frame.columns]
     return frame, _coordinates(f"table {label}", frame, key, entry, renamed)
+
+
+_POSTGRES_TYPES = {
+    1082: "date",
+    1114: "date",  # timestamp: read as its date when at midnight (see _read_one)
+    1184: "date",  # timestamptz
+    20: "number",  # int8
+    21: "number",  # int2
+    23: "number",  # int4
+    700: "number",  # float4
+    701: "number",  # float8
+    1700: "number",  # numeric
+}
+"""PostgreSQL type OIDs of a query's columns: what their text holds."""
+
+
+def _sql_kind(column_type: Any) -> str:
+    """``date``, ``number`` or ``text``: what a reflected column's text holds."""
+    sa = _sqlalchemy()
+    if isinstance(column_type, sa.Date | sa.DateTime):
+        return "date"
+    # (Float is not a Numeric in SQLAlchemy 2.1)
+    if isinstance(column_type, sa.Numeric | sa.Float | sa.Integer):
+        return "number"
+    return "text"
+
+
+def _read_as(table: str, columns: list[str], kinds: list[str]) -> list[str]:
+    """How each column is read: a date or number column of the database as dates or numbers
+    where the contract expects them; everything else (text, identifiers, extra columns) as text.
+    """
+    spec = {f.name: f.type for f in table_spec(table).fields}
+    wanted = {"date": ("date",), "number": ("number", "integer")}
+    return [
+        kind if kind in wanted and spec.get(column) in wanted[kind] else "text"
+        for column, kind in zip(columns, kinds, strict=True)
+    ]
 
 
 def _order(
@@ -850,7 +907,10 @@ def _read_query(
                     else q
                 )
             query = f"SELECT {', '.join(parts)} FROM ({query}) AS rehabstats_query"
-        frame = _fetch(conn, query, names, kind)
+        renamed = {source: contract for contract, source in entry.columns.items()}
+        kinds = [_POSTGRES_TYPES.get(code, "text") for _, code in described]
+        types = _read_as(entry.table, [renamed.get(n, n) for n in names], kinds)
+        frame = _fetch(conn, query, names, kind, types)
     else:
         frame = _fetch(conn, query, None, kind)
     renamed = {source: contract for contract, source in entry.columns.items()}
@@ -905,10 +965,17 @@ def _key_text(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _fetch(conn: sa.Connection, sql: str, names: list[str] | None, kind: str) -> pd.DataFrame:
-    """The rows of a query as a raw frame: PostgreSQL through COPY as text; others typed."""
+def _fetch(
+    conn: sa.Connection,
+    sql: str,
+    names: list[str] | None,
+    kind: str,
+    types: list[str] | None = None,
+) -> pd.DataFrame:
+    """The rows of a query as a raw frame: PostgreSQL through COPY (``types``: how to read each
+    column); others as the driver types them."""
     if kind == "postgresql":
-        return _copy_text(conn, sql, names or [])
+        return _copy_text(conn, sql, names or [], types or ["text"] * len(names or []))
     result = conn.exec_driver_sql(sql)
     keys = list(result.keys())
     frames = []
@@ -943,9 +1010,10 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return typed
 
 
-def _copy_text(conn: sa.Connection, sql: str, names: list[str]) -> pd.DataFrame:
-    """``COPY (sql) TO STDOUT`` in CSV, parsed by Arrow as text columns (as a CSV file is):
-    an empty value is missing. Read a block of rows at a time (memory: one block of text)."""
+def _copy_text(conn: sa.Connection, sql: str, names: list[str], types: list[str]) -> pd.DataFrame:
+    """``COPY (sql) TO STDOUT`` in CSV, parsed by Arrow as text columns (as a CSV file is: an
+    empty value is missing), then each ``date`` or ``number`` column typed (:func:`_typed`).
+    Read a block of rows at a time (memory: one block of text)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -986,9 +1054,33 @@ def _copy_text(conn: sa.Connection, sql: str, names: list[str]) -> pd.DataFrame:
         table = pa.concat_tables(parts)
     else:
         table = pa.table({c: pa.array([], pa.string()) for c in placeholders})
-    frame = table.to_pandas()
+    columns = [_typed_text(table.column(i), kind) for i, kind in enumerate(types)]
+    frame = pa.table(dict(zip(placeholders, columns, strict=True))).to_pandas()
     frame.columns = list(names)
     return frame
+
+
+_NOT_FINITE = ("NaN", "Infinity", "-Infinity")
+
+
+def _typed_text(text: Any, kind: str) -> Any:
+    """A column of PostgreSQL's text as dates or numbers, explicitly; left as text when any
+    value is not a plain date or a finite number (``infinity``, a BC date, a time of day,
+    ``NaN``), so that the validation names each such value rather than it becoming missing."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if kind == "date":
+        parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+        return parsed if parsed.null_count == text.null_count else text
+    if kind == "number":
+        if pc.any(pc.is_in(text, value_set=pa.array(_NOT_FINITE))).as_py():
+            return text
+        try:
+            return pc.cast(text, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return text
+    return text
 
 
 # --------------------------------------------------------------------------------------------

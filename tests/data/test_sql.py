@@ -371,3 +371,15 @@ def test_a_table_recreated_under_a_name_rehabstats_wrote_is_not_its_own(db, tabl
         write_database(tables, f"sqlite:///{db}", overwrite=True)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT note FROM events").fetchall() == [("x",)]
+
+
+def test_a_sqlite_path_in_a_mapping_file_is_relative_to_the_file(db, tmp_path, monkeypatch):
+    mapping = db.parent / "clinic.yaml"
+    mapping.write_text(f"database: sqlite:///{db.name}\n")
+    monkeypatch.chdir(tmp_path.parent)  # not the file's folder
+    assert load(mapping).source == f"sqlite:///{db}"
+
+
+def test_another_postgresql_driver_is_refused_clearly():
+    (problem,) = problems_of("postgresql+psycopg2://clinic@db.example/rehab")
+    assert problem.code == "source" and "psycopg (3) driver" in problem.rule
