@@ -41,6 +41,48 @@ class _IsoDate(click.ParamType):
 
 _DATE = _IsoDate()
 
+
+class _Source(click.ParamType):
+    """A cohort source: a folder, a database mapping file, a database URL or ``env:NAME``.
+
+    A URL that carries a password (or a token) is refused: a command line is visible to other
+    users (process list, shell history); the message says how to pass it safely.
+    """
+
+    name = "SOURCE"
+
+    def __init__(self, *, exists: bool = False) -> None:
+        self.exists = exists
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        from rehabstats.data.sources import check_no_secret, is_url
+        from rehabstats.errors import ParameterError
+
+        text = str(value)
+        if not text.strip():
+            self.fail("must be a cohort folder, a database URL or a mapping file", param, ctx)
+        try:
+            check_no_secret(text)
+        except ParameterError as exc:
+            self.fail(str(exc), param, ctx)
+        path = not is_url(text) and not text.startswith("env:")
+        if self.exists and path and not Path(text).expanduser().exists():
+            self.fail(
+                f"{text!r} does not exist (a cohort folder, a database mapping file, or a "
+                "database URL such as postgresql://user@host/database)",
+                param,
+                ctx,
+            )
+        return str(Path(text)) if path else text
+
+
+_SOURCE_HELP = (
+    "DATA is a cohort folder, a database URL (postgresql://user@host/database, "
+    "sqlite:///cohort.db; the password from PGPASSWORD or ~/.pgpass, never on the command "
+    "line), a database mapping file (.yaml) or env:NAME (the source in an environment "
+    "variable): docs/databases.md."
+)
+
 _MAX_SIMULATED = 200_000
 """Most participants ``simulate`` makes (about 40 million rows; the benchmarks use 100,000)."""
 
@@ -54,8 +96,25 @@ def _out_folder(value: str | None, option: str = "--out") -> Path | None:
     return Path(value)
 
 
+def _out_target(value: str) -> Path | str:
+    """``simulate --out``: a folder (a Path) or a database URL (without a password)."""
+    from rehabstats.data.sources import check_no_secret, is_url
+    from rehabstats.errors import ParameterError
+
+    if is_url(value) or value.startswith("env:"):
+        try:
+            check_no_secret(value)
+        except ParameterError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--out'") from None
+        return value
+    folder = _out_folder(value)
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise click.BadParameter(f"{value!r} is a file, not a folder", param_hint="'--out'")
+    return folder  # type: ignore[return-value]
+
+
 def _exit_invalid(
-    data: Path,
+    data: Path | str,
     report: ValidationReport,
     *,
     fmt: str = "text",
@@ -120,50 +179,67 @@ def cli() -> None:
 @click.option(
     "--out",
     "out",
-    type=click.Path(file_okay=False),
+    type=str,
     required=True,
-    callback=lambda ctx, param, value: _out_folder(value),
-    help="Folder to write the cohort tables into: a new or empty folder (see --overwrite).",
+    callback=lambda ctx, param, value: _out_target(value),
+    help="Folder to write the cohort tables into (a new or empty folder, see --overwrite), or "
+    "a database URL (postgresql://user@host/database, sqlite:///cohort.db; the password from "
+    "PGPASSWORD or ~/.pgpass) to create the tables in.",
 )
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["csv", "parquet", "xlsx"]),
-    default="csv",
-    show_default=True,
-    help="File format of the tables.",
+    default=None,
+    help="File format of the tables in a folder.  [default: csv]",
 )
 @click.option(
     "--overwrite",
     is_flag=True,
     help="Write into a folder that is not empty, replacing only its cohort table files "
-    "(participants.csv, sessions.parquet... in any format); other files are left untouched.",
+    "(participants.csv, sessions.parquet... in any format); other files are left untouched. "
+    "In a database: replace the cohort tables rehabstats wrote there (never another table).",
 )
-def simulate(n_participants: int, seed: int, out: Path, fmt: str, overwrite: bool) -> None:
+def simulate(
+    n_participants: int, seed: int, out: Path | str, fmt: str | None, overwrite: bool
+) -> None:
     """Write a realistic synthetic cohort (deterministic for a seed).
 
-    The tables appear together, complete, or not at all; a folder that is not empty is
-    refused unless --overwrite.
+    The tables appear together, complete, or not at all; a folder that is not empty, or a
+    database that holds tables of the cohort's names, is refused unless --overwrite.
     """
-    from rehabstats.data.folder import write_cohort
     from rehabstats.data.simulate import simulate_tables
     from rehabstats.errors import OutputError
     from rehabstats.files import Interrupted, unwind_on_signals
 
+    database = isinstance(out, str)
+    if database and fmt is not None:
+        raise click.BadParameter("applies to a folder, not to a database", param_hint="'--format'")
     with unwind_on_signals():
         try:
             tables = simulate_tables(n_participants, seed=seed)
-            write_cohort(tables, out, format=fmt, overwrite=overwrite)
+            if database:
+                from rehabstats.data.sources import resolve_env
+                from rehabstats.data.sql import write_database
+
+                url, why = resolve_env(out)
+                if url is None:
+                    raise OutputError(why or "")
+                where = write_database(tables, url, overwrite=overwrite)
+            else:
+                from rehabstats.data.folder import write_cohort
+
+                where = str(write_cohort(tables, out, format=fmt or "csv", overwrite=overwrite))
         except OutputError as exc:
             raise click.ClickException(str(exc)) from None
         except Interrupted as exc:
             _interrupted(exc, f"{out} was left as it was (or holds the complete new cohort)")
     rows = ", ".join(f"{name} {len(t):,}" for name, t in tables.items())
-    click.echo(f"wrote {n_participants:,} simulated participants (seed {seed}) to {out}: {rows}")
+    click.echo(f"wrote {n_participants:,} simulated participants (seed {seed}) to {where}: {rows}")
 
 
-@cli.command()
-@click.argument("data", type=click.Path(path_type=Path))
+@cli.command(epilog=_SOURCE_HELP)
+@click.argument("data", type=_Source())
 @click.option(
     "--format",
     "fmt",
@@ -186,8 +262,8 @@ def simulate(n_participants: int, seed: int, out: Path, fmt: str, overwrite: boo
     help="Problems listed of each kind in the text output (0: the summary only; "
     "--format json lists them all).",
 )
-def validate(data: Path, fmt: str, data_cutoff: str | None, max_details: int) -> None:
-    """Check a cohort folder against the data contract.
+def validate(data: str, fmt: str, data_cutoff: str | None, max_details: int) -> None:
+    """Check a cohort (folder, database...) against the data contract.
 
     Exit 0 with a summary when valid; exit 1 when not, with a summary of the problems (per
     table, column and rule: count, rows, example values, how to fix them; the cause that
@@ -204,16 +280,16 @@ def validate(data: Path, fmt: str, data_cutoff: str | None, max_details: int) ->
             warnings.simplefilter("ignore", DataWarning)
             cohort = load_cohort(data)
     except CohortValidationError as exc:
-        report = exc.report
+        report, where = exc.report, exc.source or data
     if cohort is None:
-        _exit_invalid(data, report, fmt=fmt, max_details=max_details)
+        _exit_invalid(where, report, fmt=fmt, max_details=max_details)
     summary = cohort.summary(cutoff=analysis_cutoff(cohort, config))
     if fmt == "json":
         click.echo(
             json.dumps({"ok": True, "fingerprint": cohort.fingerprint(), **summary}, indent=2)
         )
         return
-    click.echo(f"{data}: valid")
+    click.echo(f"{cohort.source}: valid")
     click.echo(f"  participants: {summary['participants']:,}")
     for name, n in summary["rows"].items():
         click.echo(f"  {name + ':':<16}{n:>12,} {'row' if n == 1 else 'rows'}")
@@ -228,8 +304,8 @@ def validate(data: Path, fmt: str, data_cutoff: str | None, max_details: int) ->
         click.echo(f"  warning: {message}")
 
 
-@cli.command()
-@click.argument("data", type=click.Path(path_type=Path))
+@cli.command(epilog=_SOURCE_HELP)
+@click.argument("data", type=_Source())
 @click.option(
     "--out",
     "out",
@@ -266,14 +342,14 @@ def validate(data: Path, fmt: str, data_cutoff: str | None, max_details: int) ->
     help="Fit the pain trajectory mixed model (seconds at 100,000 participants).",
 )
 def metrics(
-    data: Path,
+    data: str,
     out: Path,
     by: str | None,
     config_path: Path | None,
     data_cutoff: str | None,
     model: bool,
 ) -> None:
-    """Compute every metric of a cohort folder and write the §9 CSV files."""
+    """Compute every metric of a cohort (folder, database...) and write the §9 CSV files."""
     from rehabstats.data.folder import load_cohort
     from rehabstats.errors import CohortValidationError, OutputError
     from rehabstats.files import Interrupted, unwind_on_signals
@@ -285,7 +361,7 @@ def metrics(
         try:
             cohort = load_cohort(data)
         except CohortValidationError as exc:
-            _exit_invalid(data, exc.report, err=True)
+            _exit_invalid(exc.source or data, exc.report, err=True)
         try:
             written = write_metrics(cohort, out, by=by, config=config, model=model)
         except OutputError as exc:
@@ -315,7 +391,7 @@ def _report_epilog() -> str:
 
 
 @cli.command(epilog=_report_epilog())
-@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("data", type=_Source(exists=True))
 @click.option(
     "--notebook",
     "-n",
@@ -347,14 +423,16 @@ def _report_epilog() -> str:
     help="Progress bar over the notebook's cells [default: only on a terminal].",
 )
 def report(
-    data: Path,
+    data: str,
     notebook: str,
     out: Path,
     parameters: tuple[tuple[str, str], ...],
     progress: bool | None,
 ) -> None:
-    """Render a report notebook on the cohort folder DATA into one self-contained HTML file.
+    """Render a report notebook on the cohort DATA into one self-contained HTML file.
 
+    DATA is a cohort folder, a database URL (postgresql://user@host/database; the password
+    from PGPASSWORD or ~/.pgpass), a database mapping file or env:NAME (docs/databases.md).
     The HTML makes no network request (no CDN, figures embedded) and shows no code; it opens
     offline in any browser.
     """
@@ -370,7 +448,7 @@ def report(
         except ParameterError as exc:
             raise click.UsageError(str(exc)) from None
         except CohortValidationError as exc:  # before any kernel started
-            _exit_invalid(data, exc.report, err=True)
+            _exit_invalid(exc.source or data, exc.report, err=True)
         except (RenderError, OutputError) as exc:
             raise click.ClickException(str(exc)) from None
         except Interrupted as exc:

@@ -190,6 +190,12 @@ class Problem:
     code : str
         The kind of rule (see :data:`PROBLEM_KINDS`): it orders the summary (the cause that
         explains the others first) and chooses the advice on how to fix it. Empty: a value rule.
+    where : str
+        The record's place in the source's own terms, when the source is not a file whose
+        lines are the rows: e.g. ``table clinic.pain, id 18234`` (a database: the table or
+        query and the row's key) or ``record 12, event baseline_arm_1, pain_diary #3``
+        (REDCap). Empty for folders (the row is the line of the file) and for problems
+        without a row.
     """
 
     table: str
@@ -198,6 +204,7 @@ class Problem:
     value: str
     rule: str
     code: str = ""
+    where: str = ""
 
 
 PROBLEM_KINDS: dict[str, tuple[int, str]] = {
@@ -205,6 +212,11 @@ PROBLEM_KINDS: dict[str, tuple[int, str]] = {
     # a table), 2: single values, 3: rules across rows and tables, which a problem of an
     # earlier stage can cause (a duplicated or blank participant_id makes foreign-key errors).
     "folder": (0, "give the path of a folder holding the table files"),
+    "source": (
+        0,
+        "check the source's address, that it is reachable and that its credentials are "
+        "accepted (docs/databases.md)",
+    ),
     "file": (0, "make the path a readable file (not a folder or a broken link)"),
     "file_name": (
         0,
@@ -219,6 +231,10 @@ PROBLEM_KINDS: dict[str, tuple[int, str]] = {
         "values holding a comma are then quoted",
     ),
     "table": (0, "add the table file, or the records it must hold"),
+    # a database table or view that is not there, or a column the mapping names that is not in
+    # it; a query or a table that cannot be read (the rule says how to fix each)
+    "relation": (0, ""),
+    "query": (0, ""),
     "column": (
         1,
         "the header (first line) must name each column once, spelled exactly as in the data "
@@ -431,12 +447,12 @@ class ValidationReport:
         return [g.to_dict() for g in self.groups()]
 
     def to_frame(self) -> pd.DataFrame:
-        """Problems as a DataFrame with columns table, row, column, value, rule, code."""
+        """Problems as a DataFrame with columns table, row, column, value, rule, code, where."""
         import pandas as pd  # here, not at import: the command line starts reports without it
 
         frame = pd.DataFrame(
             [asdict(p) for p in self.unique_problems()],
-            columns=["table", "row", "column", "value", "rule", "code"],
+            columns=["table", "row", "column", "value", "rule", "code", "where"],
         )
         return frame.astype({"row": "Int64"})
 
@@ -464,15 +480,25 @@ class ValidationReport:
         with the count, the first rows, example values and how to fix them. The details list
         every problem (table, row, column, value, rule), at most ``max_details`` of each group
         (``None``: all); the JSON form (:meth:`to_json`) always carries them all. With
-        ``source`` (the data folder), a first line says where and how many: exactly what
-        ``rehabstats validate`` prints.
+        ``source`` (the data folder or the source's redacted location), a first line says
+        where and how many: exactly what ``rehabstats validate`` prints.
+
+        A source that could not be read at all (problems of kind ``source`` only: a database
+        server that cannot be reached, credentials refused) gets one short message instead.
+        Problems placed in the source's own terms (``Problem.where``: a database table and
+        the row's key) show that place beside the row.
         """
         if self.ok:
             return "no problems" if source is None else f"{source}: valid"
+        unique = self.unique_problems()
+        if all(p.code == "source" for p in unique):
+            head = f"{source}: cannot be read" if source is not None else "cannot be read"
+            return "\n".join([f"{head}; nothing was loaded", *(f"  {p.rule}" for p in unique)])
         groups = self.groups()
+        placed = any(p.where for p in unique)
         lines = []
         if source is not None:
-            n = len(self.unique_problems())
+            n = len(unique)
             lines.append(f"{source}: INVALID - {plural(n, 'problem')}; nothing was loaded")
         lines.append("Summary (the first problems can cause the ones after them):")
         for number, g in enumerate(groups, 1):
@@ -485,6 +511,10 @@ class ValidationReport:
             if rows:
                 values = ", ".join(f'"{_show(v, 30)}"' if v else "(empty)" for v in g.examples)
                 lines.append(f"       {'row' if len(rows) == 1 else 'rows'} {_row_ranges(rows)}")
+                places = list(dict.fromkeys(p.where for p in g.problems if p.where))
+                if places:
+                    more = f" and {len(places) - 3:,} more" if len(places) > 3 else ""
+                    lines.append(f"       at {'; '.join(places[:3])}{more}")
                 lines.append(f"       {'value' if len(g.examples) == 1 else 'e.g.'} {values}")
             elif (value := g.problems[0].value) and value not in g.rule and value != g.column:
                 found = ", ".join(f'"{_show(p.value, 60)}"' for p in g.problems[:3])
@@ -492,31 +522,33 @@ class ValidationReport:
             if g.fix:
                 lines.append(f"       fix: {g.fix}")
         cap = "" if max_details is None else f"; up to {max_details} of each problem"
-        lines += ["", f"Details (table, row, column, value, rule{cap}):"]
-        table: list[tuple[str, str, str, str, str]] = [("table", "row", "column", "value", "rule")]
+        heading = (
+            "table, row, where, column, value, rule"
+            if placed
+            else "table, row, column, value, rule"
+        )
+        lines += ["", f"Details ({heading}{cap}):"]
+        table: list[tuple[str, ...]] = [
+            ("table", "row", *(("where",) if placed else ()), "column", "value", "rule")
+        ]
         more: dict[int, str] = {}
         for g in groups:
             shown = g.problems if max_details is None else g.problems[:max_details]
             for p in shown:
                 row = "" if p.row is None else str(p.row)
-                table.append((p.table, row, p.column or "", _show(p.value), p.rule))
+                where = (p.where,) if placed else ()
+                table.append((p.table, row, *where, p.column or "", _show(p.value), p.rule))
             if len(shown) < len(g.problems):
                 rest = len(g.problems) - len(shown)
                 more[len(table) - 1] = f"  ... and {plural(rest, 'more row')} like these"
-        widths = [max(len(r[i]) for r in table) for i in range(4)]
+        n_columns = len(table[0])
+        widths = [max(len(r[i]) for r in table) for i in range(n_columns - 1)]
         for i, r in enumerate(table):
-            lines.append(
-                "  "
-                + "  ".join(
-                    [
-                        r[0].ljust(widths[0]),
-                        r[1].rjust(widths[1]),
-                        r[2].ljust(widths[2]),
-                        r[3].ljust(widths[3]),
-                        r[4],
-                    ]
-                ).rstrip()
-            )
+            cells = [
+                r[k].rjust(widths[k]) if k == 1 else r[k].ljust(widths[k])
+                for k in range(n_columns - 1)
+            ]
+            lines.append("  " + "  ".join([*cells, r[-1]]).rstrip())
             if i in more:
                 lines.append(more[i])
         return "\n".join(lines)

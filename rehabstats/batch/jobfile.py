@@ -20,10 +20,18 @@ from typing import Any
 from rehabstats.batch.outputs import INDEX_NAME
 from rehabstats.config import read_yaml
 from rehabstats.constants import AUDIENCES, CELL_TIMEOUT
-from rehabstats.errors import JobFileError, YamlFileError
+from rehabstats.errors import JobFileError, ParameterError, YamlFileError
 from rehabstats.report.specs import REPORTS, ReportSpec
 
-__all__ = ["Job", "JobFile", "load_jobs", "placeholders", "resolve_path", "substitute"]
+__all__ = [
+    "Job",
+    "JobFile",
+    "load_jobs",
+    "placeholders",
+    "resolve_path",
+    "resolve_source",
+    "substitute",
+]
 
 _TOP_KEYS = ("version", "output_dir", "workers", "defaults", "jobs")
 _JOB_KEYS = (
@@ -52,8 +60,9 @@ class Job:
         Unique name (letters, digits, ``_.-``); fanned-out jobs are named ``name:value``.
     report : str
         A report of :func:`rehabstats.report.render.report_names`.
-    data : Path
-        Cohort folder (absolute; relative paths in the file are relative to its folder).
+    data : Path or str
+        The cohort: a folder or a database mapping file (absolute; relative paths in the file
+        are relative to its folder), or a database URL or ``env:NAME`` (as written).
     output : str
         HTML path relative to the output folder, possibly with ``{name}`` and ``{<for_each>}``.
     audience : {"internal", "external"}
@@ -69,7 +78,7 @@ class Job:
 
     name: str
     report: str
-    data: Path
+    data: Path | str
     output: str
     audience: str
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -120,6 +129,16 @@ def resolve_path(base: Path, value: str | os.PathLike) -> Path:
     """``value`` (``~`` expanded) as an absolute path, relative to ``base`` when relative."""
     path = Path(value).expanduser()
     return (path if path.is_absolute() else base / path).resolve()
+
+
+def resolve_source(base: Path, value: str) -> Path | str:
+    """A job's ``data``: a URL or ``env:NAME`` as written, a path made absolute (as
+    :func:`resolve_path`)."""
+    from rehabstats.data.sources import is_url
+
+    if is_url(value) or value.startswith("env:"):
+        return value
+    return resolve_path(base, value)
 
 
 def load_jobs(path: str | os.PathLike) -> JobFile:
@@ -263,7 +282,7 @@ def load_jobs(path: str | os.PathLike) -> JobFile:
             Job(
                 name=name,
                 report=merged["report"],
-                data=resolve_path(base, merged["data"]),
+                data=resolve_source(base, merged["data"]),
                 output=output,
                 audience=merged["audience"],
                 parameters=params,
@@ -292,7 +311,17 @@ def _check_job(where: str, job: Mapping[str, Any]) -> list[str]:
             f"{_unknown(where, 'report', report, REPORTS)}; available: {', '.join(REPORTS)}"
         )
     if not isinstance(job["data"], str) or not job["data"].strip():
-        problems.append(f"{where}: data must be the path of a cohort folder, got {job['data']!r}")
+        problems.append(
+            f"{where}: data must be a cohort folder, a database URL or a database mapping file, "
+            f"got {job['data']!r}"
+        )
+    else:
+        from rehabstats.data.sources import check_no_secret
+
+        try:
+            check_no_secret(job["data"], where="in the job file")
+        except ParameterError as exc:
+            problems.append(f"{where}: data: {exc}")
     if job["audience"] not in AUDIENCES:
         problems.append(
             f"{where}: audience must be one of {', '.join(AUDIENCES)}, got {job['audience']!r}"

@@ -66,7 +66,7 @@ class Task:
     parameters: dict[str, Any]
     fan_out: dict[str, str] | None
     timeout: float | None
-    data: Path
+    data: Path | str
     inputs: dict[str, Any] = field(default_factory=dict)
     data_info: dict[str, Any] = field(default_factory=dict)
     snapshot: list[list[Any]] = field(default_factory=list)
@@ -216,7 +216,7 @@ def plan_jobs(
     ]
     versions = package_versions(MANIFEST_PACKAGES)
     code = code_sha256()
-    cohorts: dict[Path, dict[str, Any]] = {}
+    cohorts: dict[Path | str, dict[str, Any]] = {}
     tasks: list[Task] = []
     for job in jobs:
         info = cohorts.get(job.data)
@@ -266,20 +266,22 @@ def plan_jobs(
     return tasks
 
 
-def _load_data(folder: Path, columns: Iterable[str | None]) -> dict[str, Any]:
-    """A data folder loaded and validated once: fingerprint, participants, the values of the
-    fan-out ``columns``, a snapshot of its files; or ``error``."""
+def _load_data(folder: Path | str, columns: Iterable[str | None]) -> dict[str, Any]:
+    """A cohort loaded and validated once: fingerprint, participants, the values of the
+    fan-out ``columns``, the kind of source and its redacted location, a snapshot of a
+    folder's files; or ``error``."""
     from rehabstats.data.folder import load_cohort
 
     info: dict[str, Any] = {"path": str(folder)}
-    if not folder.is_dir():
+    if isinstance(folder, Path) and not folder.exists():
         info["error"] = error_record(
             f"data folder not found: {folder} (relative paths are relative to the job file's "
             "folder)",
             "DataNotFound",
         )
         return info
-    info["snapshot"] = snapshot(folder)
+    if isinstance(folder, Path) and folder.is_dir():
+        info["snapshot"] = snapshot(folder)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -290,6 +292,10 @@ def _load_data(folder: Path, columns: Iterable[str | None]) -> dict[str, Any]:
     except Exception as exc:  # an unreadable file the loader did not anticipate
         info["error"] = error_record(exc)
         return info
+    info["kind"] = cohort.source_kind
+    info["location"] = cohort.source
+    if not isinstance(folder, Path):
+        info["path"] = None  # a database URL: its location (no password) says where
     info["fingerprint"] = cohort.fingerprint()
     info["participants"] = cohort.n_participants
     info["values"] = {}
@@ -337,7 +343,9 @@ def _make_task(
         timeout=job.timeout,
         data=job.data,
         data_info={
-            "path": str(job.data),
+            "path": info.get("path", str(job.data)),
+            "kind": info.get("kind"),
+            "location": info.get("location"),
             "fingerprint": info.get("fingerprint"),
             "participants": info.get("participants"),
         },

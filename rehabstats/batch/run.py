@@ -142,7 +142,8 @@ def _render_task(task: Task, ctx: Mapping[str, Any]) -> dict[str, Any]:
                 f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", type(exc).__name__
             )
         else:
-            if snapshot(task.data) != task.snapshot:
+            # a folder's files are watched; a database has none (docs/databases.md)
+            if isinstance(task.data, Path) and snapshot(task.data) != task.snapshot:
                 error = error_record(
                     f"the data folder {task.data} changed while the report was rendering; the "
                     "report was not kept (the next run renders the new data)",

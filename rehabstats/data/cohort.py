@@ -47,7 +47,11 @@ class Cohort:
         :class:`~rehabstats.config.AnalysisConfig` (``data_cutoff``): when set it wins
         (:func:`rehabstats.time.timeline.analysis_cutoff`).
     source : str or None
-        Where the tables came from (a folder path, ``"simulated"``...), for reports.
+        Where the tables came from (a folder path, a database URL without its password,
+        ``"simulated"``...), for reports.
+    source_kind : str or None
+        The kind of source (``folder``, ``postgresql``, ``sqlite``...; see
+        :mod:`rehabstats.data.sources`), set by :func:`rehabstats.load_cohort`.
     warnings : tuple of str
         Suspicious but legal data found while validating.
     """
@@ -62,6 +66,7 @@ class Cohort:
     data_cutoff: pd.Timestamp
     source: str | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    source_kind: str | None = None
 
     @classmethod
     def from_tables(

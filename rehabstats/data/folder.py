@@ -784,7 +784,7 @@ def _validated(
 
     A table whose file has a problem is not also reported as missing.
     """
-    if any(p.code == "folder" for p in read.problems):
+    if any(p.code in ("folder", "source") for p in read.problems):
         return {}, read
     tables, checked = validate_tables(raw, row_offset=numbering, loaded_on=loaded_on)
     blocked = {p.table for p in read.problems} - set(raw)
@@ -800,15 +800,19 @@ def load_cohort(
     *,
     data_cutoff: str | pd.Timestamp | None = None,
     loaded_on: str | dt.date | pd.Timestamp | None = None,
+    mapping: str | os.PathLike | Mapping | None = None,
 ) -> Cohort:
-    """Load and validate a cohort folder.
+    """Load and validate a cohort from a folder, a database or another source.
 
     Parameters
     ----------
-    source : path
+    source : str or path
         A folder with one file per table named after it (``participants.csv``,
-        ``sessions.parquet``, ``pain.xlsx``...). ``participants`` and ``sessions`` are required;
-        an absent optional table means no records.
+        ``sessions.parquet``, ``pain.xlsx``...), or another source
+        (:mod:`rehabstats.data.sources`): a database URL (``postgresql://user@host/db``,
+        ``sqlite:///cohort.db``), a database mapping file, or ``env:NAME`` (the source in an
+        environment variable). ``participants`` and ``sessions`` are required; an absent
+        optional table means no records.
     data_cutoff : str or Timestamp, optional
         The cohort's default cut-off (ISO ``YYYY-MM-DD``; :attr:`Cohort.data_cutoff`).
         Default: the latest date found in any table. The analysis cut-off is owned by the
@@ -818,24 +822,42 @@ def load_cohort(
         The day the data are loaded: a date after it is a validation problem (a typo such as
         2042 for 2024). Default: today where it is latest on Earth (UTC+14), so that no
         time zone's today is rejected. A plausibility bound only, never an analysis date.
+    mapping : path or mapping, optional
+        A database source only: where the contract tables are in the database (a mapping
+        file's path, or its content as a dict; :func:`rehabstats.data.sql.read_database`).
 
     Returns
     -------
     Cohort
+        Its ``source`` is the source's redacted location (no password) and ``source_kind``
+        its kind (``folder``, ``postgresql``...).
 
     Raises
     ------
     CohortValidationError
-        With every problem at once (table, row = 1-based line of the file, column, value, rule)
-        and a summary of them; nothing is loaded.
+        With every problem at once (table, row = 1-based line of the file or record number,
+        the record's place in the source, column, value, rule) and a summary of them;
+        nothing is loaded. A source that cannot be read (an unreachable server, refused
+        credentials) is a problem too.
     """
-    raw, numbering, report = read_tables(source)
+    from rehabstats.data.sources import read_source  # it reads folders with read_tables
+
+    read = read_source(source, **({} if mapping is None else {"mapping": mapping}))
+    raw, numbering, report = read.tables, read.numbering, read.report
     if not report.ok:
         _, merged = _validated(raw, numbering, report, loaded_on=loaded_on)
-        raise CohortValidationError(merged, source=str(source))
-    cohort = Cohort.from_tables(
-        raw, data_cutoff=data_cutoff, source=str(source), row_offset=numbering, loaded_on=loaded_on
-    )
+        raise CohortValidationError(read.locate(merged), source=read.location)
+    try:
+        cohort = Cohort.from_tables(
+            raw,
+            data_cutoff=data_cutoff,
+            source=read.location,
+            row_offset=numbering,
+            loaded_on=loaded_on,
+        )
+    except CohortValidationError as exc:
+        raise CohortValidationError(read.locate(exc.report), source=read.location) from None
+    cohort = replace(cohort, source_kind=read.kind)
     if report.warnings:
         for message in report.warnings:
             warnings.warn(message, DataWarning, stacklevel=2)

@@ -569,11 +569,20 @@ class Disclosure:
             return f"{enrolled.min():%Y-%m} to {enrolled.max():%Y-%m}"
         return f"{enrolled.min().date()} to {enrolled.max().date()}"
 
-    def source(self, source: str | None, *, folder: bool) -> str:
-        """Where the cohort came from (a folder's path withheld from an external report)."""
-        if self.external and folder:
-            return "cohort folder (path withheld; identified by the data fingerprint)"
-        return source or "in-memory cohort"
+    def source(self, source: str | None, *, given: bool, kind: str | None) -> str:
+        """Where the cohort came from: the kind of source and its (redacted) location; an
+        external report withholds the location of a source given as the ``data`` parameter."""
+        from rehabstats.data.sources import describe_kind
+
+        kind = kind or "folder"
+        if self.external and given:
+            withheld = "path" if kind == "folder" else "location"
+            return (
+                f"{describe_kind(kind)} ({withheld} withheld; identified by the data fingerprint)"
+            )
+        if kind == "folder" or not source:
+            return source or "in-memory cohort"
+        return f"{describe_kind(kind)}: {source}"
 
     # -- tables --------------------------------------------------------------------------------
 

@@ -70,6 +70,10 @@ __all__ = [
 
 _HERE = Path(__file__).resolve().parent
 
+DATABASE_URL_ENV = "REHABSTATS_DATABASE_URL"
+"""Environment variable through which :func:`render_report` hands the kernel a database URL
+that carries its password (given through the Python API; never a notebook parameter)."""
+
 
 class RenderError(RehabstatsError, RuntimeError):
     """A report notebook failed while executing or converting; the message says where."""
@@ -225,8 +229,12 @@ def render_report(
     ----------
     report : str
         ``cohort_report`` or ``clinic_audit`` (:func:`report_names`).
-    data : path, optional
-        Cohort folder (the ``data`` parameter); None renders the embedded demo cohort.
+    data : str or path, optional
+        The cohort (the ``data`` parameter): a folder, a database URL, a database mapping file
+        or ``env:NAME`` (:func:`rehabstats.load_cohort`); None renders the embedded demo
+        cohort. A database URL that carries its password is accepted here (not on the command
+        line): it reaches the kernel through the environment (``REHABSTATS_DATABASE_URL``),
+        never as a notebook parameter, and the report shows it without the password.
     out : path
         The HTML file to write (``.html`` added when missing); the executed notebook is written
         beside it with the suffix ``.ipynb``.
@@ -299,10 +307,14 @@ def _render(
         if values.get("data") is not None:
             raise ParameterError("give the cohort folder once: as data or as parameter 'data'")
         values["data"] = os.fspath(data)
+    kernel_env: dict[str, str] = {}
+    secret_source = _secret_source(values.get("data"))
+    if secret_source is not None:  # the kernel reads it from its environment
+        kernel_env[DATABASE_URL_ENV] = secret_source
+        values["data"] = f"env:{DATABASE_URL_ENV}"
     params = validate_parameters(report, values)
     if params.get("config_file"):
         _check_config(params["config_file"])
-    kernel_env: dict[str, str] = {}
     key: str | None = None
     if params.get("audience") == "external":
         from rehabstats.report.disclosure import PSEUDONYM_KEY_ENV, privacy_key
@@ -311,7 +323,7 @@ def _render(
         kernel_env[PSEUDONYM_KEY_ENV] = key
     html_path, notebook_out, failed = _output_paths(out)
     if check_data and params.get("data") is not None:
-        _check_data(params["data"])  # the contract, before any kernel starts
+        _check_data(secret_source or params["data"])  # the contract, before any kernel starts
     files.make_folder(html_path.parent)
     # what killed renders left: finished pairs, temporaries, work folders and their kernels
     files.sweep(html_path.parent, [html_path.name, notebook_out.name, failed.name])
@@ -403,6 +415,10 @@ def _render(
                 )
             if key is not None and (key in nb_text or key in html):
                 raise RenderError("the pseudonym key would be written into the report (refused)")
+            if secret_source is not None and _leaks(secret_source, nb_text, html):
+                raise RenderError(
+                    "the database password would be written into the report (refused)"
+                )
             _stop_if(cancel, report)
             # both as complete temporary files first; the notebook, then the HTML, replaced
             files.write_files([(notebook_out, nb_bytes), (html_path, html.encode("utf-8"))])
@@ -448,6 +464,25 @@ def _output_paths(out: str | os.PathLike) -> tuple[Path, Path, Path]:
 def _stop_if(cancel: threading.Event | None, report: str) -> None:
     if cancel is not None and cancel.is_set():
         raise RenderError(f"report {report!r} was cancelled: nothing was written")
+
+
+def _secret_source(data: Any) -> str | None:
+    """``data`` when it is a URL carrying a credential (the Python API accepts one)."""
+    from rehabstats.data.sources import secret_in
+
+    if isinstance(data, str | os.PathLike) and secret_in(os.fspath(data)):
+        return os.fspath(data)
+    return None
+
+
+def _leaks(source: str, *texts: str) -> bool:
+    """Whether a source URL, or its password as it stands in one (``:password@``), appears
+    in any of ``texts``."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(source).password
+    marks = [source] + ([f":{password}@"] if password else [])
+    return any(mark in text for mark in marks for text in texts)
 
 
 def _check_data(data: str) -> None:

@@ -58,9 +58,11 @@ class ReportParameter:
     ----------
     name : str
         Variable name in the notebook's ``parameters`` cell.
-    type : {"str", "int", "float", "bool", "date", "path", "choice"}
+    type : {"str", "int", "float", "bool", "date", "path", "choice", "source"}
         ``date`` is an ISO ``YYYY-MM-DD`` string; ``path`` an existing file or folder (made
-        absolute, because the notebook runs in its own working directory).
+        absolute, because the notebook runs in its own working directory); ``source`` a
+        cohort source (:mod:`rehabstats.data.sources`): an existing folder or mapping file
+        (made absolute), a database URL without a password, or ``env:NAME``.
     default : object
         Value in the notebook's ``parameters`` cell.
     help : str
@@ -101,6 +103,7 @@ class ReportParameter:
             "date": "date YYYY-MM-DD",
             "path": "folder" if self.path_kind == "dir" else "file",
             "choice": "one of " + "|".join(self.choices or ()),
+            "source": "folder, database URL or mapping file",
         }[self.type]
         if self.minimum is not None and self.maximum is not None:
             text += f" from {self.minimum:g} to {self.maximum:g}"
@@ -199,6 +202,28 @@ class ReportParameter:
             raise ValueError(f"does not exist: {str(value)!r}")
         return str(path.resolve())
 
+    def _parse_source(self, value: Any) -> str:
+        from rehabstats.data.sources import check_no_secret, is_url
+
+        if not isinstance(value, str | os.PathLike):
+            raise ValueError(
+                f"must be a cohort folder, a database URL or a mapping file, got {value!r}"
+            )
+        text = os.fspath(value)
+        if is_url(text) or text.startswith("env:"):
+            try:
+                check_no_secret(text, where="as a report parameter")
+            except ParameterError as exc:
+                raise ValueError(str(exc)) from None
+            return text
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise ValueError(
+                "must be an existing folder, a database mapping file or a database URL, "
+                f"got {text!r}"
+            )
+        return str(path.resolve())
+
     def _parse_choice(self, value: Any) -> str:
         if not isinstance(value, str) or value not in (self.choices or ()):
             raise ValueError(f"must be one of {', '.join(self.choices or ())}; got {value!r}")
@@ -277,12 +302,12 @@ SWIMMER_LIMIT = 60
 _COMMON: tuple[ReportParameter, ...] = (
     ReportParameter(
         "data",
-        "path",
+        "source",
         None,
-        "cohort folder (one CSV/Parquet/XLSX file per table); None = the embedded demo cohort "
-        "(simulated)",
+        "cohort folder (one CSV/Parquet/XLSX file per table), database URL "
+        "(postgresql://user@host/db, password from PGPASSWORD or ~/.pgpass), database mapping "
+        "file or env:NAME; None = the embedded demo cohort (simulated)",
         nullable=True,
-        path_kind="dir",
     ),
     ReportParameter(
         "data_cutoff",

@@ -169,6 +169,6 @@ def test_summary_at_an_analysis_cutoff():
     summary = cohort.summary(cutoff="2024-01-02")
     assert summary["data_cutoff"] == "2024-01-02"
     assert summary["warnings"] == [
-        "sessions: 1 rows dated after the data cut-off 2024-01-02 are not analysed."
+        "sessions: 1 row dated after the data cut-off 2024-01-02 is not analysed."
     ]
     assert cohort.data_cutoff == pd.Timestamp("2024-01-04")  # the cohort is unchanged

@@ -69,7 +69,16 @@ def test_report_parameters_declare_type_default_and_help():
         params = report_parameters(name)
         assert [p.name for p in params][:2] == ["data", "data_cutoff"]
         for p in params:
-            assert p.help and p.type in {"str", "int", "float", "bool", "date", "path", "choice"}
+            assert p.help and p.type in {
+                "str",
+                "int",
+                "float",
+                "bool",
+                "date",
+                "path",
+                "choice",
+                "source",
+            }
     group = REPORTS["cohort_report"].parameter("group")
     assert group.choices == ("arm", "site", "tendinopathy_type", "sex")
 

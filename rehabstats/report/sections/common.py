@@ -210,7 +210,7 @@ def header(analysis: Analysis) -> Block:
     n = len(tl)
     sites = sorted(tl["site"].astype("str").unique())
     arms = sorted(tl["arm"].astype("str").unique())
-    source = d.source(cohort.source, folder=bool(a.parameters.get("data")))
+    source = d.source(cohort.source, given=bool(a.parameters.get("data")), kind=cohort.source_kind)
     software = versions()
     shown_parameters = d.parameters(a.parameters)
     config_name = (
@@ -263,6 +263,7 @@ def header(analysis: Analysis) -> Block:
         "fingerprint": fingerprint,
         "data_cutoff": cutoff,
         "source": source,
+        "source_kind": cohort.source_kind,
         "participants": n,
         "by": a.by,
         "parameters": shown_parameters,

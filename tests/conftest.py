@@ -1,0 +1,61 @@
+"""Shared fixtures: a real PostgreSQL server for the database tests.
+
+The server is the throwaway cluster `.ci/run` starts (`.ci/postgres start DIR` prints its URL)
+and exports as ``REHABSTATS_TEST_PG``: a superuser URL with its password. Each test that asks
+for ``pg_database`` gets a new, empty database in it, dropped afterwards. Without the variable
+those tests are skipped, saying so (CI always sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+PG_ENV = "REHABSTATS_TEST_PG"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The superuser URL of the test PostgreSQL server (the tests are skipped without one)."""
+    url = os.environ.get(PG_ENV, "").strip()
+    if not url:
+        pytest.skip(
+            f"no PostgreSQL server configured: set {PG_ENV} to a superuser URL "
+            "(.ci/run starts one with .ci/postgres start DIR)"
+        )
+    pytest.importorskip("psycopg", reason="the [sql] extra is not installed")
+    return url
+
+
+def with_database(url: str, database: str, *, user: str | None = None) -> str:
+    """``url`` pointing at another database (and user, without a password when given)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if user is not None:
+        netloc = f"{user}@{parts.hostname}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, f"/{database}", parts.query, ""))
+
+
+def without_password(url: str) -> tuple[str, str]:
+    """The URL without its password (as a command line takes it), and the password."""
+    parts = urlsplit(url)
+    return with_database(url, parts.path.lstrip("/"), user=parts.username), parts.password or ""
+
+
+@pytest.fixture
+def pg_database(pg_server: str) -> Iterator[str]:
+    """A new empty database: its superuser URL (with the password, for the Python API)."""
+    import psycopg
+
+    name = f"rs_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield with_database(pg_server, name)
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
