@@ -632,6 +632,14 @@ def unwind_on_signals() -> Iterator[None]:
         fired.append(signum)
         raise Interrupted(signum)
 
+    with _handling(handler):
+        yield
+
+
+@contextlib.contextmanager
+def _handling(handler: Callable[[int, object], None]) -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP go to ``handler`` during the block; the previous handlers
+    (or the default actions) are put back after it."""
     previous = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
     try:
         yield
@@ -657,11 +665,9 @@ def signals_deferred() -> Iterator[None]:
     def note(signum: int, frame: object) -> None:
         held.append(signum)
 
-    previous = {sig: signal.signal(sig, note) for sig in _SIGNALS}
     try:
-        yield
+        with _handling(note):
+            yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old if old is not None else signal.SIG_DFL)
         if held:
             signal.raise_signal(held[0])

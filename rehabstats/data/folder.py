@@ -18,9 +18,10 @@ import os
 import re
 import warnings
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -422,6 +423,21 @@ def _scan_lines(data: np.ndarray, n_columns: int) -> _Lines | None:
     return _Lines(lines[good], ragged)
 
 
+def text_convert_options(names: Sequence[str]) -> Any:
+    """Arrow CSV conversion that keeps every column as text and only empty fields missing (the
+    contract's strict reading: types are checked by the validation, which names each value)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    return pacsv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+        null_values=[""],
+        check_utf8=True,
+    )
+
+
 def _read_csv(name: str, path: Path) -> tuple[pd.DataFrame | None, Numbering, list[Problem]]:
     """A CSV file as text columns, how to number its records, and the problems of the file."""
     import pyarrow as pa
@@ -473,13 +489,7 @@ def _read_csv(name: str, path: Path) -> tuple[pd.DataFrame | None, Numbering, li
         return pacsv.read_csv(
             path,
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=skip),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-                null_values=[""],
-                check_utf8=True,
-            ),
+            convert_options=text_convert_options(names),
         )
 
     try:

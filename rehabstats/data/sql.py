@@ -1020,13 +1020,9 @@ def _copy_text(conn: sa.Connection, sql: str, names: list[str], types: list[str]
     placeholders = [f"c{i}" for i in range(len(names))]
     read_options = pacsv.ReadOptions(column_names=placeholders)
     parse_options = pacsv.ParseOptions(newlines_in_values=True)
-    convert_options = pacsv.ConvertOptions(
-        column_types=dict.fromkeys(placeholders, pa.string()),
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=True,
-        null_values=[""],
-        check_utf8=True,
-    )
+    from rehabstats.data.folder import text_convert_options
+
+    convert_options = text_convert_options(placeholders)
     raw = conn.connection.driver_connection
     parts = []
 

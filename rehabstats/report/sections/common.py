@@ -13,14 +13,13 @@ from __future__ import annotations
 import functools
 import platform
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from rehabstats.config import AnalysisConfig
-from rehabstats.constants import KEY_PACKAGES, OVERALL
+from rehabstats.constants import KEY_PACKAGES, OVERALL, package_versions
 from rehabstats.metrics.flow import order_reasons
 from rehabstats.report import html, plots
 from rehabstats.report.analysis import RELAPSE_CURVE_WEEKS, Analysis
@@ -105,13 +104,7 @@ def p_text(p: object) -> str:
 
 def versions() -> dict[str, str]:
     """Python's version and those of :data:`~rehabstats.constants.KEY_PACKAGES`."""
-    out = {"python": platform.python_version()}
-    for name in KEY_PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    return package_versions(KEY_PACKAGES)
 
 
 def _parameter_table(a: Analysis) -> pd.DataFrame:
