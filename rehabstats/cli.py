@@ -164,7 +164,7 @@ def cli() -> None:
 @click.option(
     "--participants",
     "n_participants",
-    type=click.IntRange(min=1, max=_MAX_SIMULATED),
+    type=click.IntRange(min=1, max=1_000_000_000),
     default=500,
     show_default=True,
     help="Number of participants to simulate.",
@@ -200,8 +200,21 @@ def cli() -> None:
     "(participants.csv, sessions.parquet... in any format); other files are left untouched. "
     "In a database: replace the cohort tables rehabstats wrote there (never another table).",
 )
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1, max=100_000),
+    default=None,
+    help="Write a partitioned cohort of this many partitions (Parquet; hash of participant_id "
+    "mod P; for --engine dask, docs/scale.md), simulated a chunk at a time; up to 1,000,000,000 "
+    "participants.",
+)
 def simulate(
-    n_participants: int, seed: int, out: Path | str, fmt: str | None, overwrite: bool
+    n_participants: int,
+    seed: int,
+    out: Path | str,
+    fmt: str | None,
+    overwrite: bool,
+    partitions: int | None = None,
 ) -> None:
     """Write a realistic synthetic cohort (deterministic for a seed).
 
@@ -213,6 +226,13 @@ def simulate(
     from rehabstats.files import Interrupted, unwind_on_signals
 
     database = isinstance(out, str)
+    if partitions is not None:
+        _simulate_partitioned(n_participants, seed, out, fmt, overwrite, partitions)
+        return
+    if n_participants > _MAX_SIMULATED:
+        raise click.BadParameter(
+            f"at most {_MAX_SIMULATED:,} without --partitions", param_hint="'--participants'"
+        )
     if database and fmt is not None:
         raise click.BadParameter("applies to a folder, not to a database", param_hint="'--format'")
     with unwind_on_signals():
@@ -236,6 +256,74 @@ def simulate(
             _interrupted(exc, f"{out} was left as it was (or holds the complete new cohort)")
     rows = ", ".join(f"{name} {len(t):,}" for name, t in tables.items())
     click.echo(f"wrote {n_participants:,} simulated participants (seed {seed}) to {where}: {rows}")
+
+
+def _simulate_partitioned(
+    n: int, seed: int, out: Path | str, fmt: str | None, overwrite: bool, partitions: int
+) -> None:
+    """``simulate --partitions``: a partitioned cohort folder (docs/scale.md)."""
+    from rehabstats.data.partitioned import simulate_partitioned
+    from rehabstats.errors import OutputError
+
+    if isinstance(out, str) or fmt not in (None, "parquet") or overwrite:
+        option = "--out" if isinstance(out, str) else "--format" if fmt else "--overwrite"
+        raise click.BadParameter(
+            "a partitioned cohort is Parquet files in a new or empty folder", param_hint=option
+        )
+    try:
+        where = simulate_partitioned(n, out, n_partitions=partitions, seed=seed)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {n:,} simulated participants (seed {seed}) to {where} in {partitions} "
+               "partitions")  # fmt: skip
+
+
+@cli.command(epilog=_SOURCE_HELP)
+@click.argument("data", type=_Source())
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    required=True,
+    callback=lambda ctx, param, value: _out_folder(value),
+    help="A new or empty folder for the partitioned cohort.",
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1, max=100_000),
+    required=True,
+    help="Number of partitions P (a participant's rows go to hash(participant_id) mod P).",
+)
+@click.option(
+    "--data-cutoff",
+    type=_DATE,
+    default=None,
+    help="The cohort's cut-off to validate with YYYY-MM-DD (default: the latest date).",
+)
+def partition(data: str, out: Path, partitions: int, data_cutoff: str | None) -> None:
+    """Convert a cohort (folder, database...) into a partitioned cohort for --engine dask.
+
+    The source is validated first (as `rehabstats validate`); each participant's rows of every
+    table go to the same partition (docs/scale.md).
+    """
+    from rehabstats.data.folder import load_cohort
+    from rehabstats.data.partitioned import write_partitioned
+    from rehabstats.errors import CohortValidationError, OutputError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            cohort = load_cohort(data, data_cutoff=data_cutoff)
+    except CohortValidationError as exc:
+        _exit_invalid(exc.source or data, exc.report, err=True)
+    try:
+        where = write_partitioned(cohort.tables, out, n_partitions=partitions)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"wrote {cohort.n_participants:,} participants of {cohort.source} to {where} in "
+        f"{partitions} partitions"
+    )
 
 
 @cli.command(epilog=_SOURCE_HELP)
@@ -341,6 +429,21 @@ def validate(data: str, fmt: str, data_cutoff: str | None, max_details: int) -> 
     show_default=True,
     help="Fit the pain trajectory mixed model (seconds at 100,000 participants).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["pandas", "dask"]),
+    default="pandas",
+    show_default=True,
+    help="dask: a partitioned cohort (rehabstats partition) on a Dask cluster, one partition "
+    "per task (docs/scale.md; needs rehabstats[dask]).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="--engine dask: the Dask scheduler to use (tcp://host:8786); default a local cluster "
+    "of one single-threaded worker per core.",
+)
 def metrics(
     data: str,
     out: Path,
@@ -348,8 +451,15 @@ def metrics(
     config_path: Path | None,
     data_cutoff: str | None,
     model: bool,
+    engine: str = "pandas",
+    scheduler: str | None = None,
 ) -> None:
     """Compute every metric of a cohort (folder, database...) and write the §9 CSV files."""
+    if engine == "dask" or scheduler is not None:
+        if engine != "dask":
+            raise click.BadParameter("needs --engine dask", param_hint="'--scheduler'")
+        _metrics_dask(data, out, by, _analysis_config(config_path, data_cutoff), model, scheduler)
+        return
     from rehabstats.data.folder import load_cohort
     from rehabstats.errors import CohortValidationError, OutputError
     from rehabstats.files import Interrupted, unwind_on_signals
@@ -372,6 +482,29 @@ def metrics(
     for message in dict.fromkeys(
         str(w.message) for w in caught if issubclass(w.category, DataWarning)
     ):
+        click.echo(f"warning: {message}", err=True)
+    click.echo(f"wrote {len(written)} files to {out}: {', '.join(p.name for p in written)}")
+
+
+def _metrics_dask(
+    data: str, out: Path, by: str | None, config: AnalysisConfig, model: bool, scheduler
+) -> None:
+    """``metrics --engine dask``: rehabstats.metrics.distributed on a Dask client."""
+    from rehabstats.errors import CohortValidationError, OutputError
+    from rehabstats.metrics.distributed import dask_client, require_dask, write_metrics_dask
+
+    require_dask()  # a clear message (how to install it) before anything else
+    shown: list[str] = []
+    try:
+        with dask_client(scheduler):
+            written = write_metrics_dask(
+                data, out, by=by, config=config, model=model, on_warning=shown.append
+            )
+    except CohortValidationError as exc:
+        _exit_invalid(exc.source or data, exc.report, err=True)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
+    for message in shown:
         click.echo(f"warning: {message}", err=True)
     click.echo(f"wrote {len(written)} files to {out}: {', '.join(p.name for p in written)}")
 

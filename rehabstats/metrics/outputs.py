@@ -65,14 +65,21 @@ WEEKLY_COLUMNS: tuple[str, ...] = (
 
 
 @computation
-def participant_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
+def participant_metrics(
+    cohort: Cohort, *, config: AnalysisConfig | None = None, engine: str = "pandas"
+) -> pd.DataFrame:
     """One row per analysed participant with every per-participant metric.
 
     Parameters
     ----------
     cohort : Cohort
+        Or, with ``engine="dask"``, a partitioned cohort (its folder or
+        :class:`~rehabstats.data.partitioned.PartitionedCohort`).
     config : AnalysisConfig, optional
         Thresholds; default ``AnalysisConfig()``.
+    engine : {"pandas", "dask"}
+        ``"dask"`` returns a lazy Dask DataFrame computed partition by partition on the Dask
+        client in use (:mod:`rehabstats.metrics.distributed`, ``docs/scale.md``).
 
     Returns
     -------
@@ -88,6 +95,10 @@ def participant_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None)
     :mod:`~rehabstats.metrics.relapse`, :mod:`~rehabstats.metrics.quality`, :mod:`~rehabstats.metrics.running`) on the
     same timeline and joined on ``participant_id``.
     """
+    if _engine(engine) == "dask":
+        from rehabstats.metrics.distributed import participant_metrics_dask
+
+        return participant_metrics_dask(cohort, config=config)
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     base = timeline[["site", "arm", "tendinopathy_type", "follow_up_days", "withdrawn"]]
@@ -105,9 +116,14 @@ def participant_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None)
 
 
 @computation
-def weekly_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> pd.DataFrame:
+def weekly_metrics(
+    cohort: Cohort, *, config: AnalysisConfig | None = None, engine: str = "pandas"
+) -> pd.DataFrame:
     """One row per participant and week of the remodelling window within follow-up, and per
     later week of follow-up of participants who run.
+
+    ``engine="dask"``: as :func:`participant_metrics`, a lazy Dask DataFrame of a partitioned
+    cohort.
 
     Returns
     -------
@@ -131,6 +147,10 @@ def weekly_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> p
     integers so that they stay whole numbers). Without running data the table is the window
     grid alone.
     """
+    if _engine(engine) == "dask":
+        from rehabstats.metrics.distributed import weekly_metrics_dask
+
+        return weekly_metrics_dask(cohort, config=config)
     config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     out = weekly_adherence(cohort, config=config)
@@ -148,6 +168,14 @@ def weekly_metrics(cohort: Cohort, *, config: AnalysisConfig | None = None) -> p
     out = _with_running_weeks(out, cohort, timeline, grid_pos, starts, last_week)
     extra = [c for c in out.columns if c not in WEEKLY_COLUMNS]
     return out[[*WEEKLY_COLUMNS, *extra]]
+
+
+def _engine(engine: str) -> str:
+    if engine not in ("pandas", "dask"):
+        from rehabstats.errors import ParameterError
+
+        raise ParameterError(f"engine must be 'pandas' or 'dask', got {engine!r}")
+    return engine
 
 
 def _on_grid(size: int, cell: np.ndarray, values: np.ndarray) -> np.ndarray:

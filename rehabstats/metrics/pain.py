@@ -36,6 +36,9 @@ __all__ = [
     "morning_nrs",
     "next_morning_rise",
     "pain_model",
+    "pain_model_data",
+    "pain_model_from_stats",
+    "pain_model_stats",
     "pain_monitoring",
     "session_day_rules",
     "weekly_pain",
@@ -722,17 +725,66 @@ def pain_model(
     Satterthwaite FE (1946). An approximate distribution of estimates of variance components.
     *Biometrics Bulletin* 2(6), 110–114.
     """
+    config = config or AnalysisConfig()
+    data = pain_model_data(cohort, by=by, config=config)
+    levels = sorted(pd.unique(data["group"].to_numpy()))  # groups with pain data
+    stats = pain_model_stats(data, by=by, levels=levels) if len(data) else None
+    return pain_model_from_stats(
+        stats, by=by, levels=levels, config=config, random_slope=random_slope
+    )
+
+
+@computation
+def pain_model_data(
+    cohort: Cohort, *, by: str | None = None, config: AnalysisConfig | None = None
+) -> pd.DataFrame:
+    """The observations of :func:`pain_model`: participant (its id), t (week - 1), pain (the
+    week's mean morning NRS) and group (the ``by`` label, ``"all"`` without it), one row per
+    participant-week of the window with a morning rating, in participant-week order."""
+    config = config or AnalysisConfig()
+    timeline = participant_timeline(cohort, config)
+    labels = group_labels(timeline, by).to_numpy()
+    pos, week, mean, _ = _weekly_arrays(cohort, timeline, config)
+    return pd.DataFrame(
+        {
+            "participant": timeline.index.astype("str").to_numpy()[pos],
+            "t": (week - 1).astype("float64"),
+            "pain": mean,
+            "group": labels[pos],
+        }
+    )
+
+
+def pain_model_stats(data: pd.DataFrame, *, by: str | None, levels: list) -> Any:
+    """The sufficient statistics (:func:`rehabstats.stats.mixed.trajectory_stats`) of
+    :func:`pain_model_data` with the model's group ``levels`` (the sorted groups holding pain
+    data in the whole cohort: the same for every part whose statistics are combined)."""
+    from rehabstats.stats import mixed
+
+    grouped = by is not None and len(levels) >= 2
+    return mixed.trajectory_stats(
+        data,
+        participant="participant",
+        t="t",
+        y="pain",
+        group="group" if grouped else None,
+        levels=list(levels) if grouped else None,
+    )
+
+
+def pain_model_from_stats(
+    stats: Any,
+    *,
+    by: str | None,
+    levels: list,
+    config: AnalysisConfig,
+    random_slope: bool = True,
+) -> pd.DataFrame:
+    """:func:`pain_model` from the statistics of :func:`pain_model_stats` (None without any
+    observation), e.g. the combined statistics of the parts of a partitioned cohort."""
     from rehabstats.stats import (
         mixed,  # scipy.optimize and scipy.stats: only when a model is fitted
     )
-
-    config = config or AnalysisConfig()
-    timeline = participant_timeline(cohort, config)
-    labels = group_labels(timeline, by)
-    pos, week, mean, _ = _weekly_arrays(cohort, timeline, config)
-    codes, names = pd.factorize(labels.to_numpy(), sort=True)
-    row_codes = codes[pos]
-    levels = names[np.unique(row_codes)].tolist()  # groups with pain data, sorted
 
     notes: list[str] = []
     grouped = by is not None and len(levels) >= 2
@@ -749,10 +801,10 @@ def pain_model(
                     group=str(levels[0]),
                 )
             )
-    n_participants = int(len(np.unique(pos)))
+    n_participants = 0 if stats is None else int(stats.n_groups)
     attrs: dict[str, Any] = {
         "formula": formula,
-        "n_observations": len(pos),
+        "n_observations": 0 if stats is None else int(stats.n_obs),
         "n_participants": n_participants,
     }
     if n_participants < 2:
@@ -766,22 +818,6 @@ def pain_model(
         )
         return _no_model(notes, attrs)
 
-    data = pd.DataFrame(
-        {
-            "participant": pos,
-            "t": (week - 1).astype("float64"),
-            "pain": mean,
-            "group": pd.Categorical.from_codes(row_codes, categories=names),
-        }
-    )
-    stats = mixed.trajectory_stats(
-        data,
-        participant="participant",
-        t="t",
-        y="pain",
-        group="group" if grouped else None,
-        levels=levels if grouped else None,
-    )
     confidence = config.confidence_level
     intercept = mixed.fit_stats(stats, random_slope=False, confidence=confidence)
     kind, fit = "random_intercept", intercept

@@ -30,9 +30,13 @@ __all__ = [
     "RETURN_EVENTS",
     "at_risk_start",
     "relapse_incidence",
+    "relapse_incidence_from_times",
+    "relapse_incidence_times",
     "relapse_metrics",
+    "relapse_person_time",
     "relapse_rate_ratio",
     "relapse_rates",
+    "relapse_rates_from_person_time",
     "relapse_times",
 ]
 
@@ -165,12 +169,38 @@ def relapse_rates(
     ``poisson.test``), via :func:`rehabstats.stats.survival.poisson_rate_ci`.
     """
     config = config or AnalysisConfig()
+    return relapse_rates_from_person_time(relapse_person_time(cohort, by=by, config=config), config)
+
+
+@computation
+def relapse_person_time(
+    cohort: Cohort, *, by: str | None = None, config: AnalysisConfig | None = None
+) -> pd.DataFrame:
+    """Per analysed participant: group, at_risk, relapsed and person_weeks (0 when not at
+    risk), in timeline order: what :func:`relapse_rates` sums. Those of disjoint parts of a
+    cohort concatenate into the cohort's (:func:`relapse_rates_from_person_time`)."""
+    config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
-    groups = group_labels(timeline, by).to_numpy()
     metrics = relapse_metrics(cohort, config=config)
-    at_risk = metrics["relapsed"].notna().to_numpy()
-    relapsed = metrics["relapsed"].fillna(False).to_numpy(dtype=bool)
-    weeks = np.nan_to_num(metrics["person_weeks_at_risk"].to_numpy(dtype="float64"))
+    return pd.DataFrame(
+        {
+            "participant_id": timeline.index.astype("str").to_numpy(),
+            "group": group_labels(timeline, by).to_numpy(),
+            "at_risk": metrics["relapsed"].notna().to_numpy(),
+            "relapsed": metrics["relapsed"].fillna(False).to_numpy(dtype=bool),
+            "person_weeks": np.nan_to_num(metrics["person_weeks_at_risk"].to_numpy("float64")),
+        }
+    )
+
+
+def relapse_rates_from_person_time(
+    person_time: pd.DataFrame, config: AnalysisConfig
+) -> pd.DataFrame:
+    """:func:`relapse_rates` from :func:`relapse_person_time` (any row order)."""
+    groups = person_time["group"].to_numpy()
+    at_risk = person_time["at_risk"].to_numpy(dtype=bool)
+    relapsed = person_time["relapsed"].to_numpy(dtype=bool)
+    weeks = person_time["person_weeks"].to_numpy(dtype="float64")
     names = sorted(pd.unique(groups))
     n_at_risk = np.array([(at_risk & (groups == g)).sum() for g in names], dtype="int64")
     relapses = np.array([(relapsed & (groups == g)).sum() for g in names], dtype="int64")
@@ -228,13 +258,42 @@ def relapse_incidence(
     identical to R ``cmprsk::cuminc``), read as a step function at ``7 * week`` days.
     """
     config = config or AnalysisConfig()
+    times = relapse_incidence_times(cohort, by=by, config=config)
+    return relapse_incidence_from_times(times, config)
+
+
+@computation
+def relapse_incidence_times(
+    cohort: Cohort, *, by: str | None = None, config: AnalysisConfig | None = None
+) -> pd.DataFrame:
+    """What :func:`relapse_incidence` estimates from: one row per analysed participant (group
+    only, for the groups) and per participant at risk (time since the at-risk start, status 1
+    relapse, 2 withdrawal, 0 censored). Concatenating those of disjoint parts of a cohort gives
+    the cohort's (:func:`relapse_incidence_from_times`)."""
+    config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     relapse = relapse_times(cohort, config=config)
     groups = group_labels(timeline, by)
-    names = sorted(pd.unique(groups.to_numpy()))
     row_group = groups.reindex(relapse["participant_id"]).to_numpy()
     status = np.where(relapse["event"], 1, np.where(relapse["competing"], 2, 0))
-    time = relapse["time"].to_numpy(dtype="float64")
+    return pd.DataFrame(
+        {
+            "group": np.concatenate([groups.to_numpy(), row_group]),
+            "time": np.concatenate(
+                [np.full(len(groups), np.nan), relapse["time"].to_numpy(dtype="float64")]
+            ),
+            "status": np.concatenate([np.full(len(groups), -1), status]).astype("int64"),
+        }
+    )
+
+
+def relapse_incidence_from_times(times: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+    """:func:`relapse_incidence` from :func:`relapse_incidence_times` (any row order)."""
+    names = sorted(pd.unique(times["group"].to_numpy()))
+    timed = times["status"].to_numpy() >= 0
+    row_group = times["group"].to_numpy()[timed]
+    status = times["status"].to_numpy()[timed]
+    time = times["time"].to_numpy(dtype="float64")[timed]
     weeks = np.asarray(config.incidence_weeks, dtype="int64")
     parts = [pd.DataFrame({"group": [], "week": [], "cumulative_incidence": []})]
     for g in names:

@@ -44,6 +44,8 @@ from rehabstats.time.timeline import (
 __all__ = [
     "RELAPSE_ACWR_COLUMNS",
     "relapse_acwr",
+    "relapse_acwr_from_exposure",
+    "relapse_exposure",
     "running_load",
     "running_metrics",
     "weekly_running",
@@ -338,6 +340,18 @@ def relapse_acwr(
     as :func:`rehabstats.metrics.relapse.relapse_rate_ratio`).
     """
     config = config or AnalysisConfig()
+    return relapse_acwr_from_exposure(relapse_exposure(cohort, by=by, config=config), config)
+
+
+@computation
+def relapse_exposure(
+    cohort: Cohort, *, by: str | None = None, config: AnalysisConfig | None = None
+) -> pd.DataFrame:
+    """What :func:`relapse_acwr` sums, per analysed participant (group only) and per
+    participant at risk: ``at_risk``, ``event`` (first relapse), ``exposed_event`` (on an
+    exposed day), ``exposed_days`` and ``total_days`` at risk. Those of disjoint parts of a
+    cohort concatenate into the cohort's (:func:`relapse_acwr_from_exposure`)."""
+    config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     groups = group_labels(timeline, by).to_numpy()
     relapse = relapse_times(cohort, config=config)
@@ -352,10 +366,28 @@ def relapse_acwr(
     # exposed days in (start, end], and whether the relapse day itself is exposed
     exposed_days = _days_in_blocks(block_pos, block_lo, block_hi, at, start + 1, end)
     exposed_event = event & (_days_in_blocks(block_pos, block_lo, block_hi, at, end, end) > 0)
-    total_days = end - start
+    n = len(groups)
+    return pd.DataFrame(
+        {
+            "group": np.concatenate([groups, groups[at]]),
+            "at_risk": np.concatenate([np.zeros(n, dtype=bool), np.ones(len(at), dtype=bool)]),
+            "event": np.concatenate([np.zeros(n, dtype=bool), event]),
+            "exposed_event": np.concatenate([np.zeros(n, dtype=bool), exposed_event]),
+            "exposed_days": np.concatenate([np.zeros(n, dtype="int64"), exposed_days]),
+            "total_days": np.concatenate([np.zeros(n, dtype="int64"), end - start]),
+        }
+    )
 
-    names = sorted(pd.unique(groups))
-    group_of = groups[at]
+
+def relapse_acwr_from_exposure(exposure: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+    """:func:`relapse_acwr` from :func:`relapse_exposure` (any row order)."""
+    names = sorted(pd.unique(exposure["group"].to_numpy()))
+    risk = exposure["at_risk"].to_numpy(dtype=bool)
+    group_of = exposure["group"].to_numpy()[risk]
+    event = exposure["event"].to_numpy(dtype=bool)[risk]
+    exposed_event = exposure["exposed_event"].to_numpy(dtype=bool)[risk]
+    exposed_days = exposure["exposed_days"].to_numpy(dtype="int64")[risk]
+    total_days = exposure["total_days"].to_numpy(dtype="int64")[risk]
     rows = []
     for g in names:  # a handful of groups
         mask = group_of == g

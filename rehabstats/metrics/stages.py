@@ -31,11 +31,16 @@ from rehabstats.time.tte import EventSpec, derive
 
 __all__ = [
     "OCCUPANCY_STATES",
+    "stage_entry_durations",
     "stage_metrics",
     "stage_occupancy",
+    "stage_occupancy_counts",
+    "stage_occupancy_from_counts",
     "stopped_loading",
     "time_to_stage",
+    "time_to_stage_from_durations",
     "time_to_stage_summary",
+    "time_to_stage_summary_from_durations",
 ]
 
 STAGES = (1, 2, 3, 4)
@@ -239,8 +244,14 @@ def time_to_stage(
     limits as R ``survfit``). A participant entering on day 0 counts as an event at time 0.
     """
     config = config or AnalysisConfig()
+    return time_to_stage_from_durations(stage_entry_durations(cohort, by=by, config=config), config)
+
+
+def time_to_stage_from_durations(durations: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+    """:func:`time_to_stage` from :func:`stage_entry_durations` (of a whole cohort, or the
+    concatenated durations of its parts: the estimate does not depend on the row order)."""
     parts = []
-    for s, group, _, _, km in _entry_curves(cohort, by, config):
+    for s, group, _, _, km in _entry_curves(durations, config):
         km.insert(0, "group", pd.Series(group, index=km.index, dtype="str"))
         km.insert(0, "stage", s)
         parts.append(km)
@@ -296,9 +307,17 @@ def time_to_stage_summary(
     of the configured window.
     """
     config = config or AnalysisConfig()
+    durations = stage_entry_durations(cohort, by=by, config=config)
+    return time_to_stage_summary_from_durations(durations, config)
+
+
+def time_to_stage_summary_from_durations(
+    durations: pd.DataFrame, config: AnalysisConfig
+) -> pd.DataFrame:
+    """:func:`time_to_stage_summary` from :func:`stage_entry_durations` (any row order)."""
     end_of_window = 7 * config.window_weeks - 1
     rows = []
-    for s, group, time, event, km in _entry_curves(cohort, by, config):
+    for s, group, time, event, km in _entry_curves(durations, config):
         median, low, high = km_median(km)
         surv = km_survival_at(km, end_of_window, last_time=float(time.max()))
         rows.append(
@@ -373,6 +392,17 @@ def stage_occupancy(
       scheduled session.
     """
     config = config or AnalysisConfig()
+    return stage_occupancy_from_counts(stage_occupancy_counts(cohort, by=by, config=config))
+
+
+@computation
+def stage_occupancy_counts(
+    cohort: Cohort, *, by: str | None = None, config: AnalysisConfig | None = None
+) -> pd.DataFrame:
+    """:func:`stage_occupancy`'s counts alone: group, week, state and n (every combination of
+    the groups present). Counts of disjoint parts of a cohort add up to the cohort's
+    (:func:`stage_occupancy_from_counts`)."""
+    config = config or AnalysisConfig()
     timeline = participant_timeline(cohort, config)
     _, s_pos, s_day, s_stage = _scheduled(cohort, timeline)
     labels = group_labels(timeline, by)
@@ -390,7 +420,36 @@ def stage_occupancy(
     observed = (follow >= day) | withdrawn
     cell = (np.repeat(group_idx, n_weeks) * n_weeks + np.tile(weeks - 1, n)) * n_states + state
     counts = np.bincount(cell[observed], minlength=len(group_names) * n_weeks * n_states)
-    counts = counts.reshape(len(group_names), n_weeks, n_states)
+    return pd.DataFrame(
+        {
+            "group": pd.array(np.repeat(group_names, n_weeks * n_states), dtype="str"),
+            "week": np.tile(np.repeat(weeks, n_states), len(group_names)).astype("int64"),
+            "state": pd.array(
+                np.tile(np.array(OCCUPANCY_STATES, dtype=object), len(group_names) * n_weeks),
+                dtype="str",
+            ),
+            "n": counts.astype("int64"),
+        }
+    )
+
+
+def stage_occupancy_from_counts(counts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`stage_occupancy` from :func:`stage_occupancy_counts` of a cohort or of disjoint
+    parts of it (concatenated; the counts of a group, week and state are summed).
+
+    ``proportion`` = n / the group-week's total over all states (NaN when it is 0).
+    """
+    group_names = np.array(sorted(pd.unique(counts["group"].to_numpy())), dtype=object)
+    weeks = np.array(sorted(pd.unique(counts["week"].to_numpy())), dtype="int64")
+    n_weeks, n_states = len(weeks), len(OCCUPANCY_STATES)
+    state = pd.Categorical(counts["state"], categories=OCCUPANCY_STATES).codes.astype("int64")
+    cell = (
+        np.searchsorted(group_names, counts["group"].to_numpy()) * n_weeks
+        + np.searchsorted(weeks, counts["week"].to_numpy())
+    ) * n_states + state
+    summed = np.zeros(len(group_names) * n_weeks * n_states, dtype="int64")
+    np.add.at(summed, cell, counts["n"].to_numpy(dtype="int64"))
+    counts = summed.reshape(len(group_names), n_weeks, n_states)
     total = counts.sum(axis=2, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         proportion = np.where(total > 0, counts / np.where(total > 0, total, 1), np.nan)
@@ -476,19 +535,45 @@ def _entry_times(
     return cohort.derived(("stage_entry_times", analysis_cutoff(cohort, config)), compute)
 
 
+@computation
+def stage_entry_durations(
+    cohort: Cohort, *, by: str | None = None, config: AnalysisConfig | None = None
+) -> pd.DataFrame:
+    """Per analysed participant, the durations the time-to-stage estimates are made of.
+
+    Returns
+    -------
+    DataFrame
+        participant_id, group (the ``by`` label, ``"all"`` without it), and for each entry
+        stage s (2, 3, 4) ``time_<s>`` (days to entering it, else to ``obs_end``) and
+        ``event_<s>`` (entered within follow-up), in timeline order. Durations of disjoint
+        parts of a cohort concatenate into the cohort's (the partitioned engine's input to
+        :func:`time_to_stage_from_durations`).
+    """
+    config = config or AnalysisConfig()
+    timeline = participant_timeline(cohort, config)
+    entries = _entry_times(cohort, config, timeline)
+    columns: dict[str, object] = {
+        "participant_id": timeline.index.astype("str").to_numpy(),
+        "group": group_labels(timeline, by).to_numpy(),
+    }
+    for s in ENTRY_STAGES:
+        columns[f"time_{s}"] = entries[s]["time"].to_numpy()
+        columns[f"event_{s}"] = entries[s]["event"].to_numpy()
+    return pd.DataFrame(columns)
+
+
 def _entry_curves(
-    cohort: Cohort, by: str | None, config: AnalysisConfig
+    durations: pd.DataFrame, config: AnalysisConfig
 ) -> Iterator[tuple[int, str, np.ndarray, np.ndarray, pd.DataFrame]]:
     """Per entry stage (2-4) and group (sorted): the durations, whether each ended with entry,
     and the Kaplan-Meier table (``confidence_level``, ``km_ci_transform``)."""
-    timeline = participant_timeline(cohort, config)
-    entries = _entry_times(cohort, config, timeline)
-    groups = group_labels(timeline, by).to_numpy()
+    groups = durations["group"].to_numpy()
     for s in ENTRY_STAGES:
         for group in sorted(pd.unique(groups)):
             mask = groups == group
-            time = entries[s]["time"].to_numpy()[mask]
-            event = entries[s]["event"].to_numpy()[mask]
+            time = durations[f"time_{s}"].to_numpy()[mask]
+            event = durations[f"event_{s}"].to_numpy()[mask]
             km = kaplan_meier(
                 time,
                 event,
