@@ -391,7 +391,7 @@ def _reason_text(out: pd.DataFrame, config: AnalysisConfig) -> pd.Series:
         + " for "
         + out["weeks_in_stage"].map(lambda v: f"{v:.0f}")
         + " weeks (expected ≤ "
-        + out["stage"].map(lambda v: str(stuck_weeks(config).get(int(v), "?")))
+        + out["stage"].map(lambda v: str(stuck_weeks(config).get(v, "?")))
         + ")",
         "load_stagnant": pd.Series(
             f"load not progressed for ≥ {config.stagnation_weeks} weeks", index=out.index

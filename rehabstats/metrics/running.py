@@ -442,20 +442,31 @@ def running_volume(weekly: pd.DataFrame, *, by: str | None = None, weeks: int = 
 
 
 def acwr_histogram(
-    load: pd.DataFrame, *, by: str | None = None, width: float = 0.1, top: float = 3.0
+    load: pd.DataFrame,
+    *,
+    by: str | None = None,
+    width: float = 0.1,
+    top: float = 3.0,
+    through_last_run: bool = True,
 ) -> pd.DataFrame:
     """The distribution of the daily ACWR per group: shares of participant-days in bins.
 
     Parameters
     ----------
     load : DataFrame
-        :func:`running_load` output (participant_id, acwr) with the ``by`` column added.
+        :func:`running_load` output (participant_id, day, minutes, acwr) with the ``by``
+        column added.
     by : str, optional
         Grouping column; default one group, ``"all"``.
     width : float
         Bin width (ACWR units).
     top : float
         Upper edge of the last closed bin; the last bin is open (ACWR ≥ ``top``).
+    through_last_run : bool
+        Only the days up to each participant's last run (the running period). After the last
+        run both averages decay, the acute one faster, so the ratio falls towards 0 for the
+        rest of follow-up: days of stopping, not of building up a load, which would otherwise
+        fill the lowest bin.
 
     Returns
     -------
@@ -476,10 +487,16 @@ def acwr_histogram(
     Notes
     -----
     Days without a defined ACWR (before ``first_run_day + acwr_chronic_days − 1`` or with a
-    chronic load of 0) are left out. A value is placed by ``floor(acwr / width)`` after
+    chronic load of 0) are left out, and with ``through_last_run`` the days after a
+    participant's last run. A value is placed by ``floor(acwr / width)`` after
     rounding to 10 decimals, so that 1.5 falls in [1.5, 1.6).
     """
-    defined = load[load["acwr"].notna()]
+    keep = load["acwr"].notna()
+    if through_last_run:
+        run_day = load["day"].where(load["minutes"] > 0)
+        last = run_day.groupby(load["participant_id"], sort=False).transform("max")
+        keep &= load["day"] <= last
+    defined = load[keep]
     groups = _group_column(defined, by)
     n_bins = int(round(top / width)) + 1
     index = np.floor(np.round(defined["acwr"].to_numpy() / width, 10)).astype("int64")

@@ -842,6 +842,7 @@ def acwr_distribution(
     ax.set_xticklabels([f"≥ {t:g}" if np.isclose(t, top) else f"{t:g}" for t in ticks],
                        parse_math=False)  # fmt: skip
     _percent_axis(ax)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))  # whole percents
     ax.set_ylim(bottom=0)
     ax.set_xlabel("Acute:chronic workload ratio (EWMA, running minutes)")
     ax.set_ylabel("Share of runner-days")
