@@ -92,11 +92,15 @@ class AnalysisConfig:
     review_adherence_min_scheduled: int
     review_stuck_weeks: tuple[int, int, int]
     review_horizon_weeks: int
+    review_acwr_days: int
+    review_tempo_min_sessions: int
+    review_fast_tempo_rate: float
     target_adherence: float
     target_stage4_by_week12: float
     target_responders: float
     target_checkpoint_fidelity: float
     target_relapse_rate: float
+    target_rts_readiness: float
     preset_name: str | None = None
 
     def __post_init__(self) -> None:
@@ -513,6 +517,12 @@ def _rules() -> dict[str, tuple[_Check, str]]:
             _in_range(whole=True, ge=1, le=103),
             "must be a whole number of weeks from 1 to 103",
         ),
+        "review_acwr_days": _WHOLE_DAYS_1,
+        "review_tempo_min_sessions": (_in_range(whole=True, ge=1), "must be a whole number >= 1"),
+        "review_fast_tempo_rate": (
+            _in_range(gt=0, le=1),
+            "must be a proportion more than 0 and at most 1",
+        ),
         "target_adherence": _PROPORTION,
         "target_stage4_by_week12": _PROPORTION,
         "target_responders": _PROPORTION,
@@ -521,6 +531,7 @@ def _rules() -> dict[str, tuple[_Check, str]]:
             _in_range(ge=0),
             "must be a rate >= 0 (relapses per 1000 person-weeks)",
         ),
+        "target_rts_readiness": _PROPORTION,
     }
 
 

@@ -29,6 +29,15 @@ Review reasons (a participant is listed with every reason that applies):
                                a step (eccentrics belong on flat ground).
 ``stopped_early``              METRICS §7: last completed session before day 70 (week 11)
                                with follow-up reaching day 83.
+``acwr_spike_recent``          METRICS §11: a day with ACWR > ``acwr_spike`` in the last
+                               ``acwr_days`` days (days F−``acwr_days``+1..F).
+``returned_before_criteria``   METRICS §11: returned to running or sport before the
+                               return-to-sport criteria were met (or without them met); the
+                               reason says whether they have been met since.
+``rushed_lowering``            METRICS §10 over recent sessions: of the completed stage 2-3
+                               sessions of the last ``recent_days`` days with ``lowering_s``
+                               logged (at least ``tempo_min_sessions``), the share lowered
+                               faster than ``min_lowering_s`` is at least ``fast_tempo_rate``.
 =============================  ===============================================================
 
 ``stuck_weeks`` (``review_stuck_weeks``) gives the longest expected stay in stages 1, 2 and 3,
@@ -40,9 +49,16 @@ scale); ``pain_min_records`` as ``rising_min_records`` in METRICS §5.
 Only participants under care are reviewed: not withdrawn, and follow-up of at most
 ``horizon_weeks`` weeks (the 12-week programme and its follow-up to the 26-week visit), so a
 flag from long ago does not keep a former participant on the list.
+
+The running reasons follow the programme's guidance: a return to running graded "avoiding
+sudden spikes" (``acwr_days`` one week by default: the acute window of the ACWR), and functional
+tests as the benchmarks of the return-to-play timeline. A cohort without a running log, function
+tests or logged lowering times never meets these rules (nothing is known, nothing is flagged).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -50,6 +66,7 @@ import pandas as pd
 from rehabstats.config import AnalysisConfig
 from rehabstats.constants import OVERALL
 from rehabstats.data.cohort import Cohort
+from rehabstats.metrics.quality import TEMPO_STAGES
 from rehabstats.stats.summaries import mean_ci, proportion_ci
 from rehabstats.time.keys import per_row
 from rehabstats.time.timeline import computation, observe, participant_timeline
@@ -58,6 +75,7 @@ __all__ = [
     "AUDIT_METRICS",
     "REVIEW_REASONS",
     "audit_summary",
+    "reason_labels",
     "review_list",
     "stuck_weeks",
     "under_care",
@@ -72,8 +90,18 @@ REVIEW_REASONS: dict[str, str] = {
     "progressed_without_checkpoint": "Stage 4 without a passed checkpoint",
     "insertional_step_deviation": "Insertional: eccentrics off a step",
     "stopped_early": "Stopped loading before week 11",
+    "acwr_spike_recent": "ACWR spike in the last {review_acwr_days} days",
+    "returned_before_criteria": "Returned to running before meeting the criteria",
+    "rushed_lowering": "Rushed lowering in recent sessions",
 }
-"""Review flags (columns of :func:`review_list`) and their short labels, in display order."""
+"""Review flags (columns of :func:`review_list`) and their short labels, in display order
+(``{key}`` stands for a configuration value: :func:`reason_labels` fills it in)."""
+
+
+def reason_labels(config: AnalysisConfig | None = None) -> dict[str, str]:
+    """:data:`REVIEW_REASONS` with the configuration's values filled in."""
+    values = dataclasses.asdict(config or AnalysisConfig())
+    return {k: label.format(**values) for k, label in REVIEW_REASONS.items()}
 
 
 @computation
@@ -116,6 +144,15 @@ def review_list(
             ``recent_days`` before them (NaN when none was scheduled).
         days_since_flare : float
             Days since the latest flare (NaN without one in follow-up).
+        acwr_recent_max, days_since_spike : float
+            The largest ACWR on a spike day of the last ``acwr_days`` days and the days since
+            the latest such day (NaN without one).
+        return_day, rts_criteria_day : float
+            ``at_risk_start_day`` (the return to running or sport) and ``rts_criteria_day``
+            (METRICS §11; NaN when none).
+        tempo_recent_known, tempo_recent_fast : float
+            Completed stage 2-3 sessions of the last ``recent_days`` days with ``lowering_s``
+            logged, and of those the ones below ``min_lowering_s``.
         one bool column per :data:`REVIEW_REASONS` key
         n_reasons : int
         reasons : str
@@ -208,6 +245,19 @@ def review_list(
     last_flare = rules.groupby("participant_id", sort=False)["day"].max()
     out["days_since_flare"] = (out["day"] - last_flare.reindex(out.index)).astype("float64")
 
+    # --- running (§11) and tempo (§10) ---------------------------------------------------------
+    _running_measures(out, cohort, config, now)
+    lowering = sessions["lowering_s"].to_numpy(dtype="float64", na_value=np.nan)
+    recent = (age_s >= 0) & (age_s < recent_days)
+    tempo = recent & done & sessions["stage"].isin(TEMPO_STAGES).to_numpy() & ~np.isnan(lowering)
+    frame = pd.DataFrame({"participant_id": sessions["participant_id"][tempo],
+                          "fast": lowering[tempo] < config.min_lowering_s})  # fmt: skip
+    tempo_counts = frame.groupby("participant_id", sort=False)["fast"].agg(["size", "sum"])
+    out["tempo_recent_known"] = tempo_counts["size"].reindex(out.index).fillna(0).astype("float64")
+    out["tempo_recent_fast"] = tempo_counts["sum"].reindex(out.index).fillna(0).astype("float64")
+    out["return_day"] = pm["at_risk_start_day"].reindex(out.index).astype("float64")
+    out["rts_criteria_day"] = pm["rts_criteria_day"].reindex(out.index).astype("float64")
+
     # --- flags -------------------------------------------------------------------------------
     stuck_limit = out["stage"].map({float(k): v for k, v in stuck_weeks(config).items()})
     out["pain_rising"] = (out["pain_last_7d"] - out["pain_previous_7d"]).round(
@@ -228,7 +278,33 @@ def review_list(
         "stopped_early",
     ):
         out[flag] = pm[flag].reindex(out.index).fillna(False).astype(bool)
+    out["acwr_spike_recent"] = out["days_since_spike"].notna()
+    out["returned_before_criteria"] = (
+        pm["returned_before_criteria"].reindex(out.index).fillna(False).astype(bool)
+    )
+    known = out["tempo_recent_known"]
+    out["rushed_lowering"] = (known >= config.review_tempo_min_sessions) & (
+        (out["tempo_recent_fast"] / known.where(known > 0)).round(10)
+        >= config.review_fast_tempo_rate
+    )
     return _finish(out, config)
+
+
+def _running_measures(
+    out: pd.DataFrame, cohort: Cohort, config: AnalysisConfig, now: pd.Series
+) -> None:
+    """``acwr_recent_max`` and ``days_since_spike`` of the participants of ``out`` (in place):
+    spike days (METRICS §11) in the last ``review_acwr_days`` days of follow-up."""
+    from rehabstats.metrics.running import running_load
+
+    load = running_load(cohort, config=config)
+    load = load[load["spike"].to_numpy() & load["participant_id"].isin(out.index).to_numpy()]
+    age = now.reindex(load["participant_id"]).to_numpy() - load["day"].to_numpy()
+    spikes = load[(age >= 0) & (age < config.review_acwr_days)]
+    latest = spikes.groupby("participant_id", sort=False).agg(acwr=("acwr", "max"),
+                                                               day=("day", "max"))  # fmt: skip
+    out["acwr_recent_max"] = latest["acwr"].reindex(out.index).astype("float64")
+    out["days_since_spike"] = (out["day"] - latest["day"].reindex(out.index)).astype("float64")
 
 
 def under_care(participants: pd.DataFrame, config: AnalysisConfig) -> pd.Series:
@@ -252,6 +328,12 @@ _MEASURES = (
     "adherence_recent",
     "adherence_before",
     "days_since_flare",
+    "acwr_recent_max",
+    "days_since_spike",
+    "return_day",
+    "rts_criteria_day",
+    "tempo_recent_known",
+    "tempo_recent_fast",
 )
 """The measures :func:`review_list` shows beside the reasons (NaN where not computed)."""
 
@@ -283,6 +365,12 @@ def _finish(out: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
     return out.reset_index(drop=True)[columns]
 
 
+def _days_ago(days: float) -> str:
+    if pd.isna(days):
+        return ""
+    return "today" if days == 0 else ("yesterday" if days == 1 else f"{days:.0f} days ago")
+
+
 def _reason_text(out: pd.DataFrame, config: AnalysisConfig) -> pd.Series:
     def fmt(x: float, digits: int = 1) -> str:
         return f"{x:.{digits}f}"
@@ -293,10 +381,7 @@ def _reason_text(out: pd.DataFrame, config: AnalysisConfig) -> pd.Series:
         + " → "
         + out["pain_last_7d"].map(fmt)
         + " NRS (7-day means)",
-        "recent_flare": "flare "
-        + out["days_since_flare"].map(
-            lambda d: "today" if d == 0 else ("yesterday" if d == 1 else f"{d:.0f} days ago")
-        ),
+        "recent_flare": "flare " + out["days_since_flare"].map(_days_ago),
         "adherence_low": "adherence fell to "
         + out["adherence_recent"].map(lambda a: f"{100 * a:.0f}%")
         + f" over the last {config.review_recent_days} days"
@@ -306,7 +391,7 @@ def _reason_text(out: pd.DataFrame, config: AnalysisConfig) -> pd.Series:
         + " for "
         + out["weeks_in_stage"].map(lambda v: f"{v:.0f}")
         + " weeks (expected ≤ "
-        + out["stage"].map(lambda v: str(stuck_weeks(config).get(int(v), "?")))
+        + out["stage"].map(lambda v: str(stuck_weeks(config).get(v, "?")))
         + ")",
         "load_stagnant": pd.Series(
             f"load not progressed for ≥ {config.stagnation_weeks} weeks", index=out.index
@@ -318,6 +403,22 @@ def _reason_text(out: pd.DataFrame, config: AnalysisConfig) -> pd.Series:
             "insertional: stage-2 eccentrics off a step (use flat ground)", index=out.index
         ),
         "stopped_early": pd.Series("stopped loading before week 11", index=out.index),
+        "acwr_spike_recent": "ACWR "
+        + out["acwr_recent_max"].map(lambda v: fmt(v, 2))
+        + f" (above {config.acwr_spike:g}) "
+        + out["days_since_spike"].map(_days_ago),
+        "returned_before_criteria": "returned to running or sport on day "
+        + out["return_day"].map(lambda v: f"{v:.0f}")
+        + " before meeting the return-to-sport criteria"
+        + out["rts_criteria_day"].map(
+            lambda v: " (not met yet)" if pd.isna(v) else f" (met on day {v:.0f})"
+        ),
+        "rushed_lowering": "lowering under "
+        + f"{config.min_lowering_s:g} s in "
+        + out["tempo_recent_fast"].map(lambda v: f"{v:.0f}")
+        + " of "
+        + out["tempo_recent_known"].map(lambda v: f"{v:.0f}")
+        + f" stage 2-3 sessions of the last {config.review_recent_days} days",
     }
     parts = pd.DataFrame(
         {flag: text.where(out[flag], "") for flag, text in texts.items()}, index=out.index
@@ -340,6 +441,8 @@ AUDIT_METRICS: dict[str, tuple[str, str, str, str]] = {
                             "% of those reaching stage 4"),
     "relapse_rate": ("Relapse rate", "rate", "at_most",
                      "relapses per 1000 person-weeks at risk"),
+    "rts_readiness": ("Return-to-sport criteria met before the return", "proportion",
+                      "at_least", "% of those returning to running or sport"),
 }  # fmt: skip
 """Audit metrics: label, unit (proportion/rate), direction of the target, axis label."""
 
@@ -380,6 +483,14 @@ def audit_summary(
         interval of the rate), target, direction, met (boolean: the point estimate meets the
         target; NA when it cannot be estimated), n (participants behind the estimate; at risk
         for the relapse rate).
+
+    Notes
+    -----
+    ``rts_readiness`` (readiness for the return, METRICS §11): of the participants who returned
+    to running or sport (``returned_before_criteria`` known), the proportion who met the
+    return-to-sport criteria on or before the day of the return (``returned_before_criteria``
+    False), with the Wilson interval. Missing (NA ``met``) when no one returned, or when
+    ``participants`` has no ``returned_before_criteria`` column.
     """
     config = config or AnalysisConfig()
     confidence = config.confidence_level
@@ -418,21 +529,31 @@ def audit_summary(
         resp = part["visa_a_responder_12"].dropna().astype(bool)
         reached = part[part["reached_stage_4"].fillna(False).astype(bool)]
         ok = ~reached["progressed_without_checkpoint"].fillna(False).astype(bool)
-        for metric, passed in (("responders", resp), ("checkpoint_fidelity", ok)):
-            lo, hi = proportion_ci(int(passed.sum()), len(passed), confidence=confidence)
-            value = passed.mean() if len(passed) else np.nan
-            rows.append(_row(site, metric, value, float(lo), float(hi), len(passed), config))
-
-        rate = relapse_rates[relapse_rates["group"].astype("str") == site]
-        if rate.empty:
-            rows.append(_row(site, "relapse_rate", np.nan, np.nan, np.nan, 0, config))
-        else:
-            r = rate.iloc[0]
-            rows.append(_row(site, "relapse_rate", r["rate_per_1000_pw"], r["ci_low"],
-                             r["ci_high"], int(r["n_at_risk"]), config))  # fmt: skip
+        early = part.get("returned_before_criteria", pd.Series(dtype="boolean")).dropna()
+        rows.append(_share(site, "responders", resp, config))
+        rows.append(_share(site, "checkpoint_fidelity", ok, config))
+        rows.append(_row(site, "relapse_rate", *_rate(relapse_rates, site), config))
+        rows.append(_share(site, "rts_readiness", ~early.astype(bool), config))
     out = pd.DataFrame(rows)
     out["met"] = out["met"].astype("boolean")
     return out
+
+
+def _share(site: str, metric: str, passed: pd.Series, config: AnalysisConfig) -> dict:
+    """A proportion of participants (``passed``: one bool each) with its Wilson interval."""
+    lo, hi = proportion_ci(int(passed.sum()), len(passed), confidence=config.confidence_level)
+    value = passed.mean() if len(passed) else np.nan
+    return _row(site, metric, value, float(lo), float(hi), len(passed), config)
+
+
+def _rate(relapse_rates: pd.DataFrame, site: str) -> tuple[float, float, float, int]:
+    """A site's relapse rate per 1000 person-weeks, its limits and number at risk (NaN and 0
+    without a row)."""
+    rate = relapse_rates[relapse_rates["group"].astype("str") == site]
+    if rate.empty:
+        return np.nan, np.nan, np.nan, 0
+    r = rate.iloc[0]
+    return r["rate_per_1000_pw"], r["ci_low"], r["ci_high"], int(r["n_at_risk"])
 
 
 def _row(

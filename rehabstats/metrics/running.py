@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from rehabstats.config import AnalysisConfig
+from rehabstats.constants import OVERALL
 from rehabstats.data.cohort import Cohort
 from rehabstats.metrics.function_tests import limb_symmetry
 from rehabstats.metrics.relapse import at_risk_start, relapse_times
@@ -43,11 +44,13 @@ from rehabstats.time.timeline import (
 
 __all__ = [
     "RELAPSE_ACWR_COLUMNS",
+    "acwr_histogram",
     "relapse_acwr",
     "relapse_acwr_from_exposure",
     "relapse_exposure",
     "running_load",
     "running_metrics",
+    "running_volume",
     "weekly_running",
     "weekly_running_arrays",
 ]
@@ -409,6 +412,144 @@ def relapse_acwr_from_exposure(exposure: pd.DataFrame, config: AnalysisConfig) -
     counts = ("exposed_relapses", "unexposed_relapses")
     types = {c: "int64" if c in counts else "float64" for c in out.columns[1:]}
     return out.astype({"group": "str", **types})
+
+
+# ----------------------------------------------------------------------------------------------
+# summaries for reports
+
+
+def _group_column(frame: pd.DataFrame, by: str | None) -> pd.Series:
+    if by is None:
+        return pd.Series(OVERALL, index=frame.index, dtype="str")
+    return frame[by].astype("str")
+
+
+def running_volume(weekly: pd.DataFrame, *, by: str | None = None, weeks: int = 26) -> pd.DataFrame:
+    """Weekly running minutes by week since the first run: median, quartiles and mean per group.
+
+    Parameters
+    ----------
+    weekly : DataFrame
+        :func:`weekly_running` output (participant_id, week, running_minutes) with each
+        participant's ``follow_up_days`` and the ``by`` column added.
+    by : str, optional
+        Grouping column; default one group, ``"all"``.
+    weeks : int
+        Weeks since the first run summarised (1 to ``weeks``).
+
+    Returns
+    -------
+    DataFrame
+        One row per group and week since the first run with at least one runner followed
+        through it (groups sorted, then weeks), with columns
+
+        group : str
+        week_since_first_run : int
+            1 = the study week of ``first_run_day``, 2 = the next, ...
+        runners : int
+            Participants followed through the whole week (their minutes count, 0 included).
+        median, q1, q3, mean : float
+            Of ``running_minutes`` across those participants (quartiles as
+            :meth:`pandas.Series.quantile`, linear interpolation).
+
+    Notes
+    -----
+    Study weeks (§3) are aligned on each participant's first run, so that the graded build-up
+    of the return reads from left to right whatever the week it began in. The week holding
+    ``obs_end`` is left out unless follow-up reaches its last day (day ``7·week − 1``): its
+    minutes cover only part of the week and would pull the weekly summaries down.
+    """
+    data = weekly.assign(_group=_group_column(weekly, by))
+    first = data.groupby("participant_id", sort=False)["week"].transform("min")
+    data = data.assign(week_since_first_run=(data["week"] - first + 1).astype("int64"))
+    whole = data["follow_up_days"].to_numpy() >= 7 * data["week"].to_numpy() - 1
+    data = data[whole & (data["week_since_first_run"] <= weeks).to_numpy()]
+    grouped = data.groupby(["_group", "week_since_first_run"], sort=True)["running_minutes"]
+    out = grouped.agg(runners="size", median="median", mean="mean")
+    out["q1"] = grouped.quantile(0.25)
+    out["q3"] = grouped.quantile(0.75)
+    out = out.reset_index().rename(columns={"_group": "group"})
+    columns = ["group", "week_since_first_run", "runners", "median", "q1", "q3", "mean"]
+    return out[columns].astype({"group": "str", "runners": "int64"})
+
+
+def acwr_histogram(
+    load: pd.DataFrame,
+    *,
+    by: str | None = None,
+    width: float = 0.1,
+    top: float = 3.0,
+    through_last_run: bool = True,
+) -> pd.DataFrame:
+    """The distribution of the daily ACWR per group: shares of participant-days in bins.
+
+    Parameters
+    ----------
+    load : DataFrame
+        :func:`running_load` output (participant_id, day, minutes, acwr) with the ``by``
+        column added.
+    by : str, optional
+        Grouping column; default one group, ``"all"``.
+    width : float
+        Bin width (ACWR units).
+    top : float
+        Upper edge of the last closed bin; the last bin is open (ACWR ≥ ``top``).
+    through_last_run : bool
+        Only the days up to each participant's last run (the running period). After the last
+        run both averages decay, the acute one faster, so the ratio falls towards 0 for the
+        rest of follow-up: days of stopping, not of building up a load, which would otherwise
+        fill the lowest bin.
+
+    Returns
+    -------
+    DataFrame
+        One row per group with a defined ACWR and bin from 0 to ``top`` (groups sorted), with
+        columns
+
+        group : str
+        bin_low, bin_high : float
+            The bin ``[bin_low, bin_high)``; ``bin_high`` is inf for the last, open bin.
+        days : int
+            Participant-days with a defined ACWR in the bin.
+        share : float
+            ``days`` / the group's participant-days with a defined ACWR.
+        runners : int
+            Participants of the group with at least one defined ACWR (the same on every row).
+
+    Notes
+    -----
+    Days without a defined ACWR (before ``first_run_day + acwr_chronic_days − 1`` or with a
+    chronic load of 0) are left out, and with ``through_last_run`` the days after a
+    participant's last run. A value is placed by ``floor(acwr / width)`` after
+    rounding to 10 decimals, so that 1.5 falls in [1.5, 1.6).
+    """
+    keep = load["acwr"].notna()
+    if through_last_run:
+        run_day = load["day"].where(load["minutes"] > 0)
+        last = run_day.groupby(load["participant_id"], sort=False).transform("max")
+        keep &= load["day"] <= last
+    defined = load[keep]
+    groups = _group_column(defined, by)
+    n_bins = int(round(top / width)) + 1
+    index = np.floor(np.round(defined["acwr"].to_numpy() / width, 10)).astype("int64")
+    index = np.minimum(index, n_bins - 1)
+    names = sorted(pd.unique(groups))
+    code = pd.Categorical(groups, categories=names).codes
+    days = np.bincount(code * n_bins + index, minlength=len(names) * n_bins)
+    runners = defined.groupby(groups.to_numpy())["participant_id"].nunique()
+    low = np.arange(n_bins) * width
+    high = np.append(low[1:], np.inf)
+    totals = days.reshape(len(names), n_bins).sum(axis=1)
+    return pd.DataFrame(
+        {
+            "group": np.repeat(np.array(names, dtype=object), n_bins),
+            "bin_low": np.tile(low, len(names)).round(10),
+            "bin_high": np.tile(high, len(names)).round(10),
+            "days": days.astype("int64"),
+            "share": days / np.repeat(np.maximum(totals, 1), n_bins),
+            "runners": np.repeat(runners.reindex(names).to_numpy(dtype="int64"), n_bins),
+        }
+    ).astype({"group": "str"})
 
 
 # ----------------------------------------------------------------------------------------------

@@ -40,11 +40,21 @@ from rehabstats.report import disclosure as privacy
 from rehabstats.report.format import group_label
 from rehabstats.report.specs import report_spec, validate_parameters
 
-__all__ = ["RELAPSE_CURVE_WEEKS", "Analysis", "demo_cohort", "prepare", "result"]
+__all__ = [
+    "RELAPSE_CURVE_WEEKS",
+    "RUNNING_WEEKS",
+    "Analysis",
+    "demo_cohort",
+    "prepare",
+    "result",
+]
 
 RELAPSE_CURVE_WEEKS = 52
 """The cumulative incidence of relapse is computed weekly, and drawn, to this week (the
 configured ``incidence_weeks`` are computed too)."""
+
+RUNNING_WEEKS = 26
+"""Weekly running volume is summarised, and drawn, to this week since the first run."""
 
 
 class _Recording:
@@ -347,6 +357,57 @@ class Analysis:
             ),
         }
 
+    # -- return to running ---------------------------------------------------------------------
+
+    @result
+    def running_load(self) -> pd.DataFrame:
+        """:func:`rehabstats.metrics.running.running_load` (one row per runner-day) with the
+        group."""
+        from rehabstats.metrics.running import running_load
+
+        load = running_load(self.cohort, config=self.config)
+        return load.assign(group=self._groups(load))
+
+    @result
+    def running_volume(self) -> pd.DataFrame:
+        """:func:`rehabstats.metrics.running.running_volume` by group, to
+        :data:`RUNNING_WEEKS` weeks since the first run."""
+        from rehabstats.metrics.running import running_volume, weekly_running
+
+        weekly = weekly_running(self.cohort, config=self.config)
+        follow = self.participants.set_index("participant_id")["follow_up_days"]
+        weekly = weekly.assign(
+            follow_up_days=follow.reindex(weekly["participant_id"]).to_numpy(),
+            group=self._groups(weekly),
+        )
+        return running_volume(weekly, by="group", weeks=RUNNING_WEEKS)
+
+    @result
+    def acwr_distribution(self) -> pd.DataFrame:
+        """:func:`rehabstats.metrics.running.acwr_histogram` of the runner-days by group."""
+        from rehabstats.metrics.running import acwr_histogram
+
+        return acwr_histogram(self.running_load, by="group")
+
+    @result
+    def relapse_acwr(self) -> pd.DataFrame:
+        """:func:`rehabstats.metrics.running.relapse_acwr` per group, then the whole cohort's
+        row (group ``all``) when grouped, with the rate per 1000 person-weeks of each state
+        (``exposed_rate_per_1000_pw``, ``unexposed_rate_per_1000_pw``; NaN without
+        person-time)."""
+        from rehabstats.metrics.running import relapse_acwr
+
+        parts = [relapse_acwr(self.cohort, by=self.by, config=self.config)]
+        if self.by is not None:
+            parts.append(relapse_acwr(self.cohort, config=self.config))
+        out = pd.concat(parts, ignore_index=True)
+        for state in ("exposed", "unexposed"):
+            weeks = out[f"{state}_person_weeks"]
+            out[f"{state}_rate_per_1000_pw"] = (
+                1000 * out[f"{state}_relapses"] / weeks.where(weeks > 0)
+            )
+        return out
+
     # -- the clinic audit ----------------------------------------------------------------------
 
     @result
@@ -377,6 +438,9 @@ class Analysis:
     review_shown = _shown("review", "table")
     withdrawal_reasons_shown = _shown("withdrawal_reasons", "withdrawal_reasons")
     audit_shown = _shown("audit", "audit")
+    running_volume_shown = _shown("running_volume", "running_volume")
+    acwr_distribution_shown = _shown("acwr_distribution", "acwr_distribution")
+    relapse_acwr_shown = _shown("relapse_acwr", "relapse_acwr")
 
     @result
     def table_one_shown(self) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -447,7 +447,7 @@ _WITHHELD_PATH = "withheld (external report)"
 
 _SUMMARY_STATS = ("mean", "sd", "median", "q1", "q3", "proportion", "ci_low", "ci_high")
 _KM_DERIVED = ("median_days", "median_ci_low", "median_ci_high", "reached_by_week_12")
-_AUDIT_COUNTED = ("responders", "checkpoint_fidelity")
+_AUDIT_COUNTED = ("responders", "checkpoint_fidelity", "rts_readiness")
 """Audit metrics that are proportions of participants (their numerator is a count)."""
 
 
@@ -642,6 +642,40 @@ class Disclosure:
                           derived={c: counts for c in ratio.columns if c not in counts},
                           denominators={"relapses_stopped_early": "n_stopped_early",
                                         "relapses_completers": "n_completers"})  # fmt: skip
+
+    def relapse_acwr(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Relapse after ACWR spikes (``relapse_acwr`` with rates): the exposed and unexposed
+        relapses are counts, adding up to the group's relapses (shown with the relapse rates)
+        and, over the groups, to the whole cohort's row; person-time, rates, the ratio and its
+        limits go with them."""
+        counts = ["exposed_relapses", "unexposed_relapses"]
+        derived = {
+            "exposed_rate_per_1000_pw": ["exposed_relapses"],
+            "unexposed_rate_per_1000_pw": ["unexposed_relapses"],
+            **dict.fromkeys(("rate_ratio", "ci_low", "ci_high", "p_value"), counts),
+        }
+        table = table.reset_index(drop=True)
+        relations: list[Relation] = [(None, [(i, c) for c in counts]) for i in table.index]
+        return self.table(table, counts=counts, derived=derived, lines=[[]],
+                          margin=("group", OVERALL), relations=relations)  # fmt: skip
+
+    def running_volume(self, volume: pd.DataFrame) -> pd.DataFrame:
+        """``running_volume`` as drawn: external, the weeks of a group with fewer than
+        ``threshold`` runners followed are left out (a median of a few is nearly a person's
+        minutes)."""
+        if not self.external:
+            return volume
+        return volume[volume["runners"] >= self.threshold].reset_index(drop=True)
+
+    def acwr_distribution(self, histogram: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """``acwr_histogram`` as drawn, and the groups withheld: external, a group with fewer
+        than ``threshold`` runners with a defined ACWR is not drawn (its participant-days are
+        a few people's). Shares of participant-days, not counts, are drawn."""
+        if not self.external:
+            return histogram, []
+        small = histogram["runners"] < self.threshold
+        groups = sorted(set(histogram.loc[small, "group"].astype("str")))
+        return histogram[~small].reset_index(drop=True), groups
 
     def flow(self, flow: pd.DataFrame) -> pd.DataFrame:
         """:func:`rehabstats.metrics.flow.flow_counts`: the groups add up to the whole cohort

@@ -30,6 +30,7 @@ from rehabstats.stats.summaries import mean_ci
 
 __all__ = [
     "OKABE_ITO",
+    "acwr_distribution",
     "flow_diagram_size",
     "STAGE_COLORS",
     "STATE_LABELS",
@@ -43,6 +44,7 @@ __all__ = [
     "km_curves",
     "new_axes",
     "pain_trajectories",
+    "running_volume",
     "stage_occupancy",
     "swimmer",
     "visa_change",
@@ -749,6 +751,102 @@ def cumulative_incidence(
     ax.set_xlabel("Weeks since return to running or sport")
     ax.set_ylabel("Relapsed, cumulative %")
     _legend(ax, loc="upper left")
+    return ax
+
+
+# ---- return to running ---------------------------------------------------------------------
+
+
+@styled
+def running_volume(
+    volume: pd.DataFrame,
+    *,
+    ax: Axes | None = None,
+) -> Axes:
+    """Weekly running minutes by week since the first run: each group's median and quartiles.
+
+    Parameters
+    ----------
+    volume : DataFrame
+        ``rehabstats.metrics.running.running_volume`` output (group, week_since_first_run,
+        runners, median, q1, q3).
+
+    Notes
+    -----
+    The median is a line with dots over the band between the quartiles (Q1 to Q3); groups are
+    told apart by colour and by the legend, the whole cohort (``all``) in black.
+    """
+    ax = ax or new_axes()
+    groups = sorted(volume["group"].astype("str").unique())
+    colors = group_colors(groups)
+    band = 0.18 if len(groups) <= 3 else 0.08
+    for g in groups:
+        part = volume[volume["group"].astype("str") == g].sort_values("week_since_first_run")
+        x = part["week_since_first_run"].to_numpy(dtype=float)
+        ax.fill_between(x, part["q1"], part["q3"], color=colors[g], alpha=band, lw=0)
+        label = f"{group_label(g, whole='runners')} (median, Q1-Q3)"
+        ax.plot(x, part["median"], color=colors[g], lw=2, marker="o", ms=3.5, label=label)
+    last = int(volume["week_since_first_run"].max()) if len(volume) else 12
+    ax.set_xlim(0.5, last + 0.5)
+    ax.xaxis.set_major_locator(MultipleLocator(1 if last <= 16 else 2))
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("Week since the first run (week 1 = the study week of the first run)")
+    ax.set_ylabel("Running, minutes per week")
+    _legend(ax, outside=True)
+    return ax
+
+
+@styled
+def acwr_distribution(
+    histogram: pd.DataFrame,
+    *,
+    spike: float,
+    ax: Axes | None = None,
+) -> Axes:
+    """The distribution of the daily ACWR per group, with the spike threshold marked.
+
+    Parameters
+    ----------
+    histogram : DataFrame
+        ``rehabstats.metrics.running.acwr_histogram`` output (group, bin_low, bin_high, share,
+        runners).
+    spike : float
+        The spike threshold (``acwr_spike``), drawn as a dashed line; days above it are right
+        of the line.
+
+    Notes
+    -----
+    Each group is a step outline of the share of its participant-days per bin (outlines, not
+    filled bars, so that groups overlaid stay readable); the last, open bin is drawn one bin
+    wide and labelled with ``≥``.
+    """
+    ax = ax or new_axes()
+    groups = sorted(histogram["group"].astype("str").unique())
+    colors = group_colors(groups)
+    width = 0.1
+    top = 3.0
+    for g in groups:
+        part = histogram[histogram["group"].astype("str") == g].sort_values("bin_low")
+        low = part["bin_low"].to_numpy(dtype=float)
+        width = float(low[1] - low[0]) if len(low) > 1 else width
+        top = float(low[-1])
+        edges = np.append(low, low[-1] + width)
+        runners = part["runners"].iloc[0]
+        label = f"{group_label(g, whole='runners')} ({_n(runners)} runners)"
+        ax.stairs(part["share"].to_numpy(dtype=float), edges, color=colors[g], lw=1.8,
+                  label=label)  # fmt: skip
+    ax.axvline(spike, color="#444444", ls="--", lw=1.2, label=f"Spike threshold ({spike:g})")
+    ax.set_xlim(0, top + width)
+    ticks = np.arange(0, top + width / 2, 0.5)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"≥ {t:g}" if np.isclose(t, top) else f"{t:g}" for t in ticks],
+                       parse_math=False)  # fmt: skip
+    _percent_axis(ax)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))  # whole percents
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("Acute:chronic workload ratio (EWMA, running minutes)")
+    ax.set_ylabel("Share of runner-days")
+    _legend(ax, outside=True)
     return ax
 
 

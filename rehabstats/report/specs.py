@@ -426,6 +426,13 @@ REPORTS: dict[str, ReportSpec] = {
                 "target: relapses per 1000 person-weeks at risk at most this",
                 minimum=0,
             ),
+            _target(
+                "target_rts_readiness",
+                "target: of those returning to running or sport, proportion who met the "
+                "return-to-sport criteria first",
+                minimum=0,
+                maximum=1,
+            ),
             ReportParameter(
                 "swimmer_limit",
                 "int",

@@ -222,3 +222,181 @@ def test_audit_summary_site_without_stage_4_entries():
     assert out.loc[("s1", "stage4_by_week12"), "value"] == 0.0
     assert pd.isna(out.loc[("s1", "adherence"), "met"])
     assert pd.isna(out.loc[("s1", "relapse_rate"), "value"])
+
+
+# ---- running and tempo reasons (METRICS §10-§11) ---------------------------------------------
+
+
+def _ewma_acwr(loads: dict[int, float], first: int, last: int) -> dict[int, float]:
+    """The ACWR of METRICS §11 written out day by day (λ = 2 / (N + 1), N = 7 and 28, both
+    averages 0 the day before the first run), defined from first + 27 on."""
+    la, lc = 2 / 8, 2 / 29
+    a = c = 0.0
+    out = {}
+    for d in range(first, last + 1):
+        load = loads.get(d, 0.0)
+        a, c = la * load + (1 - la) * a, lc * load + (1 - lc) * c
+        if d >= first + 27 and c > 0:
+            out[d] = a / c
+    return out
+
+
+def _runs(pid: str, loads: dict[int, float]) -> list[dict]:
+    return [{"participant_id": pid, "day": d, "minutes": m} for d, m in loads.items()]
+
+
+# 10 minutes a day from day 10, and one 60-minute day: on day 58 (recent) or day 40 (long ago)
+STEADY = dict.fromkeys(range(10, NOW + 1), 10.0)
+RECENT_SPIKE = {**STEADY, 58: 60.0}
+OLD_SPIKE = {**STEADY, 40: 60.0}
+
+
+def _tempo_sessions(pid: str, fast_days) -> list[dict]:
+    """Daily sessions, stage 2 from day 30 (4.3 weeks by the cut-off: not stuck) with the
+    lowering logged: 2 s on ``fast_days``, 4 s on the others."""
+    return [{"participant_id": pid, "day": d, "stage": 2 if d >= 30 else 1,
+             "lowering_s": (2.0 if d in fast_days else 4.0) if d >= 30 else None}
+            for d in range(NOW + 1)]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def running_cohort():
+    people = [{"participant_id": p} for p in
+              ("spike", "oldspike", "early", "ready", "rushed", "half", "few")]  # fmt: skip
+    sessions = (
+        _tempo_sessions("rushed", range(50, NOW + 1))  # 11 of the last 14 days (47-60) fast
+        + _tempo_sessions("half", range(54, NOW + 1))  # 7 of 14: exactly 50%
+        # only two sessions logged in the last 14 days, both fast
+        + [{"participant_id": "few", "day": d, "stage": 2, "lowering_s": 2.0} for d in (55, 58)]
+    )
+    running = _runs("spike", RECENT_SPIKE) + _runs("oldspike", OLD_SPIKE)
+    events = [
+        {"participant_id": "early", "day": 30, "event": "return_to_running"},
+        {"participant_id": "ready", "day": 30, "event": "return_to_running"},
+    ]
+    tests = [
+        # early: heel raises 20 / 30 = 67% on day 20, never a hop test: criteria never met
+        {"participant_id": "early", "day": 20, "test": "heel_raise_endurance",
+         "side": "involved", "value": 20},
+        {"participant_id": "early", "day": 20, "test": "heel_raise_endurance",
+         "side": "uninvolved", "value": 30},
+        # ready: heel raises 28 / 30 = 93%, hop 95 / 100 = 95% on day 20, before the return
+        {"participant_id": "ready", "day": 20, "test": "heel_raise_endurance",
+         "side": "involved", "value": 28},
+        {"participant_id": "ready", "day": 20, "test": "heel_raise_endurance",
+         "side": "uninvolved", "value": 30},
+        {"participant_id": "ready", "day": 20, "test": "single_hop", "side": "involved",
+         "value": 95},
+        {"participant_id": "ready", "day": 20, "test": "single_hop", "side": "uninvolved",
+         "value": 100},
+    ]  # fmt: skip
+    return cohort_from_rows(people, sessions=sessions, running=running, events=events,
+                            function_tests=tests, data_cutoff=CUTOFF)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def running_reviewed(running_cohort):
+    return review_list(running_cohort).set_index("participant_id")
+
+
+def test_the_hand_worked_acwr_spikes_where_the_cases_say():
+    # the cases rest on this: one 60-minute day after a steady 10 a day lifts the acute
+    # average by 0.25 · 50 = 12.5 and the chronic one by only 0.069 · 50 = 3.4. On day 58
+    # (chronic 9.68 the day before): 22.5 / 13.15 = 1.71, the next day 19.38 / 12.93 = 1.498,
+    # just below 1.5. On day 40 the chronic average is lower still (the running began on day
+    # 10), so the ratio stays above 1.5 for two days, 40 and 41
+    recent = _ewma_acwr(RECENT_SPIKE, 10, NOW)
+    assert {d for d, r in recent.items() if r > 1.5} == {58}
+    assert recent[58] == pytest.approx(22.5 / 13.147, abs=1e-3)
+    old = _ewma_acwr(OLD_SPIKE, 10, NOW)
+    assert {d for d, r in old.items() if r > 1.5} == {40, 41}
+
+
+def test_acwr_spike_in_the_last_days(running_reviewed):
+    spike = running_reviewed.loc["spike"]
+    assert flags(running_reviewed, "spike") == {"acwr_spike_recent"}
+    assert spike["days_since_spike"] == 2  # day 58, cut-off day 60
+    expected = _ewma_acwr(RECENT_SPIKE, 10, NOW)[58]
+    assert spike["acwr_recent_max"] == pytest.approx(expected, rel=1e-12)
+    assert f"ACWR {expected:.2f} (above 1.5) 2 days ago" in spike["reasons"]
+    assert "oldspike" not in running_reviewed.index  # its spikes were 19-20 days ago
+
+
+def test_acwr_spike_window_follows_the_configuration(running_cohort):
+    # 21 days back reach day 40 (days 40-60); oldspike's latest spike is day 41
+    wide = review_list(running_cohort, config=AnalysisConfig(review_acwr_days=21))
+    assert {"spike", "oldspike"} <= set(wide.loc[wide["acwr_spike_recent"], "participant_id"])
+    # 2 days back (days 59-60) miss day 58
+    narrow = review_list(running_cohort, config=AnalysisConfig(review_acwr_days=2))
+    assert "spike" not in set(narrow.loc[narrow["acwr_spike_recent"], "participant_id"])
+
+
+def test_returned_before_meeting_the_criteria(running_reviewed):
+    assert flags(running_reviewed, "early") == {"returned_before_criteria"}
+    early = running_reviewed.loc["early"]
+    assert early["return_day"] == 30 and pd.isna(early["rts_criteria_day"])
+    assert ("returned to running or sport on day 30 before meeting the return-to-sport "
+            "criteria (not met yet)") in early["reasons"]  # fmt: skip
+    assert "ready" not in running_reviewed.index  # criteria met on day 20, returned on day 30
+
+
+def test_rushed_lowering_in_recent_sessions(running_reviewed):
+    rushed = running_reviewed.loc["rushed"]
+    assert flags(running_reviewed, "rushed") == {"rushed_lowering"}
+    # the last 14 days are days 47-60: 14 stage-2 sessions logged, days 50-60 (11) at 2 s
+    assert (rushed["tempo_recent_known"], rushed["tempo_recent_fast"]) == (14, 11)
+    assert ("lowering under 3 s in 11 of 14 stage 2-3 sessions of the last 14 days"
+            in rushed["reasons"])  # fmt: skip
+    # 7 of 14 is exactly the 50% threshold: at least it, so flagged
+    assert flags(running_reviewed, "half") == {"rushed_lowering"}
+    # two logged sessions, both fast, are fewer than the 3 needed
+    assert "few" not in running_reviewed.index
+
+
+def test_a_cohort_without_running_or_tempo_data_has_no_such_reason(cohort):
+    out = review_list(cohort)
+    assert not out[["acwr_spike_recent", "returned_before_criteria", "rushed_lowering"]].any(
+        axis=None
+    )
+    assert out["acwr_recent_max"].isna().all() and (out["tempo_recent_known"] == 0).all()
+
+
+def test_audit_readiness_for_the_return():
+    from statsmodels.stats.proportion import proportion_confint
+
+    participants = pd.DataFrame(
+        {
+            "site": ["s1"] * 4 + ["s2"] * 2,
+            "adherence_sessions": [0.9] * 6,
+            "visa_a_responder_12": pd.array([True] * 6),
+            "reached_stage_4": [False] * 6,
+            "progressed_without_checkpoint": [False] * 6,
+            # s1: one returned early, two met the criteria first, one did not return
+            "returned_before_criteria": pd.array([True, False, False, pd.NA, pd.NA, pd.NA]),
+        }
+    )
+    empty_km = pd.DataFrame(columns=["stage", "group", "time_days", "survival", "ci_low",
+                                     "ci_high"])  # fmt: skip
+    rates = pd.DataFrame(columns=["group", "n_at_risk", "relapses", "person_weeks",
+                                  "rate_per_1000_pw", "ci_low", "ci_high"])  # fmt: skip
+    out = audit_summary(participants, empty_km, rates, config=AnalysisConfig())
+    assert list(dict.fromkeys(out["metric"]))[-1] == "rts_readiness"
+    out = out.set_index(["site", "metric"])
+    s1 = out.loc[("s1", "rts_readiness")]
+    assert (s1["value"], s1["n"]) == (pytest.approx(2 / 3), 3)
+    assert (s1["ci_low"], s1["ci_high"]) == pytest.approx(
+        proportion_confint(2, 3, method="wilson"), rel=1e-9
+    )
+    assert bool(s1["met"]) is False  # 67% < the default target of 80%
+    assert pd.isna(out.loc[("s2", "rts_readiness"), "met"])  # no one in s2 returned
+    assert out.loc[("s2", "rts_readiness"), "n"] == 0
+
+
+def test_a_participant_without_sessions_can_be_listed():
+    # morning pain rising (2 -> 3.5) with no session scheduled yet: the stage is unknown
+    # (NaN), and the reasons text must not need one
+    pain = morning_pain("nosess", {d: 2.0 if d <= 53 else 3.5 for d in range(NOW + 1)})
+    cohort = cohort_from_rows([{"participant_id": "nosess"}], pain=pain, data_cutoff=CUTOFF)
+    out = review_list(cohort).set_index("participant_id")
+    assert flags(out, "nosess") == {"pain_rising"}
+    assert pd.isna(out.loc["nosess", "stage"])

@@ -19,7 +19,14 @@ from scipy import stats
 from rehabstats import AnalysisConfig, Cohort, DataWarning
 from rehabstats.metrics.outputs import participant_metrics, weekly_metrics
 from rehabstats.metrics.relapse import relapse_rates
-from rehabstats.metrics.running import relapse_acwr, running_load, running_metrics, weekly_running
+from rehabstats.metrics.running import (
+    acwr_histogram,
+    relapse_acwr,
+    running_load,
+    running_metrics,
+    running_volume,
+    weekly_running,
+)
 
 CUTOFF = "2024-04-10"  # day 100
 LA, LC = 1 / 4, 2 / 29
@@ -453,3 +460,64 @@ def test_weekly_metrics_carry_running_minutes_over_the_whole_follow_up():
     b = weekly[weekly["participant_id"] == "b"]
     assert b["week"].tolist() == list(range(1, 13)) and b["running_minutes"].isna().all()
     assert weekly["participant_id"].tolist() == ["a"] * 16 + ["b"] * 12  # participant order
+
+
+# ---- summaries for the report --------------------------------------------------------------
+
+
+def test_running_volume_by_week_since_the_first_run():
+    # a: first run on day 3 (study week 1), then 30, 60, 0 minutes in weeks 1-3 ... ;
+    # b: first run on day 10 (study week 2): 40 then 50. Week since first run 1 = a's week 1
+    # and b's week 2.
+    weekly = pd.DataFrame({
+        "participant_id": ["a", "a", "a", "b", "b"],
+        "week": [1, 2, 3, 2, 3],
+        "running_minutes": [30.0, 60.0, 0.0, 40.0, 50.0],
+        "follow_up_days": [20, 20, 20, 20, 20],  # day 20: week 3 (days 14-20) is whole
+        "arm": ["x", "x", "x", "y", "y"],
+    })  # fmt: skip
+    out = running_volume(weekly).set_index("week_since_first_run")
+    # week 1: 30 and 40 -> median 35, Q1 = 30 + 0.25·10 = 32.5, Q3 37.5; week 2: 60 and 50;
+    # week 3: only a (0 minutes)
+    assert list(out["runners"]) == [2, 2, 1]
+    assert list(out["median"]) == [35.0, 55.0, 0.0]
+    assert (out.loc[1, "q1"], out.loc[1, "q3"]) == (32.5, 37.5)
+    assert (out["group"] == "all").all()
+    by_arm = running_volume(weekly, by="arm")
+    assert list(by_arm["group"]) == ["x", "x", "x", "y", "y"]
+    assert list(by_arm["week_since_first_run"]) == [1, 2, 3, 1, 2]
+    # follow-up ending on day 19 leaves week 3 (days 14-20) part-observed: not summarised
+    partial = running_volume(weekly.assign(follow_up_days=19))
+    assert list(partial["week_since_first_run"]) == [1, 2]
+    assert list(running_volume(weekly, weeks=1)["week_since_first_run"]) == [1]
+
+
+def test_acwr_histogram_bins_and_shares():
+    load = pd.DataFrame({
+        "participant_id": ["a", "a", "a", "a", "b", "b"],
+        "day": [30, 31, 32, 33, 40, 41],
+        "minutes": [20.0, 20.0, 20.0, 20.0, 20.0, 20.0],
+        # NaN: not defined, left out. 2.3 falls in [2.3, 2.4), not in [2.2, 2.3) through
+        # floating point (2.3 / 0.1 = 22.999999999999996); 3.7 in the open last bin [3, inf)
+        "acwr": [np.nan, 1.5, 0.95, 3.7, 2.3, 1.5],
+        "arm": ["x", "x", "x", "x", "y", "y"],
+    })  # fmt: skip
+    out = acwr_histogram(load)
+    assert len(out) == 31  # bins [0, 0.1) ... [2.9, 3.0) and [3.0, inf)
+    days = out.set_index("bin_low")["days"]
+    assert days[1.5] == 2 and days[1.4] == 0
+    assert days[0.9] == 1 and days[2.3] == 1 and days[2.2] == 0 and days[3.0] == 1
+    assert out["days"].sum() == 5  # the NaN day is not counted
+    assert out["bin_high"].iloc[-1] == np.inf
+    assert out.set_index("bin_low")["share"][1.5] == pytest.approx(2 / 5)
+    assert (out["runners"] == 2).all()
+    by_arm = acwr_histogram(load, by="arm")
+    x = by_arm[by_arm["group"] == "x"].set_index("bin_low")
+    # x: 1.5, 0.95 and 3.7 -> a third each; one runner
+    assert x["share"][0.9] == pytest.approx(1 / 3) and (x["runners"] == 1).all()
+    assert acwr_histogram(load.iloc[:1]).empty  # nothing defined: no rows
+    # b stops running after day 40: its day 41 (ACWR 1.5) is after the last run, left out
+    # unless asked for
+    stopped = load.assign(minutes=[20.0, 20.0, 20.0, 20.0, 20.0, 0.0])
+    assert acwr_histogram(stopped)["days"].sum() == 4
+    assert acwr_histogram(stopped, through_last_run=False)["days"].sum() == 5

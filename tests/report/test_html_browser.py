@@ -200,3 +200,86 @@ def test_report_renders_offline_without_errors(browser, report):
         assert target.stat().st_size > 50_000
     finally:
         page.close()
+
+
+def _evaluate(page: DevTools, expression: str) -> dict:
+    value = page.send("Runtime.evaluate", expression=expression, returnByValue=True)
+    return json.loads(value["result"]["value"])
+
+
+def _open(browser, report: str) -> DevTools:
+    page = open_page(browser)
+    for domain in ("Network", "Runtime", "Page"):
+        page.send(f"{domain}.enable")
+    page.send("Emulation.setDeviceMetricsOverride", width=1280, height=900,
+              deviceScaleFactor=1, mobile=False)  # fmt: skip
+    page.send("Page.navigate", url=rendered_demo()[report].resolve().as_uri())
+    page.wait_for("Page.loadEventFired")
+    page.drain(0.5)
+    return page
+
+
+def test_cohort_report_shows_the_return_to_running(browser):
+    page = _open(browser, "cohort_report")
+    try:
+        state = _evaluate(
+            page,
+            """JSON.stringify((() => {
+            const heading = [...document.querySelectorAll('h2')]
+                .find(e => e.textContent.trim().startsWith('Return to running'));
+            const block = document.querySelector('[data-rs-section="return_to_running"]');
+            const images = block ? [...block.querySelectorAll('img')] : [];
+            const fidelity = document.querySelector('[data-rs-section="checkpoint_fidelity"]');
+            return {
+                heading: !!heading,
+                after_heading: !!(heading && block
+                    && heading.compareDocumentPosition(block) & Node.DOCUMENT_POSITION_FOLLOWING),
+                images: images.length,
+                drawn: images.filter(i => i.complete && i.naturalWidth > 300
+                                          && i.naturalHeight > 150).length,
+                alts: images.map(i => i.alt),
+                tables: block ? block.querySelectorAll('table.rs-table').length : 0,
+                text: block ? block.textContent : '',
+                fidelity: fidelity ? fidelity.textContent : '',
+            };
+        })())""",
+        )
+        assert state["heading"] and state["after_heading"]
+        # the demo cohort runs: the weekly volume and the ACWR distribution are drawn
+        assert state["images"] == 2 and state["drawn"] == 2
+        assert state["alts"] == [
+            "Weekly running minutes by week since the first run",
+            "Distribution of the daily acute:chronic workload ratio",
+        ]
+        assert state["tables"] == 2  # return to running and readiness; relapse after spikes
+        assert "Returned before meeting the criteria" in state["text"]
+        assert "not validated injury cut-offs" in state["text"]
+        assert "Rate ratio" in state["text"] or "rate ratio" in state["text"]
+        assert "Exercise quality: lowering under 3 s" in state["fidelity"]
+        assert "back-to-back heavy days" in state["fidelity"]
+    finally:
+        page.close()
+
+
+def test_clinic_audit_shows_the_running_review_reasons_and_readiness(browser):
+    page = _open(browser, "clinic_audit")
+    try:
+        state = _evaluate(
+            page,
+            """JSON.stringify({
+            tiles: [...document.querySelectorAll('.rs-kpi-label')].map(e => e.textContent),
+            reasons: document.querySelector('[data-rs-section="review_list"]').textContent,
+            settings: document.querySelector('[data-rs-section="audit_settings"]').textContent,
+        })""",
+        )
+        assert "Return-to-sport criteria met before the return" in state["tiles"]
+        for reason in ("ACWR spike in the last 7 days",
+                       "Returned to running before meeting the criteria",
+                       "Rushed lowering in recent sessions"):  # fmt: skip
+            assert reason in state["reasons"]
+        assert (
+            "Return-to-sport criteria met before the return to running or sport"
+            in (state["settings"])
+        )
+    finally:
+        page.close()

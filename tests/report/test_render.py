@@ -241,13 +241,13 @@ def parse(path: Path) -> tuple[str, _Tags]:
 EXPECTED = {
     "cohort_report": {
         "h2": ["At a glance", "Participants", "Adherence", "Pain", "VISA-A",
-               "Stage progression", "Relapse", "Appendix: definitions",
+               "Stage progression", "Relapse", "Return to running", "Appendix: definitions",
                "Appendix: analysis configuration"],
         "sections": ["header", "at_a_glance", "participant_flow", "table_one", "adherence",
                      "pain_trajectories", "pain_model", "pain_monitoring", "visa_a",
                      "time_to_stage", "stage_occupancy", "checkpoint_fidelity", "relapse",
-                     "definitions", "configuration"],
-        "figures": 7,
+                     "return_to_running", "definitions", "configuration"],
+        "figures": 9,  # 7 and the return to running's weekly volume and ACWR distribution
     },
     "clinic_audit": {
         "h2": ["Dashboard", "Participants needing review", "Stage timelines",

@@ -10,7 +10,7 @@ import pytest
 from block_tables import captions, figures, tables
 
 from rehabstats.config import AnalysisConfig
-from rehabstats.metrics.review import REVIEW_REASONS
+from rehabstats.metrics.review import REVIEW_REASONS, reason_labels
 from rehabstats.report import sections
 from rehabstats.report.analysis import Analysis, prepare
 
@@ -32,11 +32,14 @@ def test_dashboard_has_all_sites_then_each_site(a):
     table = tables(block)["audit"]
     assert list(table.columns) == ["All sites", *_sites(a)]
     text = block._repr_html_()
-    assert text.count('<div class="rs-kpi-label">') == 5  # one tile per audit metric
+    # one tile per audit metric: adherence, stage 4, responders, checkpoint fidelity, relapse
+    # rate and the return-to-sport criteria met before the return
+    assert text.count('<div class="rs-kpi-label">') == 6
     assert figures(block) == 1
     # the table's rows name each metric with its target (the configuration's defaults)
     assert "Session adherence, weeks 1-12 (target ≥ 80%)" in table.index
     assert "Relapse rate (target ≤ 5)" in table.index
+    assert "Return-to-sport criteria met before the return (target ≥ 80%)" in table.index
     audit = block.frames["audit"]
     assert audit["site"].iloc[0] == "all"  # the whole cohort inside, "All sites" shown
 
@@ -65,7 +68,8 @@ def test_review_list_counts_and_lists_those_needing_review(a):
     assert len(review) == listed
     assert list(review["participant"]) == list(a.review["participant_id"].astype(str))
     reasons = tables(block)["review_reasons"]
-    assert list(reasons.index) == list(REVIEW_REASONS.values())
+    assert list(reasons.index) == list(reason_labels(a.config).values())
+    assert "ACWR spike in the last 7 days" in reasons.index  # review_acwr_days filled in
     flagged = a.review[list(REVIEW_REASONS)].sum()  # participants per reason
     assert list(reasons["participants"].astype(int)) == list(flagged)
 

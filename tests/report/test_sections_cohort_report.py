@@ -114,3 +114,113 @@ def test_checkpoint_fidelity_counts_those_reaching_stage_4(a):
         "Passed the checkpoint before stage 4, n (% of those reaching it)", f"Overall (n = {N})"
     ]
     assert first.endswith(f" of {reached}")
+
+
+# ---- exercise quality and the return to running --------------------------------------------
+
+OVERALL_COL = f"Overall (n = {N})"
+
+
+def _without(a: Analysis, **empty: bool) -> Analysis:
+    """The analysis of the same cohort without the tables named (as if never collected)."""
+    cohort = dataclasses.replace(
+        a.cohort, **{name: getattr(a.cohort, name).iloc[0:0] for name in empty}
+    )
+    return dataclasses.replace(a, cohort=cohort)
+
+
+def test_fidelity_has_the_exercise_quality_lines(a):
+    block = sections.checkpoint_fidelity(a)
+    table = tables(block)["checkpoint_fidelity"]
+    pm = a.participants
+    # rushed lowering: the mean of each participant's share of rushed sessions, in %, over
+    # those with a session's tempo logged (the demo logs lowering_s)
+    rate = pm["fast_tempo_rate"].dropna()
+    row = "Exercise quality: lowering under 3 s, % of logged stage 2-3 sessions, mean (SD)"
+    assert table.loc[row, OVERALL_COL] == f"{100 * rate.mean():.0f}% ({100 * rate.std():.0f}%)"
+    # back-to-back heavy days: of those reaching stage 3 (the first heavy stage by default)
+    reached = pm["reached_stage_3"].fillna(False).astype(bool)
+    b2b = int((pm.loc[reached, "back_to_back_days"] > 0).sum())
+    row = ("Exercise quality: back-to-back heavy days (stage 3/4), n (% of those reaching "
+           "stage 3)")  # fmt: skip
+    assert table.loc[row, OVERALL_COL] == (
+        f"{b2b} ({100 * b2b / reached.sum():.0f}%) of {reached.sum()}"
+    )
+    assert "Tempo: completed stage 2-3 sessions" in captions(block)[0]
+
+
+def test_fidelity_says_when_no_lowering_time_is_logged(a):
+    sessions = a.cohort.sessions.assign(lowering_s=np.nan)
+    b = dataclasses.replace(a, cohort=dataclasses.replace(a.cohort, sessions=sessions))
+    block = sections.checkpoint_fidelity(b)
+    assert "no lowering time is logged in this cohort" in captions(block)[0]
+    row = "Exercise quality: lowering under 3 s, % of logged stage 2-3 sessions, mean (SD)"
+    assert tables(block)["checkpoint_fidelity"].loc[row, OVERALL_COL] == "– (–)"
+
+
+def test_return_to_running_section(a):
+    block = sections.return_to_running(a)
+    table = tables(block)["return_to_running"]
+    pm = a.participants
+    returned = int(pm["at_risk_start_day"].notna().sum())
+    early = int(pm["returned_before_criteria"].sum())
+    # returned before the criteria: of those who returned (the denominator is shown)
+    cell = table.loc["Returned before meeting the criteria, n (% of those returning)",
+                     OVERALL_COL]  # fmt: skip
+    assert cell == f"{early} ({100 * early / returned:.0f}%) of {returned}"
+    runners = int(pm["first_run_day"].notna().sum())
+    assert table.loc["Logged a run, n (%)", OVERALL_COL].startswith(f"{runners} (")
+    # two figures: weekly volume and the distribution of the ACWR, with the caveat
+    assert figures(block) == 2
+    text = " ".join(captions(block))
+    assert "not validated injury cut-offs (Impellizzeri et al. 2020; Lolli et al. 2019)" in text
+    assert "the dashed line is the spike threshold" in text
+    # the relapse rate ratio after spikes: exposed rate / unexposed rate, worked out from the
+    # counts and person-weeks of the metric
+    rr = tables(block)["relapse_acwr"].set_index("group").loc["Overall"]
+    raw = a.relapse_acwr.set_index("group").loc["all"]
+    ratio = (raw["exposed_relapses"] / raw["exposed_person_weeks"]) / (
+        raw["unexposed_relapses"] / raw["unexposed_person_weeks"]
+    )
+    assert rr["rate ratio"] == f"{ratio:.2f}"
+    assert rr["relapses after a spike"] == str(int(raw["exposed_relapses"]))
+    assert " to " in rr["95% CI (exact)"]
+    arms = sorted(_sizes(a))
+    assert list(tables(block)["relapse_acwr"]["group"]) == [*arms, "Overall"]
+
+
+def test_return_to_running_without_running_data_says_so(a):
+    b = _without(a, running=True)
+    block = sections.return_to_running(b)
+    assert figures(block) == 0  # no empty figure
+    assert "No run is recorded within follow-up (table running)" in " ".join(captions(block))
+    table = tables(block)["return_to_running"]
+    # the readiness rows stay: returns and function tests do not need a running log
+    assert "Returned before meeting the criteria, n (% of those returning)" in table.index
+    assert "Logged a run, n (%)" not in table.index
+    assert "relapse_acwr" not in tables(block)
+
+
+def test_return_to_running_without_any_return(a):
+    b = _without(a, running=True, events=True)
+    block = sections.return_to_running(b)
+    assert figures(block) == 0 and tables(block) == {}
+    assert captions(block) == [
+        "No run (table running) and no return to running or sport (events) is recorded "
+        "within follow-up in this cohort: the return to running is not reported."
+    ]
+
+
+def test_return_to_running_of_an_external_report_shows_no_small_count(external):
+    block = sections.return_to_running(external)
+    summary = block.frames["summary"]
+    counts = list(summary["n"]) + list(summary["count"])
+    shown = block.frames["relapse_acwr"]
+    counts += list(shown["exposed_relapses"]) + list(shown["unexposed_relapses"])
+    numbers = [v for v in counts if not isinstance(v, str) and v == v]
+    assert not [v for v in numbers if 1 <= v <= 4]
+    # the volume figure draws only weeks with at least 5 runners
+    assert (block.frames["volume"]["runners"] >= 5).all()
+    # 60 participants in three arms: the relapses after a spike of each arm are few, shown
+    # as <5 in the rendered table
+    assert "<5" in set(tables(block)["relapse_acwr"]["relapses after a spike"])

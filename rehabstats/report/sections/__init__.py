@@ -15,7 +15,7 @@ audience may see it (the analysis' disclosed tables): choosing, labelling, round
   flow, adherence, pain, time to stage, relapse, the appendices) and :func:`section`, which
   every section is made with;
 - :mod:`~rehabstats.report.sections.cohort_report`: at a glance, Table 1, the pain model,
-  VISA-A, stage occupancy, protocol fidelity;
+  VISA-A, stage occupancy, protocol fidelity and exercise quality, the return to running;
 - :mod:`~rehabstats.report.sections.clinic_audit`: the dashboard, the review list, the
   swimmer plot, the audit's settings.
 
@@ -35,6 +35,7 @@ from rehabstats.report.sections.cohort_report import (
     at_a_glance,
     checkpoint_fidelity,
     pain_model,
+    return_to_running,
     stage_occupancy,
     table_one,
     visa_a,
@@ -70,6 +71,7 @@ __all__ = [
     "participant_flow",
     "prepare",
     "relapse",
+    "return_to_running",
     "review_list",
     "section",
     "stage_occupancy",

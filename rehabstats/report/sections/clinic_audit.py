@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rehabstats.constants import OVERALL
-from rehabstats.metrics.review import REVIEW_REASONS, stuck_weeks, under_care
+from rehabstats.metrics.review import reason_labels, stuck_weeks, under_care
 from rehabstats.report import html, plots
 from rehabstats.report.analysis import Analysis
 from rehabstats.report.format import fmt_ci, fmt_count, fmt_num, fmt_pct, group_label
@@ -103,8 +103,8 @@ def audit_dashboard(analysis: Analysis) -> Block:
             "with the target; with few participants the interval is wide, so read it before "
             "acting on a single site. Intervals: adherence, logit-transformed t interval (the "
             "logit method of R survey::svyciprop; within 0-100%); stage 4 by week 12, the "
-            "Kaplan–Meier pointwise interval; responders and checkpoint fidelity, Wilson score "
-            "interval; relapse rate, exact Poisson (Garwood)."
+            "Kaplan–Meier pointwise interval; responders, checkpoint fidelity and criteria met "
+            "before the return, Wilson score interval; relapse rate, exact Poisson (Garwood)."
         ),
         name="audit_dashboard",
         frames={"audit": audit},
@@ -118,7 +118,7 @@ def review_list(analysis: Analysis) -> Block:
     c = a.config
     d = a.disclosure
     rl = a.review_shown
-    counts = ({REVIEW_REASONS[k]: d.count(rl[k].sum()) for k in REVIEW_REASONS} if len(rl)
+    counts = ({label: d.count(rl[k].sum()) for k, label in reason_labels(c).items()} if len(rl)
               else {})  # fmt: skip
     n_care = int(under_care(a.timeline, c).sum())
     intro = (
@@ -159,8 +159,13 @@ def review_list(analysis: Analysis) -> Block:
         f"the {c.review_recent_days} days before); in stage 1/2/3 longer than "
         + "/".join(str(stuck[s]) for s in (1, 2, 3))
         + " weeks while loading; load stagnant; stage 4 without a passed checkpoint; "
-        "insertional eccentrics off a step; stopped before week 11. Thresholds are listed in "
-        "the appendix."
+        "insertional eccentrics off a step; stopped before week 11; a day with the running "
+        f"ACWR above {c.acwr_spike:g} in the last {c.review_acwr_days} days; returned to "
+        "running or sport before the return-to-sport criteria were met (limb symmetry ≥ "
+        f"{c.rts_lsi_min:g}% in {' and '.join(t.replace('_', ' ') for t in c.rts_tests)}); "
+        f"lowering under {c.min_lowering_s:g} s in ≥ {c.review_fast_tempo_rate:.0%} of the "
+        f"stage 2-3 sessions of the last {c.review_recent_days} days (at least "
+        f"{c.review_tempo_min_sessions} logged). Thresholds are listed in the appendix."
     ))  # fmt: skip
     return Block(*parts, name="review_list", frames={"review": rl})
 
@@ -218,6 +223,8 @@ def audit_settings(analysis: Analysis) -> Block:
         {"target": "Checkpoint passed before stage 4",
          "value": f"≥ {c.target_checkpoint_fidelity:.0%}"},
         {"target": "Relapse rate per 1000 person-weeks", "value": f"≤ {c.target_relapse_rate:g}"},
+        {"target": "Return-to-sport criteria met before the return to running or sport",
+         "value": f"≥ {c.target_rts_readiness:.0%}"},
     ])  # fmt: skip
     review = c.to_frame()
     review = review[review["key"].str.startswith("review_")]

@@ -1,5 +1,6 @@
 """Sections of the cohort report only: results at a glance, Table 1, the pain model, VISA-A,
-stage occupancy and protocol fidelity (a trial or research cohort compared by a column)."""
+stage occupancy, protocol fidelity and exercise quality, and the return to running (a trial or
+research cohort compared by a column)."""
 
 from __future__ import annotations
 
@@ -24,13 +25,19 @@ from rehabstats.report.format import (
     group_label,
 )
 from rehabstats.report.html import Block
-from rehabstats.report.sections.common import by_group_table, pct, section, summary_block
+from rehabstats.report.sections.common import (
+    by_group_table,
+    pct,
+    section,
+    summary_block,
+)
 from rehabstats.stats.summaries import group_summary
 
 __all__ = [
     "at_a_glance",
     "checkpoint_fidelity",
     "pain_model",
+    "return_to_running",
     "stage_occupancy",
     "table_one",
     "visa_a",
@@ -190,7 +197,7 @@ def pain_model(analysis: Analysis) -> Block:
             "estimate": fmt_num(r.estimate, 2),
             "df": fmt_num(r.df, 1),
             f"{conf:.0%} CI": fmt_ci(r.ci_low, r.ci_high, 2),
-            "p": fmt_p(r.p_value),
+            "p": r.p_value if isinstance(r.p_value, str) else fmt_p(r.p_value),
         }
         for r in fixed.itertuples()
     ]
@@ -318,7 +325,7 @@ def _format_comparisons(comp: pd.DataFrame, confidence: float) -> pd.DataFrame:
             "comparison": r.comparison,
             "test": r.test or "",
             "statistic": stat,
-            "p": fmt_p(r.p_value),
+            "p": r.p_value if isinstance(r.p_value, str) else fmt_p(r.p_value),
             "difference": f"{r.estimate_name}: {est}" if r.estimate_name else "",
             f"{confidence:.0%} CI": ci,
             "effect size (CI)": es,
@@ -372,17 +379,24 @@ def stage_occupancy(analysis: Analysis) -> Block:
 
 @section
 def checkpoint_fidelity(analysis: Analysis) -> Block:
-    """Protocol fidelity: the stage-4 checkpoint, insertional surface, regressions, stopping."""
+    """Protocol fidelity: the stage-4 checkpoint, insertional surface, regressions, stopping,
+    and exercise quality (tempo of the lowering, back-to-back heavy days)."""
     a = analysis
+    c = a.config
     pm = a.participants
     reached = pm["reached_stage_4"].fillna(False).astype(bool)
     insertional = pm["tendinopathy_type"].astype("str") == "insertional"
+    heavy = min(c.rest_day_stages)
+    reached_heavy = (pm[f"reached_stage_{heavy}"].fillna(False).astype(bool) if heavy > 1
+                     else pd.Series(True, index=pm.index))  # fmt: skip
     data = pm.assign(
         checkpoint_first=(~pm["progressed_without_checkpoint"].astype(bool)).where(reached),
         without_checkpoint=pm["progressed_without_checkpoint"].astype(bool).where(reached),
         step_deviation=pm["insertional_step_deviation"].astype(bool).where(insertional),
         any_regression=pm["regressions"] > 0,
+        any_back_to_back=(pm["back_to_back_days"] > 0).where(reached_heavy),
     )
+    stages = "/".join(str(s) for s in sorted(c.rest_day_stages))
     rows = [
         ("Reached stage 4, n (%)", "reached_stage_4", "count"),
         ("Passed the checkpoint before stage 4, n (% of those reaching it)", "checkpoint_first",
@@ -393,20 +407,193 @@ def checkpoint_fidelity(analysis: Analysis) -> Block:
         ("Any regression to a lower stage, n (%)", "any_regression", "count"),
         ("Stopped loading before week 11, n (% of those followed to day 83)", "stopped_early",
          "count"),
+        (f"Exercise quality: lowering under {c.min_lowering_s:g} s, % of logged stage 2-3 "
+         "sessions, mean (SD)", "fast_tempo_rate", "mean_pct"),
+        (f"Exercise quality: back-to-back heavy days (stage {stages}), n (% of those reaching "
+         f"stage {heavy})", "any_back_to_back", "count"),
     ]  # fmt: skip
     frame, summary = by_group_table(a, rows, frame=data)
-    c = a.config
+    logged = int(pm["tempo_sessions_known"].fillna(0).sum())
+    tempo = (
+        f"Tempo: completed stage 2-3 sessions of weeks 1-{c.window_weeks} with the lowering "
+        f"time logged; a session is rushed when the lowering took less than "
+        f'{c.min_lowering_s:g} s per repetition ("three seconds down is a minimum"); each '
+        "participant's share of rushed sessions is averaged over those with a session logged."
+        if logged
+        else "Tempo: no lowering time is logged in this cohort (sessions.lowering_s), so the "
+        "rushed-lowering row has no value."
+    )
     return summary_block(
         "checkpoint_fidelity",
         frame,
         summary,
-        "Protocol fidelity",
+        "Protocol fidelity and exercise quality",
         html.caption(
             f"Checkpoint: an involved-side single-leg isometric hold at ≥ "
             f"{c.checkpoint_load_ratio:g}× body weight for ≥ {c.checkpoint_hold_s:g} s with "
             f"pain ≤ {c.checkpoint_pain_max:g}/10 and no flare the next morning, on or before "
             "the day of the first stage-4 session. Insertional tendinopathy does its "
             "eccentrics on flat ground. Stopped early: last completed session before day "
-            f"{c.stopped_early_day}."
+            f"{c.stopped_early_day}. {tempo} Heavy days: days with a completed stage "
+            f"{stages} session, which belong on non-consecutive days; back to back: a heavy "
+            "day following a heavy day."
         ),
     )
+
+
+# ---- return to running ---------------------------------------------------------------------
+
+
+@section
+def return_to_running(analysis: Analysis) -> Block:
+    """Return to running: readiness (the return-to-sport criteria), running load (weekly
+    volume, the ACWR) and relapse after load spikes."""
+    a = analysis
+    c = a.config
+    pm = a.participants
+    runner = pm["first_run_day"].notna()
+    returned = pm["at_risk_start_day"].notna()
+    if not runner.any() and not returned.any():
+        return Block(html.caption(
+            "No run (table running) and no return to running or sport (events) is recorded "
+            "within follow-up in this cohort: the return to running is not reported."
+        ), name="return_to_running")  # fmt: skip
+    tests = " and ".join(t.replace("_", " ") for t in c.rts_tests)
+    data = pm.assign(
+        returned=returned,
+        criteria_met=pm["rts_criteria_day"].notna(),
+        ran=runner,
+        any_acwr_spike=(pm["acwr_spike_days"] > 0).astype("boolean").where(
+            pm["acwr_max"].notna()),
+        any_volume_spike=(pm["volume_spike_weeks"] > 0).astype("boolean").where(runner),
+        any_running_pain=(pm["running_pain_days"] > 0).astype("boolean").where(runner),
+    )  # fmt: skip
+    rows = [
+        ("Returned to running or sport, n (%)", "returned", "count"),
+        (f"Return-to-sport criteria met (LSI ≥ {c.rts_lsi_min:g}% in {tests}), n (%)",
+         "criteria_met", "count"),
+        ("Returned before meeting the criteria, n (% of those returning)",
+         "returned_before_criteria", "count"),
+    ]  # fmt: skip
+    if runner.any():
+        rows += [
+            ("Logged a run, n (%)", "ran", "count"),
+            ("Days with a run, median [Q1, Q3]", "run_days", "median_int"),
+            ("Largest ACWR, median [Q1, Q3]", "acwr_max", "median"),
+            (f"Any ACWR spike (> {c.acwr_spike:g}), n (% of runners with an ACWR)",
+             "any_acwr_spike", "count"),
+            (f"Any week > {c.weekly_increase_max:.0%} above the previous, n (% of runners)",
+             "any_volume_spike", "count"),
+            (f"Any run with pain > {c.pain_limit:g}/10, n (% of runners)", "any_running_pain",
+             "count"),
+        ]  # fmt: skip
+    frame, summary = by_group_table(a, rows, frame=data)
+    parts: list[str] = [
+        html.table(frame, name="return_to_running", caption="Return to running and readiness",
+                   count_rows=frame.attrs["count_rows"]),
+        html.caption(
+            f"Return-to-sport criteria: the first day on which the latest limb symmetry index "
+            f"(involved / uninvolved × 100) of every test ({tests}) is at least "
+            f"{c.rts_lsi_min:g}% (a value borrowed from ACL practice: set the protocol's own). "
+            "Returned before meeting them: the first return to running or sport came before "
+            "that day, or the criteria were never met by then."
+        ),
+    ]  # fmt: skip
+    frames: dict[str, pd.DataFrame] = {"summary": summary}
+    if runner.any():
+        parts += _running_load_parts(a, frames)
+    else:
+        parts.append(html.caption(
+            "No run is recorded within follow-up (table running): weekly running volume, the "
+            "acute:chronic workload ratio and relapse after load spikes are not reported."
+        ))  # fmt: skip
+    return Block(*parts, name="return_to_running", frames=frames)
+
+
+def _running_load_parts(a: Analysis, frames: dict[str, pd.DataFrame]) -> list[str]:
+    """The figures of weekly volume and of the ACWR, and the relapse after spikes."""
+    c = a.config
+    d = a.disclosure
+    parts: list[str] = []
+    volume = a.running_volume_shown
+    frames["volume"] = volume
+    if len(volume):
+        fig, ax = html.subplots(9.0, 3.8)
+        plots.running_volume(volume, ax=ax)
+        parts.append(html.figure(
+            fig,
+            alt="Weekly running minutes by week since the first run",
+            caption="Running minutes per week since the first run: median (line) and "
+            "quartiles (band) of the runners followed through the whole week (weeks without "
+            "a run count as 0); the return should build up gradually, without sudden jumps."
+            + (f" Weeks with fewer than {d.threshold} runners are not drawn." if d.external
+               else ""),
+        ))  # fmt: skip
+    hist, withheld = a.acwr_distribution_shown
+    frames["acwr"] = hist
+    if len(hist):
+        fig, ax = html.subplots(9.0, 3.8)
+        plots.acwr_distribution(hist, spike=c.acwr_spike, ax=ax)
+        parts.append(html.figure(
+            fig,
+            alt="Distribution of the daily acute:chronic workload ratio",
+            caption="Daily acute:chronic workload ratio of running minutes (exponentially "
+            f"weighted, {c.acwr_acute_days}-day acute and {c.acwr_chronic_days}-day chronic "
+            "averages; Williams et al. 2017), from the day the chronic average is defined "
+            f"({c.acwr_chronic_days - 1} days after the first run) to the last run (after "
+            "it both averages decay and the ratio falls towards 0): share of runner-days in "
+            "bins of 0.1; the dashed line is the spike threshold. "
+            "ACWR thresholds are descriptive conventions, not validated injury cut-offs "
+            "(Impellizzeri et al. 2020; Lolli et al. 2019): read them as a description of how "
+            "the load was built up, not as a risk line."
+            + (f" Not drawn (fewer than {d.threshold} runners with an ACWR): "
+               f"{', '.join(withheld)}." if withheld else ""),
+        ))  # fmt: skip
+    else:
+        parts.append(html.caption(
+            f"No ACWR is defined yet: it needs {c.acwr_chronic_days} days of running history"
+            + (f" (or fewer than {d.threshold} runners have one)" if withheld else "")
+            + "."
+        ))  # fmt: skip
+    parts += _relapse_after_spikes(a, frames)
+    return parts
+
+
+def _relapse_after_spikes(a: Analysis, frames: dict[str, pd.DataFrame]) -> list[str]:
+    """The relapse rate after ACWR spikes and otherwise, and their ratio."""
+    c = a.config
+    conf = c.confidence_level
+    table = a.relapse_acwr_shown
+    frames["relapse_acwr"] = table
+    raw = a.relapse_acwr
+    if not (raw["exposed_person_weeks"] + raw["unexposed_person_weeks"]).gt(0).any():
+        return [html.caption("No person-time at risk of relapse (no return to running or "
+                             "sport): relapse after load spikes is not estimated.")]  # fmt: skip
+    whole = None if a.by else "participants"
+    rows = [{
+        "group": group_label(r.group, whole=whole),
+        "relapses after a spike": fmt_count(r.exposed_relapses),
+        "person-weeks after a spike": fmt_num(r.exposed_person_weeks, 0),
+        "rate after a spike": fmt_num(r.exposed_rate_per_1000_pw, 1),
+        "relapses otherwise": fmt_count(r.unexposed_relapses),
+        "person-weeks otherwise": fmt_num(r.unexposed_person_weeks, 0),
+        "rate otherwise": fmt_num(r.unexposed_rate_per_1000_pw, 1),
+        "rate ratio": fmt_num(r.rate_ratio, 2),
+        f"{conf:.0%} CI (exact)": fmt_ci(r.ci_low, r.ci_high, 2),
+        "p": r.p_value if isinstance(r.p_value, str) else fmt_p(r.p_value),
+    } for r in table.itertuples()]  # fmt: skip
+    return [
+        html.table(pd.DataFrame(rows), name="relapse_acwr",
+                   caption="Relapse after an ACWR spike (rates per 1000 person-weeks)",
+                   index=False, left=["group"],
+                   counts=["relapses after a spike", "relapses otherwise"]),
+        html.caption(
+            "Person-time at risk of relapse (from the first return to running or sport) split "
+            f"by exposure: a day is after a spike when a day with ACWR > {c.acwr_spike:g} lies "
+            f"in the {c.spike_window_days} days before it; a relapse counts in the state of "
+            "its own day. Rate ratio: after a spike / otherwise, with the exact conditional "
+            "interval and test (as R poisson.test). An association in observational data: "
+            "runners who spike may differ in other ways, and the ACWR threshold is a "
+            "descriptive convention."
+        ),
+    ]  # fmt: skip

@@ -635,6 +635,28 @@ def definition_items(c: AnalysisConfig) -> list[tuple[str, str]]:
          f"{c.pain_limit:g}; a session in stage ≤ {c.relapse_regression_stage}. Rules applied: "
          f"{', '.join(c.relapse_rules)}. Rate per 1000 person-weeks with exact (Garwood) "
          "limits; cumulative incidence by Aalen-Johansen with withdrawal competing."),
+        ("Exercise quality", f"Tempo: completed stage 2-3 sessions of weeks 1-{w} with the "
+         "lowering time logged; rushed when the lowering took less than "
+         f"{c.min_lowering_s:g} s per repetition; the rate is rushed / logged sessions. "
+         "Back-to-back heavy days: days with a completed stage "
+         f"{'/'.join(str(s) for s in sorted(c.rest_day_stages))} session whose previous "
+         "calendar day was one too."),
+        ("Running load (ACWR)", "Daily load = minutes run (0 without a run) from the first "
+         "run to the end of follow-up; exponentially weighted acute and chronic averages "
+         f"(spans {c.acwr_acute_days} and {c.acwr_chronic_days} days, λ = 2 / (N + 1), both 0 "
+         "the day before the first run); ACWR = acute / chronic, defined from "
+         f"{c.acwr_chronic_days - 1} days after the first run where the chronic average is "
+         f"above 0. Spike day: ACWR > {c.acwr_spike:g} (a descriptive convention, not an "
+         "injury cut-off). Volume spike week: minutes more than "
+         f"{c.weekly_increase_max:.0%} above the previous week's (which had a run)."),
+        ("Relapse after load spikes", "Person-time at risk of relapse split by exposure: a day "
+         f"is exposed when a spike day lies in the {c.spike_window_days} days before it; a "
+         "relapse counts in the state of its own day; rate ratio exposed / unexposed with the "
+         "exact conditional interval (R poisson.test)."),
+        ("Return-to-sport criteria", "The first day on which the latest limb symmetry index "
+         f"of every test of {', '.join(c.rts_tests)} is ≥ {c.rts_lsi_min:g}%. Returned before "
+         "the criteria: the first return to running or sport came before that day, or the "
+         "criteria were never met by then."),
         ("Confidence intervals", f"{c.confidence_level:.0%} throughout. Means of bounded "
          "quantities (adherence 0-100%, NRS 0-10, VISA-A 0-100 and its change −100 to 100): "
          "logit-transformed t interval on the quantity's range (the logit method of R "
