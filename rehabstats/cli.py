@@ -111,10 +111,11 @@ def cli() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "parquet", "xlsx"]),
+    type=click.Choice(["csv", "parquet", "xlsx", "redcap"]),
     default="csv",
     show_default=True,
-    help="File format of the tables.",
+    help="File format of the tables; redcap: a REDCap records export and its data dictionary "
+    "(redcap_export.csv, redcap_dictionary.csv; docs/redcap.md).",
 )
 @click.option(
     "--overwrite",
@@ -129,6 +130,7 @@ def simulate(n_participants: int, seed: int, out: Path, fmt: str, overwrite: boo
     refused unless --overwrite.
     """
     from rehabstats.data.folder import write_cohort
+    from rehabstats.data.redcap import write_redcap_export
     from rehabstats.data.simulate import simulate_tables
     from rehabstats.errors import OutputError
     from rehabstats.files import Interrupted, unwind_on_signals
@@ -136,13 +138,41 @@ def simulate(n_participants: int, seed: int, out: Path, fmt: str, overwrite: boo
     with unwind_on_signals():
         try:
             tables = simulate_tables(n_participants, seed=seed)
-            write_cohort(tables, out, format=fmt, overwrite=overwrite)
+            if fmt == "redcap":
+                write_redcap_export(tables, out, overwrite=overwrite)
+            else:
+                write_cohort(tables, out, format=fmt, overwrite=overwrite)
         except OutputError as exc:
             raise click.ClickException(str(exc)) from None
         except Interrupted as exc:
             _interrupted(exc, f"{out} was left as it was (or holds the complete new cohort)")
     rows = ", ".join(f"{name} {len(t):,}" for name, t in tables.items())
     click.echo(f"wrote {n_participants:,} simulated participants (seed {seed}) to {out}: {rows}")
+
+
+@cli.command("redcap-template")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV file to write the REDCap data dictionary into.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace the file if it exists.")
+def redcap_template(out: Path, overwrite: bool) -> None:
+    """Write the REDCap project template: a data dictionary to import into a new project.
+
+    One instrument per table of the data contract; make the six child instruments repeating
+    (docs/redcap.md).
+    """
+    from rehabstats.data.redcap import write_redcap_template
+    from rehabstats.errors import OutputError
+
+    try:
+        write_redcap_template(out, overwrite=overwrite)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote the REDCap data dictionary to {out}")
 
 
 @cli.command()

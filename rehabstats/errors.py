@@ -190,6 +190,10 @@ class Problem:
     code : str
         The kind of rule (see :data:`PROBLEM_KINDS`): it orders the summary (the cause that
         explains the others first) and chooses the advice on how to fix it. Empty: a value rule.
+    where : str
+        The place of the record in the source's own terms, when the source is not a file of
+        the contract's shape (e.g. ``record P001, sessions #3, field ses_stage`` for REDCap);
+        empty otherwise.
     """
 
     table: str
@@ -198,6 +202,7 @@ class Problem:
     value: str
     rule: str
     code: str = ""
+    where: str = ""
 
 
 PROBLEM_KINDS: dict[str, tuple[int, str]] = {
@@ -219,6 +224,17 @@ PROBLEM_KINDS: dict[str, tuple[int, str]] = {
         "values holding a comma are then quoted",
     ),
     "table": (0, "add the table file, or the records it must hold"),
+    "connection": (
+        0,
+        "check the address of the source, the network and the credentials (from the "
+        "environment or a file, never the command line)",
+    ),
+    "export": (
+        0,
+        "export the records again from REDCap: all instruments, raw data, with variable names "
+        "as headers (CSV raw), with the data dictionary of the same project",
+    ),
+    "mapping": (0, "correct the mapping file as the rule says (docs/redcap.md)"),
     "column": (
         1,
         "the header (first line) must name each column once, spelled exactly as in the data "
@@ -431,12 +447,12 @@ class ValidationReport:
         return [g.to_dict() for g in self.groups()]
 
     def to_frame(self) -> pd.DataFrame:
-        """Problems as a DataFrame with columns table, row, column, value, rule, code."""
+        """Problems as a DataFrame with columns table, row, column, value, rule, code, where."""
         import pandas as pd  # here, not at import: the command line starts reports without it
 
         frame = pd.DataFrame(
             [asdict(p) for p in self.unique_problems()],
-            columns=["table", "row", "column", "value", "rule", "code"],
+            columns=["table", "row", "column", "value", "rule", "code", "where"],
         )
         return frame.astype({"row": "Int64"})
 
@@ -489,6 +505,8 @@ class ValidationReport:
             elif (value := g.problems[0].value) and value not in g.rule and value != g.column:
                 found = ", ".join(f'"{_show(p.value, 60)}"' for p in g.problems[:3])
                 lines.append(f"       found {found}")
+            if where := next((p.where for p in g.problems if p.where), ""):
+                lines.append(f"       first at {where}")
             if g.fix:
                 lines.append(f"       fix: {g.fix}")
         cap = "" if max_details is None else f"; up to {max_details} of each problem"
@@ -499,7 +517,8 @@ class ValidationReport:
             shown = g.problems if max_details is None else g.problems[:max_details]
             for p in shown:
                 row = "" if p.row is None else str(p.row)
-                table.append((p.table, row, p.column or "", _show(p.value), p.rule))
+                rule = f"{p.rule} (at {p.where})" if p.where else p.rule
+                table.append((p.table, row, p.column or "", _show(p.value), rule))
             if len(shown) < len(g.problems):
                 rest = len(g.problems) - len(shown)
                 more[len(table) - 1] = f"  ... and {plural(rest, 'more row')} like these"
