@@ -613,20 +613,19 @@ def _csv_rows(data: bytes) -> list[list[str]]:
 
 
 class _Columns(Mapping):
-    """The columns of a parsed export as object arrays (None for empty), each converted from
-    Arrow on first use: an export has many columns the reader never looks at."""
+    """The columns of a parsed export as Arrow string arrays (null for empty); values are
+    worked on with Arrow compute, never one by one."""
 
     def __init__(self, table: Any):
         self._table = table
         self._names = list(table.column_names)
-        self._done: dict[str, np.ndarray] = {}
+        self._done: dict[str, Any] = {}
 
-    def __getitem__(self, name: str) -> np.ndarray:
+    def __getitem__(self, name: str) -> Any:
         if name not in self._done:
             if name not in self._names:
                 raise KeyError(name)
-            column = self._table.column(self._names.index(name))
-            self._done[name] = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+            self._done[name] = self._table.column(self._names.index(name))
         return self._done[name]
 
     def __iter__(self):
@@ -641,9 +640,31 @@ class _Export:
     """A records export as text columns (only those the reader needs)."""
 
     header: list[str]
-    columns: Mapping[str, np.ndarray]  # object arrays, None for empty
+    columns: Mapping[str, Any]  # Arrow string arrays, null for empty
     n: int
     lines: Callable[[], np.ndarray]
+
+
+def _distinct(array: Any) -> list[str]:
+    """The distinct values of an Arrow array, in order of appearance, without nulls."""
+    import pyarrow.compute as pc
+
+    return [v for v in pc.unique(array).to_pylist() if v is not None]
+
+
+def _mask(array: Any) -> np.ndarray:
+    """An Arrow boolean array as a numpy mask (null as False)."""
+    return np.asarray(array.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def _text(array: Any) -> pd.Series:
+    """An Arrow string array as a pandas text column (the dtype a CSV folder gives)."""
+    import pyarrow as pa
+
+    return pd.Series(array.to_pandas(types_mapper={pa.string(): _STR, pa.large_string(): _STR}.get))
 
 
 def _read_csv_bytes(data: bytes | Path, name: str) -> tuple[_Export | None, Problem | None]:
@@ -740,7 +761,7 @@ def _label_export(export: _Export, dictionary: _Dictionary, name: str) -> str | 
     forms = set(dictionary.forms)
     repeat = export.columns.get("redcap_repeat_instrument")
     if repeat is not None:
-        seen = {v for v in pd.unique(repeat) if v is not None}
+        seen = set(_distinct(repeat))
         if seen - forms:
             return (
                 "its repeat instruments are labels ("
@@ -749,23 +770,20 @@ def _label_export(export: _Export, dictionary: _Dictionary, name: str) -> str | 
             )
     for column in export.header:
         if column.endswith("_complete") and column[: -len("_complete")] in forms:
-            seen = {v for v in pd.unique(export.columns[column]) if v is not None}
+            seen = set(_distinct(export.columns[column]))
             if seen - {"0", "1", "2"}:
                 return f"its form status column {column} holds labels ({sorted(seen)[0]})"
     for f, codes in dictionary.choices.items():
         if dictionary.type.get(f) == "checkbox":
             for column in dictionary.checkbox_columns(f):
                 values = export.columns.get(column)
-                if values is not None:
-                    seen = {v for v in pd.unique(values) if v is not None}
-                    if seen & {"Checked", "Unchecked"}:
-                        return f"its checkbox column {column} holds Checked/Unchecked"
+                if values is not None and {"Checked", "Unchecked"} & set(_distinct(values)):
+                    return f"its checkbox column {column} holds Checked/Unchecked"
             continue
         values = export.columns.get(f)
         if values is None or not codes:
             continue
-        seen = {v for v in pd.unique(values) if v is not None}
-        as_labels = {v for v in seen if v not in codes and v in set(codes.values())}
+        as_labels = {v for v in _distinct(values) if v not in codes and v in set(codes.values())}
         if as_labels:
             return f"the field {f} holds choice labels ({sorted(as_labels)[0]}), not codes"
     return None
@@ -905,13 +923,15 @@ def _with_missing_codes(
 
 def _filled(export: _Export, dictionary: _Dictionary, name: str) -> np.ndarray:
     """Whether each export row holds a value of a field (a checkbox: a ticked box)."""
+    import pyarrow.compute as pc
+
     if dictionary.type.get(name) == "checkbox":
         out = np.zeros(export.n, dtype=bool)
         for column in dictionary.checkbox_columns(name):
             if column in export.columns:
-                out |= export.columns[column] == "1"
+                out |= _mask(pc.equal(export.columns[column], "1"))
         return out
-    return pd.notna(export.columns[name])
+    return _mask(export.columns[name].is_valid())
 
 
 def _field_values(
@@ -923,23 +943,30 @@ def _field_values(
 ) -> tuple[pd.Series, dict[str, int], np.ndarray]:
     """The text of a contract column at the given export rows, the missing-data codes found,
     and whether each row holds any value (before anything is read as missing)."""
+    import pyarrow.compute as pc
+
     f = source.field
+    taken = rows if rows.size == export.n and (rows == np.arange(export.n)).all() else None
     if dictionary.type.get(f) == "checkbox":
         boxes = [
             (c, code) for c, code in dictionary.checkbox_columns(f).items() if c in export.columns
         ]
         ticked = np.zeros((rows.size, len(boxes)), dtype=bool)
         for j, (column, _) in enumerate(boxes):
-            ticked[:, j] = export.columns[column][rows] == "1"
-        labels = np.array([code for _, code in boxes], dtype=object)
-        text = np.full(rows.size, None, dtype=object)
-        for i in np.flatnonzero(ticked.any(axis=1)):  # only ticked rows (few); joined codes
-            text[i] = "|".join(labels[ticked[i]])
+            ticked[:, j] = _mask(pc.equal(export.columns[column].take(rows), "1"))
+        # the ticked codes joined by | (one box is one value; several break the contract's
+        # rule of the column and are reported by it as they stand)
+        text = np.full(rows.size, "", dtype=object)
+        for j, (_, code) in enumerate(boxes):
+            joined = np.where(text == "", code, text + "|" + code)
+            text = np.where(ticked[:, j], joined, text)
+        text[text == ""] = None
         values = pd.Series(text, dtype="str")
         filled = ticked.any(axis=1)
         found: dict[str, int] = {}
     else:
-        values = pd.Series(export.columns[f][rows], dtype="str")
+        column = export.columns[f]
+        values = _text(column if taken is not None else column.take(rows))
         filled = values.notna().to_numpy()
         values, found = _with_missing_codes(
             values, frozenset() if f in dictionary.no_missing else codes
@@ -965,18 +992,21 @@ def _coordinates(
     instrument = export.columns.get("redcap_repeat_instrument")
     instance = export.columns.get("redcap_repeat_instance")
 
+    def at(array: Any, r: int) -> str | None:
+        return None if array is None else array[r].as_py()
+
     def where(positions: Sequence[int] | np.ndarray, column: str | None = None) -> list[str]:
-        out = []
+        out = []  # one place per problem shown: a loop over problems, not over records
         for p in np.asarray(positions, dtype=np.int64).tolist():
             r = int(rows[p])
-            parts = [f"record {record[r]}"]
-            if event is not None and event[r] is not None:
-                parts.append(f"event {event[r]}")
+            parts = [f"record {at(record, r)}"]
+            if at(event, r) is not None:
+                parts.append(f"event {at(event, r)}")
             if not participants:
-                if instrument is not None and instrument[r] is not None:
-                    parts.append(f"{instrument[r]} #{instance[r] if instance is not None else ''}")
-                elif instance is not None and instance[r] is not None:
-                    parts.append(f"instance #{instance[r]}")
+                if at(instrument, r) is not None:
+                    parts.append(f"{at(instrument, r)} #{at(instance, r) or ''}")
+                elif at(instance, r) is not None:
+                    parts.append(f"instance #{at(instance, r)}")
             if column is not None and column in fields:
                 parts.append(f"field {fields[column]}")
             out.append(", ".join(parts))
@@ -996,6 +1026,9 @@ def _tables_from_export(
     location: str,
 ) -> SourceTables:
     """The contract tables (text) of a parsed export, with REDCap coordinates."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     report = ValidationReport()
 
     def fatal(problem: Problem) -> SourceTables:
@@ -1047,15 +1080,11 @@ def _tables_from_export(
     n = export.n
     record = export.columns[export.header[0]]
     instrument = export.columns.get("redcap_repeat_instrument")
-    repeating = (
-        np.zeros(n, dtype=bool)
-        if instrument is None
-        else pd.notna(pd.Series(instrument, dtype="str")).to_numpy()
-    )
+    repeating = np.zeros(n, dtype=bool) if instrument is None else _mask(instrument.is_valid())
     tables: dict[str, pd.DataFrame] = {}
     numbering: dict[str, Numbering] = {}
     coordinates: dict[str, Callable[..., list[str]]] = {}
-    record_codes, record_ids = pd.factorize(pd.Series(record, dtype="str"), use_na_sentinel=False)
+    record_codes, record_ids = pd.factorize(_text(record), use_na_sentinel=False)
     header = set(export.header)
 
     def present(source: ColumnMap) -> bool:
@@ -1087,7 +1116,7 @@ def _tables_from_export(
         forms = {dictionary.form[s.field] for s in columns.values() if s.field in dictionary.form}
         fields = {_record_id(): dictionary.record_id, **{c: s.field for c, s in columns.items()}}
         in_form = (
-            pd.Series(instrument, dtype="object").isin(list(forms)).to_numpy()
+            _mask(pc.is_in(instrument, value_set=pa.array(sorted(forms), pa.string())))
             if instrument is not None
             else np.zeros(n, dtype=bool)
         )
@@ -1145,7 +1174,7 @@ def _tables_from_export(
                 )
             rows = rows[kept]
             source_rows = rows
-            data = {_record_id(): pd.Series(record[rows], dtype="str")}
+            data = {_record_id(): _text(record.take(rows))}
             for column, source in used.items():
                 values, found, _ = _field_values(export, dictionary, source, rows, codes)
                 note_codes(table, column, source.field, found)
@@ -1567,7 +1596,7 @@ def read_redcap_api(
         ids_export, problem = _read_csv_bytes(listed, "the record id list")
         if ids_export is None:
             return fatal(f"the API's list of record ids cannot be read: {problem.rule}")
-        ids = [v for v in pd.unique(ids_export.columns[ids_export.header[0]]) if v is not None]
+        ids = _distinct(ids_export.columns[ids_export.header[0]])
         chunks: list[bytes] = []
         first_header = b""
         for start in range(0, max(len(ids), 1), batch_size):
@@ -1671,24 +1700,69 @@ def locate_problems(report: ValidationReport, source: SourceTables) -> Validatio
 # Writing an export (simulated cohorts, demonstrations, tests)
 
 
-def _as_text(values: pd.Series, kind: str) -> np.ndarray:
-    """A typed column as the text a REDCap raw export holds (None for missing)."""
-    if kind == "date" and pd.api.types.is_datetime64_any_dtype(values):
-        text = values.dt.strftime("%Y-%m-%d")
-    elif kind == "integer" and pd.api.types.is_numeric_dtype(values):
-        text = values.astype("Int64").astype("str")
-    elif pd.api.types.is_float_dtype(values):
-        text = values.astype("str")
-        text = text.where(values.notna())
-    else:
-        text = (
-            values.astype("object")
-            .where(values.notna())
-            .map(lambda v: v if v is None or isinstance(v, str) else str(v), na_action="ignore")
-        )
-    array = np.asarray(text, dtype=object)
-    array[pd.isna(array)] = None
-    return array
+def _as_text(values: pd.Series, kind: str) -> Any:
+    """A column as the Arrow text a REDCap raw export holds (null for missing).
+
+    Dates ``YYYY-MM-DD``, whole numbers without decimals, numbers in their shortest exact
+    form; a column that is text already (raw tables) is kept as it stands.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return pc.strftime(pa.array(values, from_pandas=True), format="%Y-%m-%d")
+    if kind == "integer" and pd.api.types.is_numeric_dtype(values):
+        return pa.array(values.astype("Int64"), from_pandas=True).cast(pa.string())
+    if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
+        return pa.array(values, from_pandas=True).cast(pa.string())
+    # text as it stands (a value given as a number in a raw table as its str); missing kept
+    return pa.array(values.astype("str"), pa.string(), from_pandas=True)
+
+
+def _export_table(tables: Mapping[str, pd.DataFrame]) -> Any:
+    """The records export of a cohort as an Arrow table of text (see :func:`redcap_export`)."""
+    import pyarrow as pa
+
+    layout = _layout()
+    rid = _record_id()
+    forms = [t for t in layout["instruments"] if t in tables and len(tables[t])]
+    ids = (
+        pd.concat([tables[t][rid].astype("str") for t in forms], ignore_index=True)
+        if forms
+        else pd.Series([], dtype="str")
+    )
+    _, order_of = pd.factorize(ids)  # participants first, then ids only in child tables
+    dictionary = redcap_dictionary()
+    header = [rid, "redcap_repeat_instrument", "redcap_repeat_instance"]
+    for form in layout["instruments"]:
+        names = dictionary.loc[dictionary["Form Name"] == form, "Variable / Field Name"]
+        header += [f for f in names if f != rid] + [f"{form}_complete"]
+    pieces: dict[str, list[Any]] = {h: [] for h in header}
+    keys: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for rank, table in enumerate(forms):
+        frame = tables[table].reset_index(drop=True)
+        n = len(frame)
+        pid = frame[rid].astype("str")
+        out: dict[str, Any] = {rid: pa.array(pid, pa.string(), from_pandas=True)}
+        for spec in _schema_fields(table):
+            column = spec["name"]
+            if column != rid and column in frame:
+                out[_field_name(table, column)] = _as_text(frame[column], spec["type"])
+        if layout["instruments"][table]["repeating"]:
+            instance = pid.groupby(pid, sort=False).cumcount().to_numpy() + 1
+            out["redcap_repeat_instrument"] = pa.array([table] * n, pa.string())
+            out["redcap_repeat_instance"] = pa.array(instance).cast(pa.string())
+        else:
+            instance = np.zeros(n, dtype=np.int64)
+        out[f"{table}_complete"] = pa.array(["2"] * n, pa.string())
+        for h in header:
+            pieces[h].append(out.get(h, pa.nulls(n, pa.string())))
+        keys.append((order_of.get_indexer(pid), np.full(n, rank), instance))
+    if not keys:
+        return pa.table({h: pa.array([], pa.string()) for h in header})
+    record, rank_, instance_ = (np.concatenate(k) for k in zip(*keys, strict=True))
+    order = pa.array(np.lexsort((instance_, rank_, record)))
+    return pa.table({h: pa.concat_arrays(pieces[h]).take(order) for h in header})
 
 
 def redcap_export(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -1698,59 +1772,15 @@ def redcap_export(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     its ``participants`` row first, then each child table's rows as instances of its repeating
     instrument (1, 2, ... in the table's order), as REDCap exports them: the record id,
     ``redcap_repeat_instrument``, ``redcap_repeat_instance``, each instrument's fields and its
-    ``<form>_complete`` status (2, complete). Values are raw text.
+    ``<form>_complete`` status (2, complete). Values are raw text (missing as missing).
     """
-    layout = _layout()
-    rid = _record_id()
-    ids = (
-        [pd.Series(tables["participants"][rid], dtype="object")] if "participants" in tables else []
+    return _text_frame(_export_table(tables))
+
+
+def _text_frame(table: Any) -> pd.DataFrame:
+    return pd.DataFrame(
+        {name: _text(table.column(name).combine_chunks()) for name in table.column_names}
     )
-    ids += [
-        pd.Series(tables[t][rid], dtype="object")
-        for t in layout["instruments"]
-        if t in tables and t != "participants"
-    ]
-    all_ids = pd.unique(pd.concat(ids, ignore_index=True).astype(str)) if ids else np.array([])
-    order = {v: i for i, v in enumerate(all_ids)}
-    dictionary = redcap_dictionary()
-    header = [rid, "redcap_repeat_instrument", "redcap_repeat_instance"]
-    for form in layout["instruments"]:
-        names = dictionary.loc[dictionary["Form Name"] == form, "Variable / Field Name"]
-        header += [f for f in names if f != rid] + [f"{form}_complete"]
-    parts = []
-    for rank, table in enumerate(layout["instruments"]):
-        frame = tables.get(table)
-        if frame is None or frame.empty:
-            continue
-        frame = frame.reset_index(drop=True)
-        pid = frame[rid].astype(str)
-        out = {rid: pid.to_numpy(dtype=object)}
-        for spec in _schema_fields(table):
-            column = spec["name"]
-            if column == rid or column not in frame:
-                continue
-            out[_field_name(table, column)] = _as_text(frame[column], spec["type"])
-        repeating = bool(layout["instruments"][table]["repeating"])
-        n = len(frame)
-        if repeating:
-            out["redcap_repeat_instrument"] = np.full(n, table, dtype=object)
-            instance = pid.groupby(pid, sort=False).cumcount().to_numpy() + 1
-            out["redcap_repeat_instance"] = instance.astype(str).astype(object)
-        else:
-            instance = np.zeros(n, dtype=np.int64)
-        out[f"{table}_complete"] = np.full(n, "2", dtype=object)
-        part = pd.DataFrame(out)
-        part["_record"] = pid.map(order).to_numpy()
-        part["_rank"] = rank
-        part["_instance"] = instance
-        parts.append(part)
-    if not parts:
-        return pd.DataFrame(columns=header, dtype=object)
-    rows = pd.concat(parts, ignore_index=True, sort=False)
-    ordered = np.lexsort(
-        (rows["_instance"].to_numpy(), rows["_rank"].to_numpy(), rows["_record"].to_numpy())
-    )
-    return rows.iloc[ordered].reindex(columns=header).reset_index(drop=True)
 
 
 def write_redcap_export(
@@ -1794,10 +1824,13 @@ def write_redcap_export(
             "into a new or empty folder. Choose another folder, or replace the export files in "
             "this one (--overwrite; other files are left untouched)."
         )
-    export = redcap_export(frames)
+    export = _export_table(frames)
 
     def write_export(path: str | os.PathLike) -> None:
-        export.to_csv(path, index=False, na_rep="", lineterminator="\n")
+        import pyarrow.csv as pacsv
+
+        # Arrow quotes every text value (valid RFC 4180, as many REDCap versions write it)
+        pacsv.write_csv(export, str(path), pacsv.WriteOptions(quoting_style="needed"))
 
     files.write_files(
         [

@@ -213,13 +213,27 @@ def test_validation_problems_of_api_records_name_redcap_places(
 
 def test_missing_data_codes_come_from_the_project(httpserver, project_files, url, token):
     export, dictionary = project_files
-    export = export.replace(",2.0,", ",UNK,", 1)  # one value becomes a missing-data code
+    rows = list(csv.reader(io.StringIO(export)))
+    at = next(i for i, r in enumerate(rows) if r[1] == "running")
+    rows[at][rows[0].index("run_distance_km")] = "UNK"  # one value: a missing-data code
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
     httpserver.expect_request("/api/", method="POST").respond_with_handler(
-        RedcapProject(export, dictionary, missing_codes="UNK, Unknown | NI, No information")
+        RedcapProject(
+            buffer.getvalue(), dictionary, missing_codes="UNK, Unknown | NI, No information"
+        )
     )
     read = read_redcap_api(url)
     notes = [w for w in read.report.warnings if "missing-data" in w]
     assert len(notes) == 1 and notes[0].counts == {"n": 1}
+    assert "running.distance_km" in notes[0]
+    # the value is missing in the table the validation gets (an optional column: valid)
+    assert read.tables["running"]["distance_km"].isna().sum() == (
+        1
+        + sum(
+            1 for r in rows[1:] if r[1] == "running" and r[rows[0].index("run_distance_km")] == ""
+        )
+    )
 
 
 # --------------------------------------------------------------------------------------------
