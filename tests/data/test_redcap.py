@@ -680,3 +680,16 @@ def test_dictionary_is_csv_redcap_can_import():
     redcap_dictionary().to_csv(buffer, index=False)
     rows = list(csv.reader(io.StringIO(buffer.getvalue())))
     assert {len(r) for r in rows} == {18}
+
+
+def test_two_ticked_boxes_for_a_one_value_column_are_an_enum_problem(own_project):
+    rows = [list(r) for r in OWN_EXPORT]
+    header = OWN_EXPORT[0]
+    rows[2][header.index("ex_surface___f")] = "1"  # 101's first session: step and flat ticked
+    write_rows(own_project / "redcap_export.csv", rows)
+    with pytest.raises(CohortValidationError) as info:
+        load(own_project)
+    [p] = [p for p in info.value.report.problems if p.table == "sessions"]
+    # both codes, mapped codes not applying to the pair: shown as ticked, refused by the enum
+    assert (p.column, p.value, p.code, p.row) == ("surface", "s|f", "enum", 3)
+    assert p.where == "record 101, event baseline_arm_1, exercise_log #1, field ex_surface"
