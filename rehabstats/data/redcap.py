@@ -1636,7 +1636,8 @@ def is_redcap_source(source: str | os.PathLike) -> bool:
 
     - ``redcap:PATH``: an export file or folder;
     - ``http://`` or ``https://`` address: the API;
-    - an existing ``.csv`` file: a records export (a cohort folder is a folder);
+    - an existing ``.csv`` file not named after a contract table: a records export (a cohort
+      folder is a folder);
     - a folder holding ``redcap_export.csv`` (or REDCap's ``*_DATA_*.csv`` download) and no
       contract table file.
     """
@@ -1644,8 +1645,8 @@ def is_redcap_source(source: str | os.PathLike) -> bool:
     if text.startswith("redcap:") or text.startswith(("http://", "https://")):
         return True
     path = Path(text)
-    if path.is_file():
-        return path.suffix.lower() == ".csv"
+    if path.is_file():  # a contract table's file is a folder's table given by mistake
+        return path.suffix.lower() == ".csv" and path.stem.lower() not in TABLES
     if not path.is_dir():
         return False
     if any((path / f"{t}.{ext}").exists() for t in TABLES for ext in ("csv", "parquet", "xlsx")):

@@ -693,3 +693,18 @@ def test_two_ticked_boxes_for_a_one_value_column_are_an_enum_problem(own_project
     # both codes, mapped codes not applying to the pair: shown as ticked, refused by the enum
     assert (p.column, p.value, p.code, p.row) == ("surface", "s|f", "enum", 3)
     assert p.where == "record 101, event baseline_arm_1, exercise_log #1, field ex_surface"
+
+
+def test_which_source_strings_are_redcap(tmp_path, export_dir):
+    from rehabstats.data.redcap import is_redcap_source
+
+    table = tmp_path / "participants.csv"
+    table.write_text("participant_id\n")
+    assert is_redcap_source(export_dir)
+    assert is_redcap_source(export_dir / "redcap_export.csv")
+    assert is_redcap_source("https://redcap.example.org/api/")
+    assert is_redcap_source("redcap:anything.csv")
+    assert not is_redcap_source(table)  # a cohort table file, not an export
+    assert not is_redcap_source(tmp_path)  # a folder without an export
+    (export_dir / "sessions.csv").write_text("x\n")
+    assert not is_redcap_source(export_dir)  # cohort table files: a cohort folder
