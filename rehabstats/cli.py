@@ -189,9 +189,10 @@ def cli() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "parquet", "xlsx"]),
+    type=click.Choice(["csv", "parquet", "xlsx", "redcap"]),
     default=None,
-    help="File format of the tables in a folder.  [default: csv]",
+    help="File format of the tables in a folder; redcap: a REDCap records export and its data "
+    "dictionary (redcap_export.csv, redcap_dictionary.csv; docs/redcap.md).  [default: csv]",
 )
 @click.option(
     "--overwrite",
@@ -226,6 +227,10 @@ def simulate(
                 if url is None:
                     raise OutputError(why or "")
                 where = write_database(tables, url, overwrite=overwrite)
+            elif fmt == "redcap":
+                from rehabstats.data.redcap import write_redcap_export
+
+                where = str(write_redcap_export(tables, out, overwrite=overwrite))
             else:
                 from rehabstats.data.folder import write_cohort
 
@@ -236,6 +241,31 @@ def simulate(
             _interrupted(exc, f"{out} was left as it was (or holds the complete new cohort)")
     rows = ", ".join(f"{name} {len(t):,}" for name, t in tables.items())
     click.echo(f"wrote {n_participants:,} simulated participants (seed {seed}) to {where}: {rows}")
+
+
+@cli.command("redcap-template")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV file to write the REDCap data dictionary into.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace the file if it exists.")
+def redcap_template(out: Path, overwrite: bool) -> None:
+    """Write the REDCap project template: a data dictionary to import into a new project.
+
+    One instrument per table of the data contract; make the six child instruments repeating
+    (docs/redcap.md).
+    """
+    from rehabstats.data.redcap import write_redcap_template
+    from rehabstats.errors import OutputError
+
+    try:
+        write_redcap_template(out, overwrite=overwrite)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote the REDCap data dictionary to {out}")
 
 
 @cli.command(epilog=_SOURCE_HELP)

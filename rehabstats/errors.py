@@ -235,6 +235,17 @@ PROBLEM_KINDS: dict[str, tuple[int, str]] = {
     # it; a query or a table that cannot be read (the rule says how to fix each)
     "relation": (0, ""),
     "query": (0, ""),
+    "connection": (
+        0,
+        "check the address of the source, the network and the credentials (from the "
+        "environment or a file, never the command line)",
+    ),
+    "export": (
+        0,
+        "export the records again from REDCap: all instruments, raw data, with variable names "
+        "as headers (CSV raw), with the data dictionary of the same project",
+    ),
+    "mapping": (0, "correct the mapping file as the rule says (docs/redcap.md)"),
     "column": (
         1,
         "the header (first line) must name each column once, spelled exactly as in the data "
