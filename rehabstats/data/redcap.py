@@ -12,8 +12,10 @@ Reading (:func:`read_redcap_export`, :func:`read_redcap_api`) turns the flat CSV
 export (raw values, variable names as headers) into the seven contract tables with every value
 as text, exactly as a folder of CSV files would give them, so that the same validation applies
 (:func:`rehabstats.data.schema.validate_tables`). Each record keeps its place in REDCap (record,
-event, repeat instrument and instance, field) for the error report. docs/redcap.md describes
-the whole round trip.
+event, repeat instrument and instance, field) for the error report. Both are kinds of cohort
+source (:data:`rehabstats.data.sources.SOURCE_KINDS`): ``rehabstats.load_cohort`` and every
+command take an export file or folder (:func:`is_export_path`, or ``redcap:PATH``) and an API
+address (``https://.../api/``). docs/redcap.md describes the whole round trip.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import re
 import stat
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ import yaml
 
 from rehabstats.constants import data_schema_dir
 from rehabstats.data.schema import TABLES, table_spec
+from rehabstats.data.sources import Coordinates, Numbering, SourceTables, redact, unreadable
 from rehabstats.errors import Note, OutputError, Problem, ValidationReport
 
 __all__ = [
@@ -51,12 +54,9 @@ __all__ = [
     "TOKEN_FILE_ENV",
     "ColumnMap",
     "RedcapMapping",
-    "SourceTables",
     "default_mapping",
-    "is_redcap_source",
-    "locate_problems",
+    "is_export_path",
     "read_mapping",
-    "read_redcap",
     "read_redcap_api",
     "read_redcap_export",
     "redcap_dictionary",
@@ -142,24 +142,6 @@ _RAW_ADVICE = (
     "(REDCap: 'CSV / Microsoft Excel (raw data)'; API: rawOrLabel=raw, rawOrLabelHeaders=raw, "
     "exportCheckboxLabel=false)"
 )
-
-Numbering = int | Callable[[], np.ndarray]
-
-
-try:  # the shared shape of every cohort source
-    from rehabstats.data.sources import SourceTables  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - until the source abstraction lands
-
-    @dataclass
-    class SourceTables:  # type: ignore[no-redef]
-        """The raw contract tables read from a source, before validation."""
-
-        tables: dict[str, pd.DataFrame]
-        numbering: dict[str, Numbering]
-        report: ValidationReport
-        coordinates: dict[str, Callable[..., list[str]]]
-        kind: str
-        location: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,8 +342,10 @@ def _code_list(value: object) -> tuple[str, ...] | None:
     return tuple(s.strip() for s in items if s.strip())
 
 
-def read_mapping(path: str | os.PathLike) -> tuple[RedcapMapping | None, list[Problem]]:
-    """Read a mapping file (YAML); every problem of its shape at once.
+def read_mapping(
+    path: str | os.PathLike | Mapping[str, Any],
+) -> tuple[RedcapMapping | None, list[Problem]]:
+    """Read a mapping file (YAML), or check a mapping's content; every problem at once.
 
     The file::
 
@@ -382,17 +366,20 @@ def read_mapping(path: str | os.PathLike) -> tuple[RedcapMapping | None, list[Pr
     from rehabstats.config import read_yaml
     from rehabstats.errors import YamlFileError
 
-    name = Path(path).name
+    name = "mapping" if isinstance(path, Mapping) else Path(path).name
     problems: list[Problem] = []
 
     def problem(table: str, column: str | None, value: str, rule: str) -> None:
         problems.append(Problem(table, None, column, value, rule, "mapping", where=name))
 
-    try:
-        doc, _ = read_yaml(path)
-    except YamlFileError as exc:
-        problem("(mapping)", None, name, f"the mapping file {exc}")
-        return None, problems
+    if isinstance(path, Mapping):
+        doc: Any = dict(path)
+    else:
+        try:
+            doc, _ = read_yaml(path)
+        except YamlFileError as exc:
+            problem("(mapping)", None, name, f"the mapping file {exc}")
+            return None, problems
     if not isinstance(doc, dict):
         problem("(mapping)", None, name, "the mapping file must be a mapping with `tables:`")
         return None, problems
@@ -985,7 +972,7 @@ def _coordinates(
     fields: Mapping[str, str],
     *,
     participants: bool = False,
-) -> Callable[..., list[str]]:
+) -> Coordinates:
     """``positions -> ["record P001, event week_6_arm_1, sessions #3, field ses_stage", ...]``."""
     record = export.columns[export.header[0]]
     event = export.columns.get("redcap_event_name")
@@ -1031,22 +1018,15 @@ def _tables_from_export(
 
     report = ValidationReport()
 
-    def fatal(problem: Problem) -> SourceTables:
-        report.problems.append(problem)
+    def fatal(rule: str) -> SourceTables:
+        report.problems.append(Problem("(export)", None, None, name, rule, "export"))
         return SourceTables({}, {}, report, {}, kind, location)
 
     label = _label_export(export, dictionary, name)
     if label is not None:
         return fatal(
-            Problem(
-                "(export)",
-                None,
-                None,
-                name,
-                f"{name} is a REDCap export with labels: {label}. rehabstats reads the raw "
-                f"export: {_RAW_ADVICE}",
-                "export",
-            )
+            f"{name} is a REDCap export with labels: {label}. rehabstats reads the raw "
+            f"export: {_RAW_ADVICE}"
         )
     problems = _mapping_problems(mapping, dictionary)
     if problems:
@@ -1055,16 +1035,9 @@ def _tables_from_export(
     why, dropped = _mismatch(export, dictionary, mapping, name)
     if why is not None:
         return fatal(
-            Problem(
-                "(export)",
-                None,
-                None,
-                name,
-                f"the export does not match the data dictionary: {why}. Download the data "
-                "dictionary and the records of the same project together; export raw data "
-                "with variable names as headers (CSV raw)",
-                "export",
-            )
+            f"the export does not match the data dictionary: {why}. Download the data "
+            "dictionary and the records of the same project together; export raw data "
+            "with variable names as headers (CSV raw)"
         )
     if dropped:
         report.warnings.append(
@@ -1083,7 +1056,7 @@ def _tables_from_export(
     repeating = np.zeros(n, dtype=bool) if instrument is None else _mask(instrument.is_valid())
     tables: dict[str, pd.DataFrame] = {}
     numbering: dict[str, Numbering] = {}
-    coordinates: dict[str, Callable[..., list[str]]] = {}
+    coordinates: dict[str, Coordinates] = {}
     record_codes, record_ids = pd.factorize(_text(record), use_na_sentinel=False)
     header = set(export.header)
 
@@ -1195,7 +1168,7 @@ def read_redcap_export(
     export: str | os.PathLike,
     dictionary: str | os.PathLike | None = None,
     *,
-    mapping: str | os.PathLike | RedcapMapping | None = None,
+    mapping: str | os.PathLike | Mapping[str, Any] | RedcapMapping | None = None,
 ) -> SourceTables:
     """Read a REDCap records export (flat CSV, raw) into the contract's tables, as text.
 
@@ -1207,9 +1180,10 @@ def read_redcap_export(
     dictionary : path, optional
         The project's data dictionary. Default: ``redcap_dictionary.csv`` beside the export
         (or the one ``*_DataDictionary_*.csv`` file there).
-    mapping : path or RedcapMapping, optional
-        How fields map onto the contract. Default: ``$REHABSTATS_REDCAP_MAPPING``, else
-        ``redcap_mapping.yaml`` beside the export, else the template's mapping.
+    mapping : path, mapping or RedcapMapping, optional
+        How fields map onto the contract (a mapping file, or its content as a dict). Default:
+        ``$REHABSTATS_REDCAP_MAPPING``, else ``redcap_mapping.yaml`` beside the export, else
+        the template's mapping.
 
     Returns
     -------
@@ -1220,8 +1194,8 @@ def read_redcap_export(
         a dictionary that does not match, a mapping error) and data notes (missing-data codes
         read as missing, empty instances) in the report.
     """
-    path = Path(export)
-    location = str(path)
+    path = Path(export).expanduser()
+    location = str(export)
     report = ValidationReport()
     kind = "redcap-export"
 
@@ -1244,7 +1218,9 @@ def read_redcap_export(
             return fatal("(export)", str(path), f"{found} in the folder {path}")
         path = found
     elif not path.is_file():
-        return fatal("(export)", str(path), "must be a REDCap records export (CSV) or its folder")
+        return fatal(
+            "(export)", str(path), f"{path} must be a REDCap records export (CSV) or its folder"
+        )
     if dictionary is None:
         found = _find_one(folder, DICTIONARY_FILE, "*_DataDictionary_*.csv")
         if isinstance(found, str):
@@ -1257,23 +1233,16 @@ def read_redcap_export(
             )
         dictionary = found
     dictionary = Path(dictionary)
-    if not isinstance(mapping, RedcapMapping):
-        chosen = (
-            mapping
-            or os.environ.get(MAPPING_ENV)
-            or (folder / MAPPING_FILE if (folder / MAPPING_FILE).is_file() else None)
-        )
-        if chosen:
-            mapping, problems = read_mapping(chosen)
-            if mapping is None or problems:
-                report.problems.extend(problems)
-                return SourceTables({}, {}, report, {}, kind, location)
-        else:
-            mapping = default_mapping()
+    mapping, problems = _chosen_mapping(mapping, folder)
+    if mapping is None:
+        report.problems.extend(problems)
+        return SourceTables({}, {}, report, {}, kind, location)
     try:
         dict_rows = _csv_rows(dictionary.read_bytes())
     except OSError as exc:
-        return fatal("(dictionary)", str(dictionary), f"cannot be read: {exc.strerror or exc}")
+        return fatal(
+            "(dictionary)", str(dictionary), f"{dictionary} cannot be read: {exc.strerror or exc}"
+        )
     parsed, problems = _parse_dictionary(dict_rows, dictionary.name)
     if parsed is None:
         report.problems.extend(problems)
@@ -1281,7 +1250,7 @@ def read_redcap_export(
     try:
         data, problem = _read_csv_bytes(path, path.name)
     except OSError as exc:
-        return fatal("(export)", str(path), f"cannot be read: {exc.strerror or exc}")
+        return fatal("(export)", str(path), f"{path} cannot be read: {exc.strerror or exc}")
     if data is None:
         report.problems.append(problem)
         return SourceTables({}, {}, report, {}, kind, location)
@@ -1294,6 +1263,22 @@ def read_redcap_export(
         kind=kind,
         location=location,
     )
+
+
+def _chosen_mapping(
+    mapping: str | os.PathLike | Mapping[str, Any] | RedcapMapping | None, beside: Path | None
+) -> tuple[RedcapMapping | None, list[Problem]]:
+    """The mapping to read with: the one given, else ``$REHABSTATS_REDCAP_MAPPING``, else
+    ``redcap_mapping.yaml`` in the folder ``beside`` (an export's), else the template's; or
+    None and every problem of the mapping."""
+    if isinstance(mapping, RedcapMapping):
+        return mapping, []
+    near = None if beside is None else beside / MAPPING_FILE
+    chosen = mapping or os.environ.get(MAPPING_ENV) or (near if near and near.is_file() else None)
+    if not chosen:
+        return default_mapping(), []
+    found, problems = read_mapping(chosen)
+    return (None if problems else found), problems
 
 
 def _find_one(folder: Path, name: str, pattern: str, *, exclude: str = "") -> Path | str:
@@ -1317,20 +1302,6 @@ def _find_one(folder: Path, name: str, pattern: str, *, exclude: str = "") -> Pa
 
 class _ApiError(Exception):
     """A failure of the API, as the one message shown (never with the token)."""
-
-
-def _redacted(url: str) -> str:
-    """The URL without user, password, query or fragment (for provenance and messages)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = host + (f":{port}" if port else "")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _loopback(host: str) -> bool:
@@ -1395,7 +1366,7 @@ class _Api:
         import requests
 
         self.session = requests.Session()
-        self.shown = _redacted(self.url)
+        self.shown = redact(self.url)
 
     def post(self, what: str, data: Mapping[str, str], *, expect: str) -> bytes:
         import requests
@@ -1446,7 +1417,7 @@ class _Api:
         if 300 <= status < 400:
             target = response.headers.get("Location", "")
             raise _ApiError(
-                f"{self.shown} redirects (HTTP {status}) to {_redacted(target) or 'elsewhere'}: "
+                f"{self.shown} redirects (HTTP {status}) to {redact(target) or 'elsewhere'}: "
                 "give that address (usually https://.../api/) as the source"
             )
         if status == 404:
@@ -1492,7 +1463,7 @@ class _Api:
 def read_redcap_api(
     url: str,
     *,
-    mapping: str | os.PathLike | RedcapMapping | None = None,
+    mapping: str | os.PathLike | Mapping[str, Any] | RedcapMapping | None = None,
     batch_size: int = 500,
     timeout: tuple[float, float] = (10.0, 300.0),
 ) -> SourceTables:
@@ -1510,7 +1481,7 @@ def read_redcap_api(
     url : str
         The API address, e.g. ``https://redcap.example.org/api/``. Plain ``http://`` only to
         this machine (the token would travel unencrypted).
-    mapping : path or RedcapMapping, optional
+    mapping : path, mapping or RedcapMapping, optional
         Default: ``$REHABSTATS_REDCAP_MAPPING``, else the template's mapping.
     batch_size : int
         Records per request.
@@ -1525,13 +1496,14 @@ def read_redcap_api(
         problem with nothing read. The row of a record is its line in the records as fetched
         (header line 1, batches one after the other).
     """
-    location = _redacted(url)
+    location = redact(url)
     report = ValidationReport()
     kind = "redcap-api"
 
-    def fatal(rule: str, code: str = "connection") -> SourceTables:
-        report.problems.append(Problem("(redcap)", None, None, location, rule, code))
-        return SourceTables({}, {}, report, {}, kind, location)
+    def fatal(rule: str) -> SourceTables:
+        read = unreadable(location, rule, kind=kind)
+        read.report.warnings.extend(report.warnings)
+        return read
 
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -1550,15 +1522,10 @@ def read_redcap_api(
     report.warnings.extend(notes)
     if token is None:
         return fatal(why or "no token")
-    if not isinstance(mapping, RedcapMapping):
-        chosen = mapping or os.environ.get(MAPPING_ENV)
-        if chosen:
-            mapping, problems = read_mapping(chosen)
-            if mapping is None or problems:
-                report.problems.extend(problems)
-                return SourceTables({}, {}, report, {}, kind, location)
-        else:
-            mapping = default_mapping()
+    mapping, problems = _chosen_mapping(mapping, None)
+    if mapping is None:
+        report.problems.extend(problems)
+        return SourceTables({}, {}, report, {}, kind, location)
     api = _Api(url, token, timeout)
     try:
         meta = api.post(
@@ -1631,70 +1598,25 @@ def read_redcap_api(
 # Source strings
 
 
-def is_redcap_source(source: str | os.PathLike) -> bool:
-    """Whether a cohort source string names a REDCap export or API.
+def is_export_path(path: Path) -> bool:
+    """Whether a source path is a REDCap records export rather than a cohort folder.
 
-    - ``redcap:PATH``: an export file or folder;
-    - ``http://`` or ``https://`` address: the API;
-    - an existing ``.csv`` file not named after a contract table: a records export (a cohort
-      folder is a folder);
+    - an existing ``.csv`` file not named after a contract table (a cohort folder is a
+      folder; ``sessions.csv`` given alone is a folder's table given by mistake, which the
+      folder reader names);
     - a folder holding ``redcap_export.csv`` (or REDCap's ``*_DATA_*.csv`` download) and no
       contract table file.
+
+    ``redcap:PATH`` names an export whatever this says (:class:`~rehabstats.data.sources.SourceKind`
+    prefix).
     """
-    text = os.fspath(source)
-    if text.startswith("redcap:") or text.startswith(("http://", "https://")):
-        return True
-    path = Path(text)
-    if path.is_file():  # a contract table's file is a folder's table given by mistake
+    if path.is_file():
         return path.suffix.lower() == ".csv" and path.stem.lower() not in TABLES
     if not path.is_dir():
         return False
     if any((path / f"{t}.{ext}").exists() for t in TABLES for ext in ("csv", "parquet", "xlsx")):
         return False
     return (path / EXPORT_FILE).is_file() or any(path.glob("*_DATA_*.csv"))
-
-
-def read_redcap(source: str | os.PathLike) -> SourceTables:
-    """Read the REDCap source a source string names (see :func:`is_redcap_source`)."""
-    text = os.fspath(source)
-    if text.startswith(("http://", "https://")):
-        return read_redcap_api(text)
-    return read_redcap_export(text.removeprefix("redcap:"))
-
-
-def locate_problems(report: ValidationReport, source: SourceTables) -> ValidationReport:
-    """The report with each problem's ``where`` filled from the source's coordinates.
-
-    A problem of a table the source read, with a row, is found back at its position (the
-    row is the source's numbering of that position) and named in the source's own terms, with
-    the field of its column when the coordinates know it.
-    """
-    positions: dict[str, dict[int, int]] = {}
-    out = []
-    for p in report.problems:
-        locate = source.coordinates.get(p.table)
-        if p.where or p.row is None or locate is None:
-            out.append(p)
-            continue
-        if p.table not in positions:
-            numbering = source.numbering.get(p.table, 1)
-            n = len(source.tables[p.table])
-            rows = (
-                np.asarray(numbering(), dtype=np.int64)
-                if callable(numbering)
-                else np.arange(n, dtype=np.int64) + int(numbering)
-            )
-            positions[p.table] = {int(r): i for i, r in enumerate(rows.tolist())}
-        at = positions[p.table].get(int(p.row))
-        if at is None:
-            out.append(p)
-            continue
-        try:
-            where = locate([at], column=p.column)[0]
-        except TypeError:  # coordinates without fields
-            where = locate([at])[0]
-        out.append(replace(p, where=where))
-    return ValidationReport(problems=out, warnings=list(report.warnings))
 
 
 # --------------------------------------------------------------------------------------------

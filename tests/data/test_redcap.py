@@ -12,19 +12,18 @@ import warnings
 
 import pandas as pd
 import pytest
+from redcap_server import API_NAMES
 
-from rehabstats import Cohort, CohortValidationError, simulate_tables
+from rehabstats import Cohort, CohortValidationError, load_cohort, simulate_tables, write_cohort
 from rehabstats.constants import data_schema_dir
 from rehabstats.data.redcap import (
     default_mapping,
-    locate_problems,
-    read_redcap,
+    is_export_path,
     read_redcap_export,
     redcap_dictionary,
     write_redcap_export,
 )
-from rehabstats.data.schema import validate_tables
-from rehabstats.errors import ValidationReport
+from rehabstats.data.sources import read_source
 
 # The 18 columns REDCap's data dictionary import expects, written out here as REDCap names
 # them (not taken from the code under test).
@@ -51,23 +50,12 @@ HEADER = [
 
 
 def load(source, **kw):
-    """Read a REDCap source and validate it as the cohort loader does; problems located."""
-    read = read_redcap(str(source), **kw)
-    if not read.report.ok and not read.tables:
-        raise CohortValidationError(read.report)
-    tables, checked = validate_tables(
-        read.tables, row_offset=read.numbering, loaded_on="2030-01-01"
-    )
-    report = ValidationReport(
-        problems=[*read.report.problems, *checked.problems],
-        warnings=[*read.report.warnings, *checked.warnings],
-    )
-    if not report.ok:
-        raise CohortValidationError(locate_problems(report, read))
+    """Load a REDCap source with ``rehabstats.load_cohort`` (which locates every problem in
+    REDCap's terms); the raw read is returned too, for its data notes."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cohort = Cohort.from_tables(read.tables, loaded_on="2030-01-01")
-    return cohort, read
+        cohort = load_cohort(str(source), loaded_on="2030-01-01", **kw)
+    return cohort, read_source(str(source), **kw)
 
 
 def problems_of(source):
@@ -612,27 +600,7 @@ def test_a_mapping_with_yaml_errors_is_one_problem(own_project):
 
 
 def test_dictionary_from_the_api_with_its_column_names_is_read(own_project):
-    names = [
-        "field_name",
-        "form_name",
-        "section_header",
-        "field_type",
-        "field_label",
-        "select_choices_or_calculations",
-        "field_note",
-        "text_validation_type_or_show_slider_number",
-        "text_validation_min",
-        "text_validation_max",
-        "identifier",
-        "branching_logic",
-        "required_field",
-        "custom_alignment",
-        "question_number",
-        "matrix_group_name",
-        "matrix_ranking",
-        "field_annotation",
-    ]
-    write_rows(own_project / "redcap_dictionary.csv", [names, *OWN_DICTIONARY[1:]])
+    write_rows(own_project / "redcap_dictionary.csv", [API_NAMES, *OWN_DICTIONARY[1:]])
     read = read_redcap_export(own_project)
     assert read.report.ok and len(read.tables["sessions"]) == 3
 
@@ -660,7 +628,7 @@ def test_note_with_a_line_break_keeps_line_numbers(export_dir):
 
 
 def test_location_and_kind(export_dir):
-    read = read_redcap(str(export_dir))
+    read = read_source(str(export_dir))
     assert (read.kind, read.location) == ("redcap-export", str(export_dir))
 
 
@@ -697,16 +665,69 @@ def test_two_ticked_boxes_for_a_one_value_column_are_an_enum_problem(own_project
     assert p.where == "record 101, event baseline_arm_1, exercise_log #1, field ex_surface"
 
 
-def test_which_source_strings_are_redcap(tmp_path, export_dir):
-    from rehabstats.data.redcap import is_redcap_source
-
+def test_which_source_strings_are_redcap(tmp_path, export_dir, monkeypatch):
+    monkeypatch.delenv("REHABSTATS_REDCAP_TOKEN", raising=False)
+    monkeypatch.delenv("REHABSTATS_REDCAP_TOKEN_FILE", raising=False)
     table = tmp_path / "participants.csv"
     table.write_text("participant_id\n")
-    assert is_redcap_source(export_dir)
-    assert is_redcap_source(export_dir / "redcap_export.csv")
-    assert is_redcap_source("https://redcap.example.org/api/")
-    assert is_redcap_source("redcap:anything.csv")
-    assert not is_redcap_source(table)  # a cohort table file, not an export
-    assert not is_redcap_source(tmp_path)  # a folder without an export
+    assert is_export_path(export_dir)
+    assert is_export_path(export_dir / "redcap_export.csv")
+    assert not is_export_path(table)  # a cohort table file, not an export
+    assert not is_export_path(tmp_path)  # a folder without an export
+    # the registry of source kinds sends each string to its reader
+    assert read_source(export_dir).kind == "redcap-export"
+    assert read_source(f"redcap:{export_dir / 'redcap_export.csv'}").kind == "redcap-export"
+    missing = read_source("redcap:anything.csv")  # said to be an export: the export reader
+    assert missing.kind == "redcap-export" and "anything.csv" in missing.report.problems[0].value
+    api = read_source("https://redcap.example.org/api/")  # no token: refused before sending
+    assert api.kind == "redcap-api" and "REHABSTATS_REDCAP_TOKEN" in api.report.problems[0].rule
+    assert read_source(tmp_path).kind == "folder"
     (export_dir / "sessions.csv").write_text("x\n")
-    assert not is_redcap_source(export_dir)  # cohort table files: a cohort folder
+    assert not is_export_path(export_dir)  # cohort table files: a cohort folder
+    assert read_source(export_dir).kind == "folder"
+
+
+# --------------------------------------------------------------------------------------------
+# An export as a cohort source: rehabstats.load_cohort and the commands
+
+
+def test_a_folder_and_its_redcap_export_load_with_one_fingerprint(tmp_path, simulated):
+    # the same cohort two ways: a folder of CSV files, and a REDCap export + dictionary
+    folder = write_cohort(simulated, tmp_path / "folder")
+    export = write_redcap_export(simulated, tmp_path / "export")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from_folder = load_cohort(folder, loaded_on="2030-01-01")
+        from_export = load_cohort(export, loaded_on="2030-01-01")
+        from_file = load_cohort(export / "redcap_export.csv", loaded_on="2030-01-01")
+    assert from_export.fingerprint() == from_folder.fingerprint() == from_file.fingerprint()
+    assert (from_export.source_kind, from_export.source) == ("redcap-export", str(export))
+    assert from_folder.source_kind == "folder"
+
+
+def test_validate_names_the_redcap_place_of_a_bad_value(export_dir):
+    path = export_dir / "redcap_export.csv"
+    rows = rows_of(path)
+    at = next(i for i, r in enumerate(rows) if r[1] == "function_tests" and r[2] == "2")
+    rows[at][rows[0].index("ft_value")] = "lots"
+    write_rows(path, rows)
+    result = run_cli("validate", str(export_dir))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    where = f"record {rows[at][0]}, function_tests #2, field ft_value"
+    # the summary gives the line of the export (the header is line 1) and REDCap's place
+    assert f"row {at + 1}\n       at {where}\n" in result.stdout
+    assert re.search(rf"function_tests +{at + 1} +{re.escape(where)} +value +lots", result.stdout)
+
+
+def test_a_label_export_is_one_message_and_exit_1_on_the_command_line(export_dir):
+    path = export_dir / "redcap_export.csv"
+    rows = rows_of(path)
+    rows[0] = ["Participant ID", "Repeat Instrument", "Repeat Instance", *rows[0][3:]]
+    write_rows(path, rows)
+    for command in (["validate", str(export_dir)], ["metrics", str(path), "--out", "unused"]):
+        result = run_cli(*command)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        text = result.stdout + result.stderr
+        assert "cannot be read; nothing was loaded" in text
+        assert text.count("is a REDCap export with labels") == 1
+        assert "raw data with variable names as headers" in text

@@ -1,127 +1,42 @@
 """The REDCap API, against a local server on 127.0.0.1 that answers as REDCap does.
 
-The server (pytest-httpserver, a real HTTP server) holds a project made from a simulated cohort
-(its records export and data dictionary as rehabstats writes them) and answers the POST
-requests of REDCap's API for ``content=metadata``, ``content=project`` and ``content=record``
-(``fields[]`` and ``records[]`` filters, the raw CSV flat export), refusing a wrong token with
-HTTP 403 as REDCap does. The client under test is not mocked: it talks HTTP to it.
+The server (pytest-httpserver, a real HTTP server; the handler is tests/redcap_server.py) holds
+a project made from a tables cohort (its records export and data dictionary as rehabstats
+writes them) and answers the POST requests of REDCap's API for ``content=metadata``,
+``content=project`` and ``content=record`` (``fields[]`` and ``records[]`` filters, the raw CSV
+flat export), refusing a wrong token with HTTP 403 as REDCap does. The client under test is not
+mocked: it talks HTTP to it.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
+import os
 import socket
+import subprocess
+import sys
 import time
 import warnings
 
 import pytest
-from werkzeug import Request, Response
+from redcap_server import TOKEN, RedcapProject
+from werkzeug import Response
 
-from rehabstats import Cohort, simulate_tables
-from rehabstats.data.redcap import read_redcap, read_redcap_api, write_redcap_export
+from rehabstats import Cohort, CohortValidationError, load_cohort, simulate_tables
+from rehabstats.data.redcap import read_redcap_api, write_redcap_export
 from rehabstats.data.schema import validate_tables
-
-TOKEN = "0123456789ABCDEF0123456789ABCDEF"
-
-API_NAMES = [
-    "field_name",
-    "form_name",
-    "section_header",
-    "field_type",
-    "field_label",
-    "select_choices_or_calculations",
-    "field_note",
-    "text_validation_type_or_show_slider_number",
-    "text_validation_min",
-    "text_validation_max",
-    "identifier",
-    "branching_logic",
-    "required_field",
-    "custom_alignment",
-    "question_number",
-    "matrix_group_name",
-    "matrix_ranking",
-    "field_annotation",
-]
-
-
-class RedcapProject:
-    """A REDCap project as its API serves it (from an export and a data dictionary)."""
-
-    def __init__(self, export: str, dictionary: str, *, missing_codes: str = ""):
-        rows = list(csv.reader(io.StringIO(export)))
-        self.header, self.rows = rows[0], rows[1:]
-        d = list(csv.reader(io.StringIO(dictionary)))
-        self.metadata = [API_NAMES, *d[1:]]  # the API names its columns in snake case
-        self.missing_codes = missing_codes
-        self.requests: list[dict[str, str]] = []
-
-    def csv(self, header: list[str], rows: list[list[str]]) -> str:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        return buffer.getvalue()
-
-    def __call__(self, request: Request) -> Response:
-        form = request.form.to_dict()
-        self.requests.append({k: v for k, v in form.items() if k != "token"})
-        if request.method != "POST":
-            return Response("", 405)
-        if form.get("token") != TOKEN:
-            return Response(
-                json.dumps({"error": "You do not have permissions to use the API"}),
-                403,
-                content_type="application/json",
-            )
-        content = form.get("content")
-        if content == "metadata":
-            return Response(
-                self.csv(self.metadata[0], self.metadata[1:]),
-                200,
-                content_type="text/csv; charset=utf-8",
-            )
-        if content == "project":
-            info = {
-                "project_id": 17,
-                "is_longitudinal": 0,
-                "missing_data_codes": self.missing_codes,
-            }
-            return Response(json.dumps(info), 200, content_type="application/json")
-        if content != "record":
-            return Response(
-                json.dumps({"error": 'The value of the parameter "content" is not valid'}),
-                400,
-                content_type="application/json",
-            )
-        wanted = {"format": "csv", "type": "flat", "rawOrLabel": "raw", "rawOrLabelHeaders": "raw"}
-        if any(form.get(k, v) != v for k, v in wanted.items()):
-            return Response(
-                json.dumps({"error": "unsupported export options"}),
-                400,
-                content_type="application/json",
-            )
-        fields = [v for k, v in form.items() if k.startswith("fields[")]
-        records = {v for k, v in form.items() if k.startswith("records[")}
-        rows = [r for r in self.rows if not records or r[0] in records]
-        header = self.header
-        if fields:
-            keep = [i for i, h in enumerate(header) if h in fields or h.startswith("redcap_")]
-            header = [header[i] for i in keep]
-            rows = [[r[i] for i in keep] for r in rows]
-        return Response(self.csv(header, rows), 200, content_type="text/csv; charset=utf-8")
+from rehabstats.data.sources import read_source
 
 
 @pytest.fixture(scope="module")
-def simulated():
+def tables():
     return simulate_tables(30, seed=9)
 
 
 @pytest.fixture(scope="module")
-def project_files(tmp_path_factory, simulated):
-    folder = write_redcap_export(simulated, tmp_path_factory.mktemp("p") / "rc")
+def project_files(tmp_path_factory, tables):
+    folder = write_redcap_export(tables, tmp_path_factory.mktemp("p") / "rc")
     return (folder / "redcap_export.csv").read_text(), (
         folder / "redcap_dictionary.csv"
     ).read_text()
@@ -160,12 +75,12 @@ def fingerprint(tables) -> str:
 
 
 def test_the_api_round_trip_keeps_the_fingerprint_and_fetches_in_batches(
-    project, url, token, simulated
+    project, url, token, tables
 ):
     read = read_redcap_api(url, batch_size=7)
     assert read.report.ok, read.report.format_text()
     assert read.kind == "redcap-api" and read.location == url
-    assert fingerprint(read.tables) == fingerprint(simulated)
+    assert fingerprint(read.tables) == fingerprint(tables)
     records = [r for r in project.requests if r.get("content") == "record"]
     # first the record ids alone, then 30 records in batches of 7: 7, 7, 7, 7, 2
     assert records[0]["fields[0]"] == "participant_id"
@@ -184,9 +99,9 @@ def test_the_api_round_trip_keeps_the_fingerprint_and_fetches_in_batches(
     assert [r["content"] for r in project.requests].count("metadata") == 1
 
 
-def test_a_url_source_string_reads_the_api(project, url, token, simulated):
-    read = read_redcap(url)
-    assert read.report.ok and fingerprint(read.tables) == fingerprint(simulated)
+def test_a_url_source_string_reads_the_api(project, url, token, tables):
+    read = read_source(url)
+    assert read.report.ok and fingerprint(read.tables) == fingerprint(tables)
 
 
 def test_validation_problems_of_api_records_name_redcap_places(
@@ -202,11 +117,9 @@ def test_validation_problems_of_api_records_name_redcap_places(
     httpserver.expect_request("/api/", method="POST").respond_with_handler(
         RedcapProject(buffer.getvalue(), dictionary)
     )
-    from rehabstats.data.redcap import locate_problems
-
     read = read_redcap_api(url, batch_size=1000)
     _, checked = validate_tables(read.tables, row_offset=read.numbering, loaded_on="2030-01-01")
-    [p] = locate_problems(checked, read).problems
+    [p] = read.locate(checked).problems
     assert (p.table, p.column, p.value) == ("visa_a", "q3", "12")
     assert p.where == f"record {rows[at][0]}, visa_a #2, field visa_q3"
 
@@ -252,7 +165,7 @@ def test_a_wrong_token_is_refused_in_one_message_without_the_token(project, url,
     monkeypatch.setenv("REHABSTATS_REDCAP_TOKEN", wrong)
     read = read_redcap_api(url)
     p = only_problem(read)
-    assert "token was refused" in p.rule and "HTTP 403" in p.rule and p.code == "connection"
+    assert "token was refused" in p.rule and "HTTP 403" in p.rule and p.code == "source"
     assert wrong not in every_text(read)
 
 
@@ -264,7 +177,7 @@ def test_no_token_says_where_to_put_it(project, url, monkeypatch):
     assert project.requests == []  # nothing was sent
 
 
-def test_token_from_a_file(project, url, monkeypatch, tmp_path, simulated):
+def test_token_from_a_file(project, url, monkeypatch, tmp_path, tables):
     monkeypatch.delenv("REHABSTATS_REDCAP_TOKEN", raising=False)
     secret = tmp_path / "token"
     secret.write_text(TOKEN + "\n")
@@ -340,3 +253,99 @@ def test_unsafe_addresses_are_refused_before_anything_is_sent(address, words, to
     p = only_problem(read)
     assert words in p.rule
     assert "secret" not in every_text(read)
+
+
+# --------------------------------------------------------------------------------------------
+# The API as a cohort source: rehabstats.load_cohort and the commands
+
+
+def run_cli(*args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REHABSTATS_REDCAP_TOKEN", "REHABSTATS_REDCAP_TOKEN_FILE")
+    }
+    if token is not None:
+        env["REHABSTATS_REDCAP_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "rehabstats", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def test_load_cohort_reads_the_api_with_the_folders_fingerprint(
+    project, url, token, folder_fingerprint
+):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cohort = load_cohort(url, loaded_on="2030-01-01")
+    assert cohort.fingerprint() == folder_fingerprint
+    assert (cohort.source_kind, cohort.source) == ("redcap-api", url)
+
+
+def test_load_cohort_names_the_redcap_place_of_a_bad_api_value(
+    httpserver, project_files, url, token
+):
+    export, dictionary = project_files
+    rows = list(csv.reader(io.StringIO(export)))
+    at = next(i for i, r in enumerate(rows) if r[1] == "pain" and r[2] == "4")
+    rows[at][rows[0].index("pain_nrs")] = "11"  # NRS is 0-10
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    httpserver.expect_request("/api/", method="POST").respond_with_handler(
+        RedcapProject(buffer.getvalue(), dictionary)
+    )
+    with pytest.raises(CohortValidationError) as info:
+        load_cohort(url, loaded_on="2030-01-01")
+    [p] = info.value.report.problems
+    assert (p.table, p.column, p.value, p.row) == ("pain", "nrs", "11", at + 1)
+    assert p.where == f"record {rows[at][0]}, pain #4, field pain_nrs"
+
+
+def test_validate_reads_the_api_with_the_token_from_the_environment(
+    project, url, folder_fingerprint
+):
+    result = run_cli("validate", url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{url}: valid" in result.stdout
+    assert f"fingerprint: {folder_fingerprint}" in result.stdout
+    assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_token_is_one_message_and_exit_1(httpserver, project_files, url, status):
+    httpserver.expect_request("/api/", method="POST").respond_with_handler(
+        RedcapProject(*project_files, refusal=status)
+    )
+    wrong = "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+    result = run_cli("validate", url, token=wrong)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.strip().splitlines()
+    # the source, then the one reason: the token, the status and where to put the right one
+    assert lines[0] == f"{url}: cannot be read; nothing was loaded"
+    assert len(lines) == 2 and f"the API token was refused by {url} (HTTP {status})" in lines[1]
+    assert "REHABSTATS_REDCAP_TOKEN" in lines[1]
+    assert wrong not in result.stdout + result.stderr
+
+
+def test_an_unreachable_server_is_one_message_and_exit_1():
+    with socket.socket() as s:  # a port nobody listens on: bound, then closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"http://127.0.0.1:{port}/api/"
+    result = run_cli("metrics", address, "--out", "unused")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    text = result.stdout + result.stderr
+    assert f"cannot reach the REDCap server at {address}" in text
+    assert text.count("cannot reach") == 1
+
+
+def test_a_token_on_the_command_line_is_refused_and_not_shown():
+    result = run_cli("validate", f"https://redcap.example.org/api/?token={TOKEN}", token=None)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "holds a token" in result.stderr and "REHABSTATS_REDCAP_TOKEN" in result.stderr
+    assert TOKEN not in result.stdout + result.stderr
