@@ -43,7 +43,8 @@ _DATE = _IsoDate()
 
 
 class _Source(click.ParamType):
-    """A cohort source: a folder, a database mapping file, a database URL or ``env:NAME``.
+    """A cohort source: a folder, a REDCap export or API address, a database mapping file, a
+    database URL or ``env:NAME``.
 
     A URL that carries a password (or a token) is refused: a command line is visible to other
     users (process list, shell history); the message says how to pass it safely.
@@ -55,32 +56,43 @@ class _Source(click.ParamType):
         self.exists = exists
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
-        from rehabstats.data.sources import check_no_secret, is_url
+        from rehabstats.data.sources import check_no_secret, source_path
         from rehabstats.errors import ParameterError
 
         text = str(value)
         if not text.strip():
-            self.fail("must be a cohort folder, a database URL or a mapping file", param, ctx)
+            self.fail(
+                "must be a cohort folder, a REDCap export, a database URL or a mapping file",
+                param,
+                ctx,
+            )
         try:
             check_no_secret(text)
         except ParameterError as exc:
             self.fail(str(exc), param, ctx)
-        path = not is_url(text) and not text.startswith("env:")
-        if self.exists and path and not Path(text).expanduser().exists():
+        path = source_path(text)
+        if path is None:
+            return text
+        prefix, named = path
+        if self.exists and not named.exists():
             self.fail(
-                f"{text!r} does not exist (a cohort folder, a database mapping file, or a "
-                "database URL such as postgresql://user@host/database)",
+                f"{text!r} does not exist (a cohort folder, a REDCap export, a database mapping "
+                "file, or a URL such as postgresql://user@host/database or "
+                "https://redcap.example.org/api/)",
                 param,
                 ctx,
             )
-        return str(Path(text)) if path else text
+        return prefix + str(Path(text[len(prefix) :]))
 
 
 _SOURCE_HELP = (
     "DATA is a cohort folder, a database URL (postgresql://user@host/database, "
     "sqlite:///cohort.db; the password from PGPASSWORD or ~/.pgpass, never on the command "
     "line), a database mapping file (.yaml) or env:NAME (the source in an environment "
-    "variable): docs/databases.md."
+    "variable): docs/databases.md. Or REDCap: a raw records export (its .csv file, or a "
+    "folder holding redcap_export.csv and redcap_dictionary.csv) or the API address "
+    "(https://redcap.example.org/api/; the token in REHABSTATS_REDCAP_TOKEN or a file named "
+    "by REHABSTATS_REDCAP_TOKEN_FILE): docs/redcap.md."
 )
 
 _MAX_SIMULATED = 200_000
@@ -189,9 +201,10 @@ def cli() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "parquet", "xlsx"]),
+    type=click.Choice(["csv", "parquet", "xlsx", "redcap"]),
     default=None,
-    help="File format of the tables in a folder.  [default: csv]",
+    help="File format of the tables in a folder; redcap: a REDCap records export and its data "
+    "dictionary (redcap_export.csv, redcap_dictionary.csv; docs/redcap.md).  [default: csv]",
 )
 @click.option(
     "--overwrite",
@@ -246,6 +259,10 @@ def simulate(
                 if url is None:
                     raise OutputError(why or "")
                 where = write_database(tables, url, overwrite=overwrite)
+            elif fmt == "redcap":
+                from rehabstats.data.redcap import write_redcap_export
+
+                where = str(write_redcap_export(tables, out, overwrite=overwrite))
             else:
                 from rehabstats.data.folder import write_cohort
 
@@ -324,6 +341,31 @@ def partition(data: str, out: Path, partitions: int, data_cutoff: str | None) ->
         f"wrote {cohort.n_participants:,} participants of {cohort.source} to {where} in "
         f"{partitions} partitions"
     )
+
+
+@cli.command("redcap-template")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV file to write the REDCap data dictionary into.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace the file if it exists.")
+def redcap_template(out: Path, overwrite: bool) -> None:
+    """Write the REDCap project template: a data dictionary to import into a new project.
+
+    One instrument per table of the data contract; make the six child instruments repeating
+    (docs/redcap.md).
+    """
+    from rehabstats.data.redcap import write_redcap_template
+    from rehabstats.errors import OutputError
+
+    try:
+        write_redcap_template(out, overwrite=overwrite)
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote the REDCap data dictionary to {out}")
 
 
 @cli.command(epilog=_SOURCE_HELP)
@@ -565,7 +607,8 @@ def report(
     """Render a report notebook on the cohort DATA into one self-contained HTML file.
 
     DATA is a cohort folder, a database URL (postgresql://user@host/database; the password
-    from PGPASSWORD or ~/.pgpass), a database mapping file or env:NAME (docs/databases.md).
+    from PGPASSWORD or ~/.pgpass), a database mapping file or env:NAME (docs/databases.md),
+    or a REDCap export or API address (the token in REHABSTATS_REDCAP_TOKEN; docs/redcap.md).
     The HTML makes no network request (no CDN, figures embedded) and shows no code; it opens
     offline in any browser.
     """

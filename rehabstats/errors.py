@@ -22,6 +22,7 @@ __all__ = [
     "Note",
     "OutputError",
     "PROBLEM_KINDS",
+    "UNREADABLE_KINDS",
     "ParameterError",
     "Problem",
     "ProblemGroup",
@@ -215,7 +216,7 @@ PROBLEM_KINDS: dict[str, tuple[int, str]] = {
     "source": (
         0,
         "check the source's address, that it is reachable and that its credentials are "
-        "accepted (docs/databases.md)",
+        "accepted (docs/databases.md, docs/redcap.md)",
     ),
     "file": (0, "make the path a readable file (not a folder or a broken link)"),
     "file_name": (
@@ -235,6 +236,12 @@ PROBLEM_KINDS: dict[str, tuple[int, str]] = {
     # it; a query or a table that cannot be read (the rule says how to fix each)
     "relation": (0, ""),
     "query": (0, ""),
+    "export": (
+        0,
+        "export the records again from REDCap: all instruments, raw data, with variable names "
+        "as headers (CSV raw), with the data dictionary of the same project",
+    ),
+    "mapping": (0, "correct the mapping file as the rule says (docs/redcap.md)"),
     "column": (
         1,
         "the header (first line) must name each column once, spelled exactly as in the data "
@@ -278,6 +285,11 @@ PROBLEM_KINDS: dict[str, tuple[int, str]] = {
     "consistency": (3, "check the values against each other as the rule says"),
 }
 """Every kind of problem: its stage (the order of the summary) and how to fix it."""
+
+UNREADABLE_KINDS = frozenset({"folder", "source", "export", "mapping"})
+"""Kinds of problem that stop a source giving any table (no folder, an unreachable server, a
+REDCap label export, a wrong mapping file): nothing is validated after one of them, since
+every table would only be reported missing again."""
 
 _NA_WORDS = frozenset(
     {"na", "n/a", "n.a.", "nan", "null", "none", "-", "--", ".", "?", "missing", "#n/a", "nd"}
@@ -483,15 +495,17 @@ class ValidationReport:
         ``source`` (the data folder or the source's redacted location), a first line says
         where and how many: exactly what ``rehabstats validate`` prints.
 
-        A source that could not be read at all (problems of kind ``source`` only: a database
-        server that cannot be reached, credentials refused) gets one short message instead.
+        A source that could not be read at all (problems of kind ``source`` or ``export``
+        only: a database or REDCap server that cannot be reached, credentials refused, a
+        REDCap label export) gets one short message instead, each problem's rule saying how
+        to fix it.
         Problems placed in the source's own terms (``Problem.where``: a database table and
         the row's key) show that place beside the row.
         """
         if self.ok:
             return "no problems" if source is None else f"{source}: valid"
         unique = self.unique_problems()
-        if all(p.code == "source" for p in unique):
+        if all(p.code in ("source", "export") for p in unique):
             head = f"{source}: cannot be read" if source is not None else "cannot be read"
             return "\n".join([f"{head}; nothing was loaded", *(f"  {p.rule}" for p in unique)])
         groups = self.groups()

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real PostgreSQL server for the database tests.
+"""Shared fixtures: a real PostgreSQL server for the database tests; the fingerprint of a
+module's cohort read from a folder (what every other source must give for the same data).
 
 The server is the throwaway cluster `.ci/run` starts (`.ci/postgres start DIR` prints its URL)
 and exports as ``REHABSTATS_TEST_PG``: a superuser URL with its password. Each test that asks
@@ -10,12 +11,25 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 PG_ENV = "REHABSTATS_TEST_PG"
+
+
+@pytest.fixture(scope="module")
+def folder_fingerprint(tables, tmp_path_factory) -> str:
+    """The fingerprint of the module's ``tables`` written as a folder of CSV files and loaded
+    back: the reference a database or REDCap source of the same data must match."""
+    from rehabstats import load_cohort, write_cohort
+
+    folder = write_cohort(tables, tmp_path_factory.mktemp("folder") / "cohort")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_cohort(folder).fingerprint()
 
 
 @pytest.fixture(scope="session")

@@ -61,8 +61,9 @@ class Job:
     report : str
         A report of :func:`rehabstats.report.render.report_names`.
     data : Path or str
-        The cohort: a folder or a database mapping file (absolute; relative paths in the file
-        are relative to its folder), or a database URL or ``env:NAME`` (as written).
+        The cohort: a folder, a REDCap export or a database mapping file (absolute; relative
+        paths in the file are relative to its folder), or a database URL, a REDCap API
+        address or ``env:NAME`` (as written).
     output : str
         HTML path relative to the output folder, possibly with ``{name}`` and ``{<for_each>}``.
     audience : {"internal", "external"}
@@ -133,12 +134,15 @@ def resolve_path(base: Path, value: str | os.PathLike) -> Path:
 
 def resolve_source(base: Path, value: str) -> Path | str:
     """A job's ``data``: a URL or ``env:NAME`` as written, a path made absolute (as
-    :func:`resolve_path`)."""
-    from rehabstats.data.sources import is_url
+    :func:`resolve_path`; ``redcap:PATH`` keeps its prefix)."""
+    from rehabstats.data.sources import source_path
 
-    if is_url(value) or value.startswith("env:"):
+    named = source_path(value)
+    if named is None:
         return value
-    return resolve_path(base, value)
+    prefix, path = named
+    absolute = resolve_path(base, str(path))
+    return f"{prefix}{absolute}" if prefix else absolute
 
 
 def load_jobs(path: str | os.PathLike) -> JobFile:

@@ -10,9 +10,13 @@
   (CSV, Parquet or XLSX per table, nothing guessed) and
   :func:`~rehabstats.data.folder.write_cohort`.
 * :mod:`~rehabstats.data.simulate` -- synthetic cohorts that satisfy the contract.
+* :mod:`~rehabstats.data.sources` -- the kinds of cohort source and
+  :func:`~rehabstats.data.sources.read_source`; their readers :mod:`~rehabstats.data.sql`
+  (PostgreSQL, SQLite) and :mod:`~rehabstats.data.redcap` (REDCap exports and the API).
 
-A new source (a database, a REDCap export) goes here: it reads raw tables and hands them to
-``validate_tables`` / ``Cohort.from_tables``, so that every source is checked the same way.
+A new source goes here: a reader returning the raw tables
+(:class:`~rehabstats.data.sources.SourceTables`) and one entry in
+:data:`~rehabstats.data.sources.SOURCE_KINDS`, so that every source is checked the same way.
 
 Imports: the data layer uses only :mod:`rehabstats.errors`, :mod:`rehabstats.constants` and
 :mod:`rehabstats.files` from the rest of the package. It knows nothing of analyses (no

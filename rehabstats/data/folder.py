@@ -29,6 +29,7 @@ import pandas as pd
 from rehabstats.data.cohort import Cohort
 from rehabstats.data.schema import TABLES, table_spec, validate_tables
 from rehabstats.errors import (
+    UNREADABLE_KINDS,
     CohortValidationError,
     DataWarning,
     Note,
@@ -794,7 +795,7 @@ def _validated(
 
     A table whose file has a problem is not also reported as missing.
     """
-    if any(p.code in ("folder", "source") for p in read.problems):
+    if any(p.code in UNREADABLE_KINDS for p in read.problems):
         return {}, read
     tables, checked = validate_tables(raw, row_offset=numbering, loaded_on=loaded_on)
     blocked = {p.table for p in read.problems} - set(raw)
@@ -820,8 +821,11 @@ def load_cohort(
         A folder with one file per table named after it (``participants.csv``,
         ``sessions.parquet``, ``pain.xlsx``...), or another source
         (:mod:`rehabstats.data.sources`): a database URL (``postgresql://user@host/db``,
-        ``sqlite:///cohort.db``), a database mapping file, or ``env:NAME`` (the source in an
-        environment variable). ``participants`` and ``sessions`` are required; an absent
+        ``sqlite:///cohort.db``), a database mapping file, a REDCap records export (its
+        file or folder, or ``redcap:PATH``), a REDCap API address
+        (``https://redcap.example.org/api/``; the token from the environment or a file), or
+        ``env:NAME`` (the source in an environment variable). ``participants`` and
+        ``sessions`` are required; an absent
         optional table means no records.
     data_cutoff : str or Timestamp, optional
         The cohort's default cut-off (ISO ``YYYY-MM-DD``; :attr:`Cohort.data_cutoff`).
@@ -833,8 +837,10 @@ def load_cohort(
         2042 for 2024). Default: today where it is latest on Earth (UTC+14), so that no
         time zone's today is rejected. A plausibility bound only, never an analysis date.
     mapping : path or mapping, optional
-        A database source only: where the contract tables are in the database (a mapping
-        file's path, or its content as a dict; :func:`rehabstats.data.sql.read_database`).
+        A database or REDCap source only: where the contract tables are in the database, or
+        which REDCap fields hold the contract's columns (a mapping file's path, or its content
+        as a dict; :func:`rehabstats.data.sql.read_database`,
+        :func:`rehabstats.data.redcap.read_redcap_export`).
 
     Returns
     -------

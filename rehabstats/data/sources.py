@@ -3,6 +3,10 @@
 A *source* is a string (or a path) naming where the seven contract tables are:
 
 - a cohort **folder** (one CSV, Parquet or XLSX file per table; :mod:`rehabstats.data.folder`);
+- a **REDCap** records export (a ``.csv`` file, or a folder holding ``redcap_export.csv`` and the
+  data dictionary; ``redcap:PATH`` says so explicitly) or a REDCap **API** address
+  (``https://redcap.example.org/api/``, the token from the environment or a file;
+  :mod:`rehabstats.data.redcap`);
 - a **database URL** (SQLAlchemy's form: ``postgresql://user@host/db``, ``sqlite:///file.db``;
   :mod:`rehabstats.data.sql`) or a **database mapping file** (``clinic.yaml`` naming the database
   and where each table is in it);
@@ -51,6 +55,8 @@ __all__ = [
     "redact",
     "resolve_env",
     "secret_in",
+    "source_path",
+    "unreadable",
 ]
 
 Numbering = int | Callable[[], np.ndarray]
@@ -58,9 +64,10 @@ Numbering = int | Callable[[], np.ndarray]
 a function returning the row of every record (see
 :func:`rehabstats.data.schema.validate_tables`)."""
 
-Coordinates = Callable[[np.ndarray], list[str]]
-"""0-based record positions -> the source's own coordinates of those records, e.g.
-``table clinic.pain, id 18234``."""
+Coordinates = Callable[[np.ndarray, str | None], list[str]]
+"""``(0-based record positions, contract column or None)`` -> the source's own coordinates of
+those records, e.g. ``table clinic.pain, id 18234, column pain_score`` or ``record P012,
+pain #3, field pain_nrs`` (the column's name in the source, when it knows it)."""
 
 
 @dataclass
@@ -78,8 +85,9 @@ class SourceTables:
         Problems found while reading (an unreachable server, a missing table, a mapping file
         that is wrong...) and data notes.
     coordinates : dict of str to callable
-        For tables whose rows are not lines of a file: 0-based positions -> the records' places
-        in the source's own terms (:data:`Coordinates`), shown as :attr:`Problem.where`.
+        For tables whose rows are not lines of a file (or not of a file of the contract's
+        shape): 0-based positions and a column -> the records' places in the source's own
+        terms (:data:`Coordinates`), shown as :attr:`Problem.where`.
     kind : str
         ``folder``, ``postgresql``, ``sqlite``, ``redcap-export``, ``redcap-api``...
     location : str
@@ -95,18 +103,21 @@ class SourceTables:
 
     def locate(self, report: ValidationReport) -> ValidationReport:
         """``report`` with :attr:`Problem.where` filled in for every problem with a row of a
-        table that has :attr:`coordinates` (one call per table: vectorised)."""
-        wanted: dict[str, list[int]] = {}
+        table that has :attr:`coordinates` (one call per table and column: vectorised).
+
+        A row is found back at its record's position by inverting the table's numbering; a
+        problem whose row is not a record of the table (none is) keeps an empty place."""
+        wanted: dict[tuple[str, str | None], list[int]] = {}
         for i, p in enumerate(report.problems):
             if p.row is not None and not p.where and p.table in self.coordinates:
-                wanted.setdefault(p.table, []).append(i)
+                wanted.setdefault((p.table, p.column), []).append(i)
         if not wanted:
             return report
         problems = list(report.problems)
-        for table, indices in wanted.items():
+        for (table, column), indices in wanted.items():
             rows = np.array([problems[i].row for i in indices], dtype=np.int64)
             positions, found = _positions(self.numbering.get(table, 1), rows)
-            places = self.coordinates[table](positions[found])
+            places = self.coordinates[table](positions[found], column)
             for i, place in zip(np.asarray(indices)[found].tolist(), places, strict=True):
                 problems[i] = replace(problems[i], where=place)
         return ValidationReport(problems=problems, warnings=list(report.warnings))
@@ -148,25 +159,52 @@ class SourceKind:
         ``"module:function"``: ``function(path: Path) -> bool`` for a source that is a path
         (a file or folder of this kind). Kinds are tried in the order of
         :data:`SOURCE_KINDS`; the folder comes last and takes any other path.
+    prefix : str, optional
+        A path written ``prefix:PATH`` (``redcap:export.csv``) is of this kind whatever
+        ``matches`` says; its reader gets the path without the prefix.
     description : str
         What it is, for messages and reports (``PostgreSQL database``).
+    credentials : str
+        How to give this kind's credential safely (shown when a URL carries one).
     """
 
     name: str
     reader: str
     schemes: tuple[str, ...] = ()
     matches: str | None = None
+    prefix: str | None = None
     description: str = ""
+    credentials: str = ""
 
+
+_DATABASE_CREDENTIALS = (
+    "Give the URL without it (postgresql://user@host/database) and the password in the "
+    "PGPASSWORD environment variable or a ~/.pgpass file, or put the whole URL in an "
+    "environment variable and give env:NAME instead (docs/databases.md)"
+)
 
 SOURCE_KINDS: tuple[SourceKind, ...] = (
     SourceKind(
         "postgresql", "rehabstats.data.sql:read_database", ("postgresql", "postgres"),
-        description="PostgreSQL database",
+        description="PostgreSQL database", credentials=_DATABASE_CREDENTIALS,
     ),
     SourceKind(
         "sqlite", "rehabstats.data.sql:read_database", ("sqlite",),
-        description="SQLite database",
+        description="SQLite database", credentials=_DATABASE_CREDENTIALS,
+    ),
+    SourceKind(
+        "redcap-api", "rehabstats.data.redcap:read_redcap_api", ("https", "http"),
+        description="REDCap API",
+        credentials=(
+            "Give the address alone (https://redcap.example.org/api/) and the API token in "
+            "the REHABSTATS_REDCAP_TOKEN environment variable, or in a file (chmod 600) "
+            "named by REHABSTATS_REDCAP_TOKEN_FILE (docs/redcap.md)"
+        ),
+    ),
+    SourceKind(
+        "redcap-export", "rehabstats.data.redcap:read_redcap_export",
+        matches="rehabstats.data.redcap:is_export_path", prefix="redcap:",
+        description="REDCap export",
     ),
     SourceKind(
         "database-mapping", "rehabstats.data.sql:read_mapping_source",
@@ -193,6 +231,30 @@ _ENV = "env:"
 def is_url(source: str | os.PathLike) -> bool:
     """Whether a source is a URL (``scheme://...``) rather than a path."""
     return isinstance(source, str) and _URL.match(source) is not None
+
+
+def _url_kind(url: str) -> SourceKind | None:
+    """The kind that reads a URL (by its scheme, without a ``+driver`` suffix)."""
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    return next((k for k in SOURCE_KINDS if scheme in k.schemes), None)
+
+
+def source_path(source: str | os.PathLike) -> tuple[str, Path] | None:
+    """The path a source names, apart from its kind's prefix: ``("redcap:", Path(...))``,
+    ``("", Path(...))`` for a plain path; None for a URL or ``env:NAME``.
+
+    Commands use it to check that the path exists and to make it absolute
+    (``prefix + str(path.resolve())``) without losing what kind it was said to be.
+    """
+    text = os.fspath(source)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if is_url(text) or text.startswith(_ENV):
+        return None
+    for kind in SOURCE_KINDS:
+        if kind.prefix and text.startswith(kind.prefix):
+            return kind.prefix, Path(text[len(kind.prefix) :]).expanduser()
+    return "", Path(text).expanduser()
 
 
 def is_folder_path(path: Path) -> bool:
@@ -231,11 +293,12 @@ def read_source(source: str | os.PathLike, **options: Any) -> SourceTables:
     Parameters
     ----------
     source : str or path
-        A cohort folder, a database URL, a database mapping file or ``env:NAME`` (see the
-        module's description).
+        A cohort folder, a REDCap export or API address, a database URL, a database mapping
+        file or ``env:NAME`` (see the module's description).
     **options
-        Options of the source's reader (e.g. ``mapping=`` for a database URL: see
-        :func:`rehabstats.data.sql.read_database`).
+        Options of the source's reader (e.g. ``mapping=`` for a database URL or a REDCap
+        source: see :func:`rehabstats.data.sql.read_database`,
+        :func:`rehabstats.data.redcap.read_redcap_export`).
 
     Returns
     -------
@@ -249,18 +312,22 @@ def read_source(source: str | os.PathLike, **options: Any) -> SourceTables:
         text = os.fsdecode(text)
     resolved, why = resolve_env(text)
     if resolved is None:
-        return _unreadable(text, why or "")
+        return unreadable(text, why or "")
     if is_url(resolved):
-        scheme = resolved.split("://", 1)[0].split("+", 1)[0].lower()
-        for kind in SOURCE_KINDS:
-            if scheme in kind.schemes:
-                return _function(kind.reader)(resolved, **options)
+        kind = _url_kind(resolved)
+        if kind is not None:
+            return _function(kind.reader)(resolved, **options)
+        scheme = resolved.split("://", 1)[0]
         known = sorted({f"{s}://" for k in SOURCE_KINDS for s in k.schemes})
-        return _unreadable(
+        return unreadable(
             redact(resolved),
             f"{redact(resolved)}: rehabstats cannot read a {scheme}:// source; a source is a "
-            f"cohort folder, a database mapping file or a URL starting {', '.join(known)}",
+            f"cohort folder, a REDCap export, a database mapping file or a URL starting "
+            f"{', '.join(known)}",
         )
+    for kind in SOURCE_KINDS:
+        if kind.prefix and resolved.startswith(kind.prefix):
+            return _function(kind.reader)(resolved[len(kind.prefix) :], **options)
     path = Path(resolved).expanduser()
     for kind in SOURCE_KINDS:
         if kind.matches is not None and _function(kind.matches)(path):
@@ -268,9 +335,11 @@ def read_source(source: str | os.PathLike, **options: Any) -> SourceTables:
     raise AssertionError("the folder kind takes every path")  # pragma: no cover
 
 
-def _unreadable(location: str, why: str) -> SourceTables:
-    problem = Problem("(source)", None, None, location, why, "source")
-    return SourceTables(report=ValidationReport(problems=[problem]), kind="", location=location)
+def unreadable(location: str, *rules: str, kind: str = "") -> SourceTables:
+    """A source that cannot be read at all: one ``source`` problem per rule, nothing read
+    (an unreachable server, refused credentials, a mapping file that is wrong...)."""
+    problems = [Problem("(source)", None, None, location, rule, "source") for rule in rules]
+    return SourceTables(report=ValidationReport(problems=problems), kind=kind, location=location)
 
 
 def read_folder(source: str | os.PathLike, **options: Any) -> SourceTables:
@@ -354,16 +423,17 @@ def check_no_secret(source: str | os.PathLike, *, where: str = "on the command l
     Raises
     ------
     ParameterError
-        Saying how to pass the credential safely (``PGPASSWORD``, a ``.pgpass`` file, or the
-        whole URL in an environment variable given as ``env:NAME``).
+        Saying how to pass the credential safely, as the source's kind takes it
+        (:attr:`SourceKind.credentials`): a database's password in ``PGPASSWORD``, a
+        ``.pgpass`` file, or the whole URL in an environment variable given as ``env:NAME``;
+        a REDCap API token in ``REHABSTATS_REDCAP_TOKEN`` or a token file.
     """
     what = secret_in(source)
     if what is None:
         return
+    kind = _url_kind(os.fspath(source))
     raise ParameterError(
         f"the source {redact(source)} {where} holds {what}: it would be visible to others "
-        "(the process list, shell history, logs, version control). Give the URL without it "
-        "(postgresql://user@host/database) and the password in the PGPASSWORD environment "
-        "variable or a ~/.pgpass file, or put the whole URL in an environment variable and "
-        "give env:NAME instead (docs/databases.md)"
+        "(the process list, shell history, logs, version control). "
+        + (kind.credentials if kind is not None and kind.credentials else _DATABASE_CREDENTIALS)
     )

@@ -59,12 +59,12 @@ from rehabstats.data.sources import (
     check_no_secret,
     redact,
     resolve_env,
+    unreadable,
 )
 from rehabstats.errors import (
     OutputError,
     ParameterError,
     Problem,
-    ValidationReport,
     YamlFileError,
 )
 
@@ -330,7 +330,7 @@ def read_mapping_source(source: str | os.PathLike, **options: Any) -> SourceTabl
         raise TypeError(f"{', '.join(sorted(options))}: not an option of a mapping file")
     path = Path(source).expanduser()
     if not path.is_file():
-        return _failed(str(source), f"the mapping file {source} does not exist")
+        return unreadable(str(source), f"the mapping file {source} does not exist")
     mapping, problems = read_mapping(path)
     if mapping.database is None and not problems:
         problems.append(
@@ -343,10 +343,10 @@ def read_mapping_source(source: str | os.PathLike, **options: Any) -> SourceTabl
         except ParameterError as exc:
             problems.append(str(exc))
     if problems:
-        return _failed(str(source), *problems)
+        return unreadable(str(source), *problems)
     url, why = resolve_env(mapping.database or "")
     if url is None:
-        return _failed(str(source), f"{source}: database: {why}")
+        return unreadable(str(source), f"{source}: database: {why}")
     return read_database(_beside(url, path.parent), mapping=mapping)
 
 
@@ -361,11 +361,6 @@ def _beside(url: str, folder: Path) -> str:
     if not path or path == ":memory:" or Path(path).expanduser().is_absolute():
         return url
     return f"{prefix}{(folder / path).resolve()}{sep}{query}"
-
-
-def _failed(location: str, *rules: str) -> SourceTables:
-    problems = [Problem("(source)", None, None, location, rule, "source") for rule in rules]
-    return SourceTables(report=ValidationReport(problems=problems), kind="", location=location)
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,12 +565,12 @@ def read_database(
     else:
         chosen, problems = parse_mapping(mapping, origin="mapping")
     if problems:
-        return _failed(location, *problems)
+        return unreadable(location, *problems)
     try:
         parsed = _url(url)
         engine = _engine(parsed, read_only=True)
     except _SourceError as exc:
-        return _failed(location, str(exc))
+        return unreadable(location, str(exc))
     kind = _kind(parsed)
     sa = _sqlalchemy()
     read = SourceTables(kind=kind, location=location)
@@ -934,17 +929,20 @@ def _coordinates(
     entry: TableMapping,
     renamed: dict[str, str],
 ) -> Coordinates:
-    """Record positions -> ``table public.pain, id 18234`` (the key's database names)."""
+    """Record positions (and a contract column) -> ``table public.pain, id 18234`` (the key's
+    database names), with ``column pain_score`` when the mapping names the column otherwise."""
     if not key:  # the contract's natural key, under the database's names
         key = [entry.columns.get(c, c) for c in NATURAL_KEYS[entry.table]]
     names = list(frame.columns)
     parts = [(k, names.index(renamed.get(k, k))) for k in key if renamed.get(k, k) in names]
 
-    def at(positions: np.ndarray) -> list[str]:
+    def at(positions: np.ndarray, column: str | None = None) -> list[str]:
         shown = []
         for display, j in parts:
             values = frame.iloc[np.asarray(positions, dtype=np.int64), j].astype(object)
             shown.append([f"{display} {_key_text(v)}" for v in values.tolist()])
+        if column in entry.columns:  # the contract's column is shown beside; its own name here
+            shown.append([f"column {entry.columns[column]}"] * len(positions))
         return (
             [", ".join([label, *cells]) for cells in zip(*shown, strict=True)]
             if shown

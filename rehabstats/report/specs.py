@@ -61,8 +61,9 @@ class ReportParameter:
     type : {"str", "int", "float", "bool", "date", "path", "choice", "source"}
         ``date`` is an ISO ``YYYY-MM-DD`` string; ``path`` an existing file or folder (made
         absolute, because the notebook runs in its own working directory); ``source`` a
-        cohort source (:mod:`rehabstats.data.sources`): an existing folder or mapping file
-        (made absolute), a database URL without a password, or ``env:NAME``.
+        cohort source (:mod:`rehabstats.data.sources`): an existing folder, REDCap export or
+        mapping file (made absolute), a database URL without a password, a REDCap API address,
+        or ``env:NAME``.
     default : object
         Value in the notebook's ``parameters`` cell.
     help : str
@@ -103,7 +104,7 @@ class ReportParameter:
             "date": "date YYYY-MM-DD",
             "path": "folder" if self.path_kind == "dir" else "file",
             "choice": "one of " + "|".join(self.choices or ()),
-            "source": "folder, database URL or mapping file",
+            "source": "folder, REDCap export, database or REDCap API URL, or mapping file",
         }[self.type]
         if self.minimum is not None and self.maximum is not None:
             text += f" from {self.minimum:g} to {self.maximum:g}"
@@ -203,26 +204,28 @@ class ReportParameter:
         return str(path.resolve())
 
     def _parse_source(self, value: Any) -> str:
-        from rehabstats.data.sources import check_no_secret, is_url
+        from rehabstats.data.sources import check_no_secret, source_path
 
         if not isinstance(value, str | os.PathLike):
             raise ValueError(
-                f"must be a cohort folder, a database URL or a mapping file, got {value!r}"
+                "must be a cohort folder, a REDCap export, a database URL or a mapping file, "
+                f"got {value!r}"
             )
         text = os.fspath(value)
-        if is_url(text) or text.startswith("env:"):
+        named = source_path(text)
+        if named is None:
             try:
                 check_no_secret(text, where="as a report parameter")
             except ParameterError as exc:
                 raise ValueError(str(exc)) from None
             return text
-        path = Path(text).expanduser()
+        prefix, path = named
         if not path.exists():
             raise ValueError(
-                "must be an existing folder, a database mapping file or a database URL, "
-                f"got {text!r}"
+                "must be an existing folder, REDCap export or database mapping file, or a "
+                f"URL (a database or a REDCap API), got {text!r}"
             )
-        return str(path.resolve())
+        return prefix + str(path.resolve())
 
     def _parse_choice(self, value: Any) -> str:
         if not isinstance(value, str) or value not in (self.choices or ()):
@@ -306,7 +309,8 @@ _COMMON: tuple[ReportParameter, ...] = (
         None,
         "cohort folder (one CSV/Parquet/XLSX file per table), database URL "
         "(postgresql://user@host/db, password from PGPASSWORD or ~/.pgpass), database mapping "
-        "file or env:NAME; None = the embedded demo cohort (simulated)",
+        "file, REDCap export or API address (token from REHABSTATS_REDCAP_TOKEN), or "
+        "env:NAME; None = the embedded demo cohort (simulated)",
         nullable=True,
     ),
     ReportParameter(

@@ -13,6 +13,18 @@ from rehabstats import write_cohort
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 
+ONE_JOB = """\
+output_dir: out
+workers: 1
+jobs:
+  - name: trial
+    report: cohort_report
+    data: {data}
+    output: trial.html
+    audience: internal
+"""
+"""A job file of one internal cohort report on ``{data}`` (``ONE_JOB.format(data=...)``)."""
+
 
 def run(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300):
     return subprocess.run(

@@ -8,26 +8,17 @@ import re
 import warnings
 
 import pytest
-from batch_support import run, write
+from batch_support import ONE_JOB, run, write
 from conftest import without_password
 
 from rehabstats import load_cohort, simulate_tables, write_cohort
 from rehabstats.batch import EXIT_INVALID, EXIT_OK
 
-JOBS = """\
-output_dir: out
-workers: 1
-jobs:
-  - name: trial
-    report: cohort_report
-    data: {data}
-    output: trial.html
-    audience: internal
-"""
-
 
 def test_a_job_file_with_a_password_in_its_data_is_refused(tmp_path):
-    write(tmp_path / "jobs.yaml", JOBS.format(data="postgresql://clinic:s3cret@db.example/rehab"))
+    write(
+        tmp_path / "jobs.yaml", ONE_JOB.format(data="postgresql://clinic:s3cret@db.example/rehab")
+    )
     result = run("batch", "jobs.yaml", "--dry-run", cwd=tmp_path)
     assert result.returncode == EXIT_INVALID
     assert "holds a password" in result.stderr and "PGPASSWORD" in result.stderr
@@ -45,7 +36,7 @@ def test_a_batch_renders_from_postgresql_and_its_manifest_names_the_source(pg_da
         warnings.simplefilter("ignore")
         expected = load_cohort(write_cohort(tables, tmp_path / "folder")).fingerprint()
     url, password = without_password(pg_database)
-    write(tmp_path / "jobs.yaml", JOBS.format(data=url))
+    write(tmp_path / "jobs.yaml", ONE_JOB.format(data=url))
     env = {**os.environ, "PGPASSWORD": password}
     result = run("batch", "jobs.yaml", cwd=tmp_path, env=env, timeout=600)
     assert result.returncode == EXIT_OK, result.stdout + result.stderr

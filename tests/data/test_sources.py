@@ -100,8 +100,8 @@ def test_a_mapping_applies_to_databases_not_folders(folder):
 # ---- a problem's place in its source ----------------------------------------------------------
 
 
-def places(positions: np.ndarray) -> list[str]:
-    return [f"record {p}" for p in positions.tolist()]
+def places(positions: np.ndarray, column: str | None = None) -> list[str]:
+    return [f"record {p}" + (f", field x_{column}" if column else "") for p in positions.tolist()]
 
 
 def test_locate_inverts_an_offset_numbering():
@@ -116,7 +116,13 @@ def test_locate_inverts_an_offset_numbering():
         ]
     )
     located = read.locate(report)
-    assert [p.where for p in located.problems] == ["record 3", "record 0", "", ""]
+    # each problem's column is passed on: the source names it in its own terms
+    assert [p.where for p in located.problems] == [
+        "record 3, field x_nrs",
+        "record 0, field x_nrs",
+        "",
+        "",
+    ]
 
 
 def test_locate_inverts_a_numbering_of_lines():
@@ -124,7 +130,7 @@ def test_locate_inverts_a_numbering_of_lines():
     lines = np.array([2, 5, 9])
     read = SourceTables(numbering={"pain": lambda: lines}, coordinates={"pain": places})
     report = ValidationReport(problems=[Problem("pain", 9, "nrs", "11", "bad", "range")])
-    assert read.locate(report).problems[0].where == "record 2"
+    assert read.locate(report).problems[0].where == "record 2, field x_nrs"
 
 
 def test_the_error_report_shows_where_beside_the_row():

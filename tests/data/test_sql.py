@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("sqlalchemy", reason="the [sql] extra is not installed")
 
-from rehabstats import load_cohort, write_cohort
+from rehabstats import load_cohort
 from rehabstats.data.simulate import simulate_tables
 from rehabstats.data.sql import (
     MARKER_TABLE,
@@ -31,14 +31,6 @@ from rehabstats.errors import CohortValidationError, OutputError
 @pytest.fixture(scope="module")
 def tables():
     return simulate_tables(40, seed=5)
-
-
-@pytest.fixture(scope="module")
-def folder_fingerprint(tables, tmp_path_factory):
-    folder = write_cohort(tables, tmp_path_factory.mktemp("folder") / "cohort")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_cohort(folder).fingerprint()
 
 
 @pytest.fixture
@@ -228,6 +220,16 @@ def test_a_mapping_file_renames_tables_and_columns_and_takes_queries(
     execute(db, "UPDATE diary SET nrs = 12 WHERE id = 5")
     (problem,) = problems_of(mapping)
     assert (problem.table, problem.where, problem.value) == ("pain", "query pain, id 5", "12.0")
+    # a bad value in a renamed column is named by the database's own column name too
+    execute(db, "UPDATE diary SET nrs = 5 WHERE id = 5", "UPDATE patients SET start_date = "
+            "'2024-02-30' WHERE id = 2")  # fmt: skip
+    (problem,) = problems_of(mapping)
+    assert (problem.table, problem.column, problem.value) == (
+        "participants",
+        "enrolled_on",
+        "2024-02-30",
+    )
+    assert problem.where == "table patients, id 2, column start_date"
 
 
 def test_a_mapped_table_that_is_absent_means_no_records(db, tmp_path):

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import warnings
 from urllib.parse import urlsplit
 
 import pytest
 from conftest import without_password
 
-from rehabstats import load_cohort, render_report, write_cohort
+from rehabstats import render_report
 from rehabstats.data.simulate import simulate_tables
 from rehabstats.data.sources import redact
 
@@ -31,14 +30,6 @@ def tables():
 def db(pg_database, tables):
     write_database(tables, pg_database)
     return pg_database
-
-
-@pytest.fixture(scope="module")
-def folder_fingerprint(tables, tmp_path_factory):
-    folder = write_cohort(tables, tmp_path_factory.mktemp("folder") / "cohort")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_cohort(folder).fingerprint()
 
 
 def test_the_report_command_renders_from_postgresql(db, tmp_path, folder_fingerprint):
