@@ -687,19 +687,15 @@ def _read_csv_bytes(data: bytes | Path, name: str) -> tuple[_Export | None, Prob
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         return fail(f"{name} names a column twice ({', '.join(repeated)}): {_RAW_ADVICE}")
+    from rehabstats.data.folder import text_convert_options
+
     source = pa.BufferReader(data) if isinstance(data, bytes) else str(data)
     try:
         table = pacsv.read_csv(
             source,
             read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.string()),
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-                null_values=[""],
-                check_utf8=True,
-            ),
+            convert_options=text_convert_options(header),
         )
     except pa.ArrowInvalid as exc:
         reason = str(exc).splitlines()[0]
