@@ -341,6 +341,14 @@ def validate(data: str, fmt: str, data_cutoff: str | None, max_details: int) -> 
     show_default=True,
     help="Fit the pain trajectory mixed model (seconds at 100,000 participants).",
 )
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["csv", "parquet"]),
+    default="csv",
+    show_default=True,
+    help="File format of the metric tables (parquet: typed, smaller, for large cohorts).",
+)
 def metrics(
     data: str,
     out: Path,
@@ -348,6 +356,7 @@ def metrics(
     config_path: Path | None,
     data_cutoff: str | None,
     model: bool,
+    file_format: str,
 ) -> None:
     """Compute every metric of a cohort (folder, database...) and write the §9 CSV files."""
     from rehabstats.data.folder import load_cohort
@@ -363,7 +372,9 @@ def metrics(
         except CohortValidationError as exc:
             _exit_invalid(exc.source or data, exc.report, err=True)
         try:
-            written = write_metrics(cohort, out, by=by, config=config, model=model)
+            written = write_metrics(
+                cohort, out, by=by, config=config, model=model, format=file_format
+            )
         except OutputError as exc:
             raise click.ClickException(str(exc)) from None
         except Interrupted as exc:
