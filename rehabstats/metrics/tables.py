@@ -62,7 +62,7 @@ class _UnsupportedError(Exception):
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """``frame.to_csv(index=False, na_rep="")`` as bytes (UTF-8, ``\\n`` line ends), fast.
+    """``frame.to_csv(index=False, na_rep="")`` as bytes (UTF-8, ``os.linesep`` line ends), fast.
 
     Parameters
     ----------
@@ -132,25 +132,26 @@ def _csv_parts(frame: pd.DataFrame):
         ]
         if len(texts) == 1:  # the csv writer quotes a line that would be empty
             texts[0] = pc.if_else(pc.equal(texts[0], ""), _text_scalar('""'), texts[0])
-        # each line is the fields joined by "," and then "\n" (an empty last field: "" + "\n")
+        # each line is the fields joined by ",", then the line end (an empty last field joined)
         joined = pc.binary_join_element_wise(*texts, _text_scalar(","))
-        lines = pc.binary_join_element_wise(joined, _text_scalar(""), _text_scalar("\n"))
+        lines = pc.binary_join_element_wise(joined, _text_scalar(""), _text_scalar(os.linesep))
         yield _string_data(lines)
 
 
 def _pandas_csv(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False, na_rep="", lineterminator="\n").encode("utf-8")
+    return frame.to_csv(index=False, na_rep="").encode("utf-8")
 
 
 def _csv_line(fields: list[str]) -> str:
+    """A line as ``to_csv`` writes it (Python's csv writer; the line end is ``os.linesep``)."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(fields)
+    csv.writer(buffer, lineterminator=os.linesep).writerow(fields)
     return buffer.getvalue()
 
 
 def _csv_field(value: str) -> str:
     """One field as the csv writer writes it in a line of several fields."""
-    return _csv_line([value, ""])[:-2]
+    return _csv_line([value, ""])[: -1 - len(os.linesep)]
 
 
 def _text_scalar(text: str) -> pa.Scalar:
