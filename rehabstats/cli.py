@@ -486,6 +486,14 @@ def validate(data: str, fmt: str, data_cutoff: str | None, max_details: int) -> 
     help="--engine dask: the Dask scheduler to use (tcp://host:8786); default a local cluster "
     "of one single-threaded worker per core.",
 )
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["csv", "parquet"]),
+    default="csv",
+    show_default=True,
+    help="File format of the metric tables (parquet: typed, smaller, for large cohorts).",
+)
 def metrics(
     data: str,
     out: Path,
@@ -495,11 +503,17 @@ def metrics(
     model: bool,
     engine: str = "pandas",
     scheduler: str | None = None,
+    file_format: str = "csv",
 ) -> None:
     """Compute every metric of a cohort (folder, database...) and write the §9 CSV files."""
     if engine == "dask" or scheduler is not None:
         if engine != "dask":
             raise click.BadParameter("needs --engine dask", param_hint="'--scheduler'")
+        if file_format != "csv":
+            raise click.BadParameter(
+                "--engine dask writes CSV files (Parquet output is not available there yet)",
+                param_hint="'--format'",
+            )
         _metrics_dask(data, out, by, _analysis_config(config_path, data_cutoff), model, scheduler)
         return
     from rehabstats.data.folder import load_cohort
@@ -515,7 +529,9 @@ def metrics(
         except CohortValidationError as exc:
             _exit_invalid(exc.source or data, exc.report, err=True)
         try:
-            written = write_metrics(cohort, out, by=by, config=config, model=model)
+            written = write_metrics(
+                cohort, out, by=by, config=config, model=model, format=file_format
+            )
         except OutputError as exc:
             raise click.ClickException(str(exc)) from None
         except Interrupted as exc:

@@ -1,8 +1,13 @@
-"""Lazy exports: a package's public names, each imported from its module on first use.
+"""Lazy imports: a package's public names and heavy libraries, each imported on first use.
 
 A package lists its names as ``{name: module}`` and hands the two functions
 :func:`lazy_exports` returns to Python as the package's ``__getattr__`` and ``__dir__``
 (PEP 562), so that importing the package imports none of its modules.
+
+A module that uses a heavy library (scipy.stats, scipy.optimize) in a few functions binds it with
+:func:`lazy_module` instead of importing it: the library is imported when one of those functions
+first uses it, so that importing the module (and every command that does not call them) does
+not pay for it.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Callable, Mapping
 from importlib import import_module
 from typing import Any
 
-__all__ = ["lazy_exports"]
+__all__ = ["lazy_exports", "lazy_module"]
 
 
 def lazy_exports(
@@ -50,3 +55,34 @@ def lazy_exports(
         return sorted({*namespace, *namespace.get("__all__", ())})
 
     return get_attribute, list_names
+
+
+class _LazyModule:
+    """A stand-in for module ``name`` that imports it on the first attribute look-up."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(import_module(self._name), attribute)
+
+    def __repr__(self) -> str:
+        return f"<lazily imported module {self._name!r}>"
+
+
+def lazy_module(name: str) -> Any:
+    """Module ``name``, imported when one of its attributes is first looked up.
+
+    ``stats = lazy_module("scipy.stats")`` at the top of a module, then ``stats.chi2.ppf(...)``
+    in a function, behaves as ``from scipy import stats`` except that scipy.stats is imported by
+    the first call that uses it, not by importing the module. Each look-up after that is a
+    ``sys.modules`` hit (``importlib.import_module``), negligible beside the call it serves.
+
+    Parameters
+    ----------
+    name : str
+        The module's full name, e.g. ``"scipy.stats"``.
+    """
+    return _LazyModule(name)

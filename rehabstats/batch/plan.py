@@ -121,19 +121,11 @@ def code_sha256() -> str:
 
 
 def snapshot(folder: Path) -> list[list[Any]]:
-    """Name, size, mtime and inode of each file of a data folder (to notice changes)."""
-    try:
-        entries = sorted(folder.iterdir())
-    except OSError:
-        return []
-    out = []
-    for entry in entries:
-        try:
-            st = entry.stat()
-        except OSError:
-            continue
-        out.append([entry.name, st.st_size, st.st_mtime_ns, st.st_ino])
-    return out
+    """Name, size, mtime and inode of each file of a data folder (to notice changes;
+    :func:`rehabstats.data.shared.folder_state`)."""
+    from rehabstats.data.shared import folder_state
+
+    return folder_state(folder)
 
 
 _INPUT_LABELS = {
@@ -178,10 +170,12 @@ def plan_jobs(
     *,
     only: Sequence[str] | None = None,
     force: bool = False,
+    share_into: Path | None = None,
 ) -> list[Task]:
     """The tasks of a run: fanned out, parameters validated, skip decisions made.
 
-    Nothing is rendered and nothing is written. Each data folder is loaded and validated once.
+    Nothing is rendered and nothing is written (but ``share_into``). Each data folder is loaded
+    and validated once.
 
     Parameters
     ----------
@@ -191,6 +185,9 @@ def plan_jobs(
         disabled with ``enabled: false`` is planned when named here.
     force : bool
         Plan every task to run even when up to date.
+    share_into : Path, optional
+        The run's private work folder: each data folder a task to render reads is kept there
+        validated (:func:`rehabstats.data.shared.share_cohort`), for the report kernels.
 
     Raises
     ------
@@ -263,7 +260,22 @@ def plan_jobs(
             task.reason = f"up to date (unchanged since {when})"
         else:
             task.reason = why
+    if share_into is not None:
+        _share(tasks, cohorts, share_into)
+    for info in cohorts.values():
+        info.pop("loaded", None)
     return tasks
+
+
+def _share(tasks: list[Task], cohorts: Mapping[Path | str, dict[str, Any]], root: Path) -> None:
+    """Keep each validated cohort folder that a task to render reads in ``root``."""
+    from rehabstats.data.shared import share_cohort
+
+    used = {t.data for t in tasks if not t.skip and t.error is None}
+    for data, info in cohorts.items():
+        if data in used and isinstance(data, Path) and "loaded" in info:
+            cohort, caught = info["loaded"]
+            share_cohort(root, str(data), cohort, caught, info.get("snapshot", []))
 
 
 def _load_data(folder: Path | str, columns: Iterable[str | None]) -> dict[str, Any]:
@@ -283,8 +295,8 @@ def _load_data(folder: Path | str, columns: Iterable[str | None]) -> dict[str, A
     if isinstance(folder, Path) and folder.is_dir():
         info["snapshot"] = snapshot(folder)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             cohort = load_cohort(folder)
     except RehabstatsError as exc:
         info["error"] = error_record(exc)
@@ -302,6 +314,8 @@ def _load_data(folder: Path | str, columns: Iterable[str | None]) -> dict[str, A
     for column in {c for c in columns if c}:
         values = cohort.participants[column].dropna().astype("str").unique().tolist()
         info["values"][column] = sorted(values)
+    if isinstance(folder, Path) and folder.is_dir():
+        info["loaded"] = (cohort, caught)  # for _share; dropped before plan_jobs returns
     return info
 
 

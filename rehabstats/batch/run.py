@@ -66,6 +66,9 @@ EXIT_LOCKED = 75
 _STAGE_PREFIX = "rehabstats-batch-"
 """Name prefix of a worker's private staging folder in the temporary folder."""
 
+_SHARED_PREFIX = "rehabstats-cohorts-"
+"""Name prefix of a run's private folder of validated cohorts (:mod:`rehabstats.data.shared`)."""
+
 
 # ---- the worker ------------------------------------------------------------------------------
 
@@ -107,6 +110,10 @@ def _render_task(task: Task, ctx: Mapping[str, Any]) -> dict[str, Any]:
     """Render into a private folder, install the pair if the data did not change, write the
     manifest; return it."""
     started, clock = utc_now(), time.perf_counter()
+    if ctx.get("shared_cohorts"):  # the kernel (a child) takes the validated cohort from there
+        from rehabstats.data.shared import SHARED_ENV
+
+        os.environ[SHARED_ENV] = ctx["shared_cohorts"]
     mode = ctx["mode"]
     root = Path(ctx["output_dir"])
     stage = files.make_workdir(_STAGE_PREFIX)
@@ -343,7 +350,26 @@ def _run_locked(
     echo: Callable[[str], None],
     clock: float,
 ) -> BatchResult:
-    tasks = plan_jobs(jobfile, only=only, force=force)
+    files.sweep_workdirs(_SHARED_PREFIX)  # what a killed run left
+    shared = files.make_workdir(_SHARED_PREFIX)
+    try:
+        return _plan_and_run(jobfile, n_workers, force=force, only=only, echo=echo, clock=clock,
+                             shared=shared)  # fmt: skip
+    finally:
+        files.remove_workdir(shared)
+
+
+def _plan_and_run(
+    jobfile: JobFile,
+    n_workers: int,
+    *,
+    force: bool,
+    only: Sequence[str] | None,
+    echo: Callable[[str], None],
+    clock: float,
+    shared: Path,
+) -> BatchResult:
+    tasks = plan_jobs(jobfile, only=only, force=force, share_into=shared)
     ctx = {
         "output_dir": str(jobfile.output_dir),
         "job_file": str(jobfile.path),
@@ -351,6 +377,7 @@ def _run_locked(
         "host": socket.gethostname(),
         "mode": files.file_mode(),
         "versions": package_versions(MANIFEST_PACKAGES),
+        "shared_cohorts": str(shared),
     }
     mode = ctx["mode"]
     root = jobfile.output_dir

@@ -24,13 +24,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from rehabstats.constants import data_schema_dir
 from rehabstats.errors import Note, Problem, ValidationReport
+
+if TYPE_CHECKING:
+    import pandera.pandas
 
 __all__ = [
     "DATE_COLUMNS",
@@ -121,7 +124,7 @@ DATE_COLUMNS: dict[str, str] = {
 
 
 @cache
-def _pandera_schema(name: str) -> pa.DataFrameSchema:
+def _pandera_schema(name: str) -> pandera.pandas.DataFrameSchema:
     """pandera schema for the per-column constraints of table ``name``.
 
     The Frictionless constraints map one to one onto pandera checks, as
@@ -131,8 +134,12 @@ def _pandera_schema(name: str) -> pa.DataFrameSchema:
     ``frictionless`` costs about 2 s of imports in every process (its descriptor validation
     loads jsonschema's format grammars), paid again by every report kernel. Types are parsed
     beforehand (see :func:`_parse_column`), so there are no dtype checks or coercion here; extra
-    columns are allowed (kept and ignored, as the contract says).
+    columns are allowed (kept and ignored, as the contract says). pandera is imported here, by
+    the first table with a suspect column (:func:`_check_constraints`), not by every process
+    that validates a cohort.
     """
+    import pandera.pandas as pa
+
     raw = json.loads(table_spec(name).path.read_text())
     columns = {}
     for field_ in raw["fields"]:
@@ -718,9 +725,12 @@ def _check_constraints(
     suspects = [c for c in usable if _may_break(frame[c], _constraints(name)[c])]
     if not suspects:
         return
+    schema = _pandera_schema(name)
+    from pandera.errors import SchemaErrors
+
     try:
-        _pandera_schema(name).validate(frame[suspects], lazy=True)
-    except pa.errors.SchemaErrors as exc:
+        schema.validate(frame[suspects], lazy=True)
+    except SchemaErrors as exc:
         cases = exc.failure_cases
         cases = cases[cases["index"].notna() & cases["column"].notna()]
         for case in cases.itertuples(index=False):

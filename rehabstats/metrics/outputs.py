@@ -259,19 +259,27 @@ def write_metrics(
     by: str | None = None,
     config: AnalysisConfig | None = None,
     model: bool = True,
+    format: str = "csv",
 ) -> list[Path]:
-    """Compute every output table and write them as CSV files into ``out``.
+    """Compute every output table and write them as CSV (or Parquet) files into ``out``.
 
     Every table is computed first; the files are then written as temporary files in ``out``
     and moved over the previous ones together (:func:`rehabstats.files.write_files`), so a
     failure leaves no half-written set. Files get the umask's mode. Booleans are written
-    ``True``/``False``; missing values are empty fields; floats at full precision.
+    ``True``/``False``; missing values are empty fields; floats at full precision (Python's
+    ``repr``): the text of ``DataFrame.to_csv(index=False, na_rep="")``, made column by
+    column (:func:`rehabstats.metrics.tables.csv_bytes`).
 
     Parameters
     ----------
     model : bool
         Fit the pain trajectory model (``pain_model.csv``; seconds at 100,000
         participants).
+    format : {"csv", "parquet"}
+        ``parquet``: the same tables as Parquet files (``participant_metrics.parquet``...), with
+        their types (nullable integers and booleans, categories). The files of the same names
+        in the other format, left by an earlier run, are removed in the same step, so that the
+        folder holds one set.
 
     Raises
     ------
@@ -279,16 +287,18 @@ def write_metrics(
         ``out`` cannot be created (a file is in the way, permissions).
     """
     from rehabstats import files
+    from rehabstats.errors import ParameterError
+    from rehabstats.metrics.tables import FORMATS, table_writer
 
+    if format not in FORMATS:
+        raise ParameterError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     config = config or AnalysisConfig()
     target = Path(out)
     files.make_folder(target)
     names = [n for n in OUTPUT_FILES if n != "pain_model.csv" or model]
-    files.sweep(target, names)  # what a killed earlier run left here
+    files.sweep(target, [Path(n).with_suffix(f".{f}").name for n in names for f in FORMATS])
     frames = {name: OUTPUT_FILES[name](cohort, by, config) for name in names}
-    items = [(target / name, _csv_writer(frames[name])) for name in sorted(names)]
-    return files.write_files(items)
-
-
-def _csv_writer(frame: pd.DataFrame):
-    return lambda path: frame.to_csv(path, index=False, na_rep="")
+    written = {Path(name).with_suffix(f".{format}").name: frames[name] for name in names}
+    items = [(target / name, table_writer(written[name], format)) for name in sorted(written)]
+    other = [Path(n).with_suffix(f".{f}").name for n in names for f in FORMATS if f != format]
+    return files.write_files(items, remove=[n for n in other if (target / n).is_file()])

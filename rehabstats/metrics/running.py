@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 from rehabstats.config import AnalysisConfig
 from rehabstats.constants import OVERALL
@@ -782,6 +781,8 @@ def _ewma(load: np.ndarray, n_rows: np.ndarray, lam: float) -> np.ndarray:
     rows, width = load.shape
     if rows == 0:
         return np.zeros_like(load)
+    from scipy.signal import lfilter
+
     decay = 1.0 - lam
     ends = load @ (lam * decay ** np.arange(width - 1, -1, -1))
     runner_of_row = np.repeat(np.arange(len(n_rows)), n_rows)

@@ -513,11 +513,12 @@ def prepare(report: str, **parameters: Any) -> Analysis:
                 )
             )
     else:
-        from rehabstats.data.folder import load_cohort
+        from rehabstats.data.shared import load_shared
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            cohort = load_cohort(params["data"])
+            # a batch run's validated copy while the folder is unchanged, else loaded
+            cohort = load_shared(params["data"])
         notes.extend(_message(w) for w in caught)
     key = None
     if params["audience"] == "external":

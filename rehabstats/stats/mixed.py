@@ -38,10 +38,14 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, optimize
-from scipy import stats as sps
 
 from rehabstats.errors import ModelDataError, Note, ParameterError
+from rehabstats.lazy import lazy_module
+
+# imported by the first fit, not by importing this module (the metrics import it)
+linalg = lazy_module("scipy.linalg")
+optimize = lazy_module("scipy.optimize")
+sps = lazy_module("scipy.stats")
 
 __all__ = [
     "FIXED_COLUMNS",

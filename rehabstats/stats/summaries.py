@@ -36,9 +36,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rehabstats.constants import OVERALL
+from rehabstats.lazy import lazy_module
+
+stats = lazy_module("scipy.stats")  # imported by the first interval, not by importing this module
 
 __all__ = [
     "TABLE_ONE_VARIABLES",

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from statsmodels.duration.survfunc import CumIncidenceRight, SurvfuncRight
 
 from rehabstats.errors import ParameterError
+from rehabstats.lazy import lazy_module
+
+stats = lazy_module("scipy.stats")  # imported by the first estimate, not by importing this module
 
 __all__ = [
     "KM_COLUMNS",
@@ -95,6 +96,8 @@ def kaplan_meier(
     event = np.asarray(event, dtype=bool)
     if not (event.any()):
         return _empty_km()
+    from statsmodels.duration.survfunc import SurvfuncRight
+
     fit = SurvfuncRight(time, event.astype("float64"))
     times = np.asarray(fit.surv_times, dtype="float64")
     surv = np.asarray(fit.surv_prob, dtype="float64")
@@ -279,6 +282,8 @@ def cumulative_incidence(
     if not (status == cause).any():
         values = np.zeros(len(at))
     else:
+        from statsmodels.duration.survfunc import CumIncidenceRight
+
         with np.errstate(divide="ignore", invalid="ignore"):  # standard errors, unused
             fit = CumIncidenceRight(time, status)
         curve = np.asarray(fit.cinc[cause - 1], dtype="float64")
