@@ -40,7 +40,9 @@ __all__ = [
     "TABLES",
     "FieldSpec",
     "TableSpec",
+    "arrow_text",
     "contract_markdown",
+    "positions_in",
     "table_spec",
     "today_anywhere",
     "validate_tables",
@@ -171,6 +173,34 @@ def _text(values: pd.Series) -> pd.Series:
     return values.astype("object").where(values.notna(), "").astype(str)
 
 
+def arrow_text(values: pd.Series) -> object:
+    """A text column as one Arrow string array (Arrow-backed text: its buffers, no copy)."""
+    import pyarrow as pa
+
+    array = values.array
+    if hasattr(array, "__arrow_array__"):
+        found = array.__arrow_array__()
+        if isinstance(found, pa.ChunkedArray):
+            found = found.combine_chunks() if found.num_chunks != 1 else found.chunk(0)
+        if pa.types.is_string(found.type) or pa.types.is_large_string(found.type):
+            return found
+    return pa.array(values.astype(object).where(values.notna(), None), type=pa.string())
+
+
+def positions_in(values: pd.Series, keys: pd.Index | list) -> np.ndarray:
+    """The position of each text value among the distinct ``keys``; -1 where missing or absent.
+
+    Arrow's hash lookup on the strings' buffers: no Python object per value (a pandas
+    ``Index.get_indexer`` converts millions of Arrow strings to Python strings first).
+    """
+    import pyarrow.compute as pc
+
+    text = arrow_text(values)
+    key_text = arrow_text(pd.Series(keys, dtype="str")).cast(text.type)
+    found = pc.index_in(text, value_set=key_text)
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+
+
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 """Control characters not allowed in a value: C0 controls and DEL, except tab, CR and LF."""
 _NOT_CONTROL = bytes(b for b in range(256) if not (b < 32 and b not in (9, 10, 13) or b == 127))
@@ -290,8 +320,14 @@ def _parse_values(
             parsed = parsed.mask(blank)
         return parsed, no, []
     if kind == "date":
+        if values.dtype == "datetime64[ns]" and _whole_days_only(values):
+            return values, no, []  # typed and valid: kept as it is (no copy)
         if pd.api.types.is_datetime64_any_dtype(values):
             return _whole_days(values, present)
+        if is_text and values.dtype != object:
+            fast = _valid_dates_from_text(values)
+            if fast is not None:
+                return fast, no, []
         if values.dtype == object:
             stamps = pd.Series(
                 [_is_datetime_like(v) for v in values.to_numpy()], index=values.index, dtype=bool
@@ -313,6 +349,10 @@ def _parse_values(
             [(bad & ~beyond, "must be an ISO date YYYY-MM-DD"), (beyond, _DATE_RANGE)],
         )
     # number / integer: plain numpy from here (one Series at the end: cheap on many columns)
+    if not is_text:
+        fast = _valid_typed_numbers(values, integer=kind == "integer", required=spec.required)
+        if fast is not None:
+            return fast, no, []
     present_np = present.to_numpy(dtype=bool)
     too_large = np.zeros(len(values), dtype=bool)
     if is_text:
@@ -355,6 +395,66 @@ def _parse_values(
             (pd.Series(too_large, index=index), large_rule),
         ],
     )
+
+
+_DAY_NS = 86_400_000_000_000
+
+
+def _whole_days_only(values: pd.Series) -> bool:
+    """Whether a ``datetime64[ns]`` column holds whole days only (missing allowed)."""
+    stamps = values.to_numpy().view(np.int64)
+    return not np.any((stamps % _DAY_NS != 0) & (stamps != np.iinfo(np.int64).min))
+
+
+def _valid_dates_from_text(values: pd.Series) -> pd.Series | None:
+    """Text dates when every one is a valid ISO date in the ``datetime64[ns]`` range; else None.
+
+    The happy path in Arrow (one regular expression and one strict cast over the buffers);
+    any other column goes the general way (:func:`_parse_values`), which names each value.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim_whitespace(arrow_text(values))
+    iso = pc.match_substring_regex(trimmed, r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    if pc.any(pc.invert(iso)).as_py():  # nulls (missing values) are skipped
+        return None
+    try:
+        days = pc.cast(trimmed, pa.date32())  # strict: 2024-02-30 fails
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    # days since 1970 (a year 0 has no Python date)
+    first, last = (x.as_py() for x in pc.min_max(days.cast(pa.int32())).values())
+    epoch = pd.Timestamp("1970-01-01")
+    lowest, highest = ((d - epoch).days for d in (_FIRST_DAY, _LAST_DAY))
+    if first is not None and (first < lowest or last > highest):
+        return None
+    stamps = days.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False)
+    return pd.Series(stamps, index=values.index)
+
+
+def _valid_typed_numbers(values: pd.Series, *, integer: bool, required: bool) -> pd.Series | None:
+    """A typed numeric column (Parquet) when every value is valid, without a copy where it can
+    be kept as it is; None when a value breaks a type rule (the general path names it)."""
+    dtype = values.dtype
+    if dtype == np.float64:
+        array = values.to_numpy()
+        if np.isinf(array).any():
+            return None
+        if not integer:
+            return values
+        with np.errstate(invalid="ignore"):
+            whole = (array == np.round(array)) & (np.abs(array) < 10**_MAX_DIGITS)
+        missing = np.isnan(array)
+        if not (whole | missing).all():
+            return None
+        return values.astype("int64") if required and not missing.any() else values
+    if dtype == np.int64:
+        array = values.to_numpy()
+        if integer and not ((array > -(10**_MAX_DIGITS)) & (array < 10**_MAX_DIGITS)).all():
+            return None
+        return values if integer and required else values.astype("float64")
+    return None
 
 
 _INTEGER = r"^[+-]?[0-9]+$"
@@ -695,7 +795,8 @@ def _parse_table(
         parsed[field_.name] = values
         unparsable[field_.name] = bad
     extras = [c for c in frame.columns if c not in parsed]
-    out = pd.concat([pd.DataFrame(parsed, index=frame.index), frame[extras]], axis=1)
+    # copy=False: one block per column, no copy (valid typed columns are the source's arrays)
+    out = pd.concat([pd.DataFrame(parsed, index=frame.index, copy=False), frame[extras]], axis=1)
     return out, pd.DataFrame(unparsable, index=frame.index)
 
 
@@ -827,7 +928,7 @@ def _check_cross_table(
             continue
         # one categorical over the participants' ids: the codes serve every lookup below and
         # the loaded Cohort keeps it (no second pass over millions of strings)
-        codes = ids.get_indexer(table["participant_id"])  # -1: not a participant
+        codes = positions_in(table["participant_id"], ids)  # -1: not a participant
         table["participant_id"] = pd.Categorical.from_codes(codes, categories=ids)
         known = codes >= 0
         orphan = pd.Series(raws[name]["participant_id"].notna().to_numpy() & ~known)
@@ -943,13 +1044,35 @@ def _check_duplicates(
     pain = tables.get("pain")
     if pain is None or pain.empty or {"participant_id", "recorded_on", "timing"} & broken["pain"]:
         return
-    morning = pain[pain["timing"] == "morning"]
+    is_morning = (pain["timing"] == "morning").to_numpy(dtype=bool, na_value=False)
+    who = pain["participant_id"]
+    if isinstance(who.dtype, pd.CategoricalDtype) and (who.cat.codes >= 0).all():
+        # participants' integer codes: no pass over the strings
+        code = who.cat.codes.to_numpy()[is_morning]
+        day = pain["recorded_on"].to_numpy(dtype="datetime64[ns]")[is_morning].view(np.int64)
+        shared = _repeated_pairs(code, day)
+    else:
+        morning = pain[is_morning]
+        shared = morning.duplicated(["participant_id", "recorded_on"], keep=False)
     _count_note(
         report,
-        morning.duplicated(["participant_id", "recorded_on"], keep=False),
+        shared,
         "pain: {n} morning ratings share a participant and day with another morning rating; "
         "the day's morning NRS is their mean.",
     )
+
+
+def _repeated_pairs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """True where the pair (first, second) occurs more than once (``duplicated(keep=False)``)."""
+    order = np.lexsort((second, first))
+    a, b = first[order], second[order]
+    same = (a[1:] == a[:-1]) & (b[1:] == b[:-1])
+    repeated = np.zeros(len(order), dtype=bool)
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    out = np.empty_like(repeated)
+    out[order] = repeated
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -1238,7 +1361,11 @@ def _finalise(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     spec = table_spec(name)
     for field_ in spec.fields:
         if field_.enum is not None and field_.type == "string" and field_.name in frame:
-            frame[field_.name] = pd.Categorical(frame[field_.name], categories=list(field_.enum))
+            # validated: every value is one of the enum or missing (-1)
+            codes = positions_in(frame[field_.name], list(field_.enum))
+            frame[field_.name] = pd.Categorical.from_codes(
+                codes, dtype=pd.CategoricalDtype(list(field_.enum))
+            )
     return frame
 
 
