@@ -30,6 +30,12 @@ import pandas as pd
 import pandera.pandas as pa
 
 from rehabstats.constants import data_schema_dir
+from rehabstats.data.columnar import (
+    arrow_text,
+    may_need_strip,
+    positions_in,
+    release_unused_memory,
+)
 from rehabstats.errors import Note, Problem, ValidationReport
 
 __all__ = [
@@ -40,9 +46,7 @@ __all__ = [
     "TABLES",
     "FieldSpec",
     "TableSpec",
-    "arrow_text",
     "contract_markdown",
-    "positions_in",
     "table_spec",
     "today_anywhere",
     "validate_tables",
@@ -173,34 +177,6 @@ def _text(values: pd.Series) -> pd.Series:
     return values.astype("object").where(values.notna(), "").astype(str)
 
 
-def arrow_text(values: pd.Series) -> object:
-    """A text column as one Arrow string array (Arrow-backed text: its buffers, no copy)."""
-    import pyarrow as pa
-
-    array = values.array
-    if hasattr(array, "__arrow_array__"):
-        found = array.__arrow_array__()
-        if isinstance(found, pa.ChunkedArray):
-            found = found.combine_chunks() if found.num_chunks != 1 else found.chunk(0)
-        if pa.types.is_string(found.type) or pa.types.is_large_string(found.type):
-            return found
-    return pa.array(values.astype(object).where(values.notna(), None), type=pa.string())
-
-
-def positions_in(values: pd.Series, keys: pd.Index | list) -> np.ndarray:
-    """The position of each text value among the distinct ``keys``; -1 where missing or absent.
-
-    Arrow's hash lookup on the strings' buffers: no Python object per value (a pandas
-    ``Index.get_indexer`` converts millions of Arrow strings to Python strings first).
-    """
-    import pyarrow.compute as pc
-
-    text = arrow_text(values)
-    key_text = arrow_text(pd.Series(keys, dtype="str")).cast(text.type)
-    found = pc.index_in(text, value_set=key_text)
-    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-
-
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 """Control characters not allowed in a value: C0 controls and DEL, except tab, CR and LF."""
 _NOT_CONTROL = bytes(b for b in range(256) if not (b < 32 and b not in (9, 10, 13) or b == 127))
@@ -314,6 +290,8 @@ def _parse_values(
                 return empty, odd, [(odd, "must be text")]
         if values.dtype != "str":
             values = values.astype("str")  # missing values stay missing
+        if not may_need_strip(values):
+            return values, no, []  # nothing to strip and no empty value: kept (no copy)
         parsed = values.str.strip()
         blank = parsed.eq("")
         if blank.any():
@@ -920,8 +898,10 @@ def _check_cross_table(
         # would otherwise be reported again as an orphan
         return
     ids = pd.Index(enrolled.index)
-    enrol_by_code = enrolled["enrolled_on"].to_numpy()
-    withdrawn_by_code = enrolled["withdrawn_on"].to_numpy()
+    # by code, with NaT at position -1 (rows of no participant): one gather, no masks
+    nat = np.array(["NaT"], dtype="datetime64[ns]")
+    enrol_by_code = np.concatenate([enrolled["enrolled_on"].to_numpy("datetime64[ns]"), nat])
+    withdrawn_by_code = np.concatenate([enrolled["withdrawn_on"].to_numpy("datetime64[ns]"), nat])
     for name, date_col in DATE_COLUMNS.items():
         table = tables.get(name)
         if table is None or table.empty or "participant_id" not in usable[name]:
@@ -930,8 +910,7 @@ def _check_cross_table(
         # the loaded Cohort keeps it (no second pass over millions of strings)
         codes = positions_in(table["participant_id"], ids)  # -1: not a participant
         table["participant_id"] = pd.Categorical.from_codes(codes, categories=ids)
-        known = codes >= 0
-        orphan = pd.Series(raws[name]["participant_id"].notna().to_numpy() & ~known)
+        orphan = raws[name]["participant_id"].notna().to_numpy() & (codes < 0)
         report.problems.extend(
             _problems_at(
                 name,
@@ -945,22 +924,20 @@ def _check_cross_table(
         )
         if date_col not in usable[name] or "enrolled_on" not in usable["participants"]:
             continue
-        safe = np.where(known, codes, 0)
+        dates = table[date_col].to_numpy("datetime64[ns]")
         if name != "visa_a":  # a VISA-A may precede enrolment: see _check_cross_table
-            enrol = np.where(known, enrol_by_code[safe], np.datetime64("NaT"))
             report.problems.extend(
                 _problems_at(
                     name,
                     rows[name],
-                    pd.Series(table[date_col].to_numpy() < enrol),
+                    dates < enrol_by_code[codes],
                     date_col,
                     raws[name][date_col],
                     "must not be before the participant's enrolled_on",
                     "date_order",
                 )
             )
-        withdrawn = np.where(known, withdrawn_by_code[safe], np.datetime64("NaT"))
-        after = pd.Series(table[date_col].to_numpy() > withdrawn, index=table.index)
+        after = pd.Series(dates > withdrawn_by_code[codes], index=table.index)
         if after.any():
             report.warnings.append(
                 Note(
@@ -1173,14 +1150,24 @@ def _check_outlying_latest_dates(
     cells = _date_cells(tables)
     limit = loaded_on.to_datetime64()
     values = [c.to_numpy(dtype="datetime64[ns]") for _, _, c in cells]
-    days = [v[~np.isnat(v) & (v <= limit)].astype("datetime64[D]").astype("int64") for v in values]
-    order = np.sort(np.concatenate(days)) if days else np.array([], dtype="int64")
-    if order.size < 2:
+    # dates per day of the datetime64[ns] range (about 215,000 days): a count, not a sort
+    first = _FIRST_DAY.value // _DAY_NS
+    per_day = np.zeros((_LAST_DAY.value // _DAY_NS) - first + 1, dtype=np.int64)
+    for v in values:
+        stamps = v.view(np.int64)
+        day = stamps[~np.isnat(v) & (v <= limit)]
+        day //= _DAY_NS
+        day -= first
+        per_day += np.bincount(day, minlength=per_day.size)
+        del day
+    n_dates = int(per_day.sum())
+    if n_dates < 2:
         return
-    distinct = order[np.r_[True, order[1:] != order[:-1]]]
-    allowed = max(OUTLYING_MAX_ROWS, OUTLYING_MAX_SHARE * order.size)
+    distinct = np.flatnonzero(per_day) + first
+    up_to = np.cumsum(per_day[distinct - first])  # dates on or before each distinct day
+    allowed = max(OUTLYING_MAX_ROWS, OUTLYING_MAX_SHARE * n_dates)
     for i in np.flatnonzero(np.diff(distinct) > OUTLYING_GAP_DAYS):
-        if order.size - int(np.searchsorted(order, distinct[i], side="right")) <= allowed:
+        if n_dates - int(up_to[i]) <= allowed:
             break
     else:
         return
@@ -1353,7 +1340,10 @@ def validate_tables(
     _check_duplicates(tables, broken, report)
     if not report.ok:
         return tables, report
-    return {name: _finalise(name, t) for name, t in tables.items()}, report
+    tables = {name: _finalise(name, t) for name, t in tables.items()}
+    del raws, raw  # the source values: only problem messages needed them
+    release_unused_memory()
+    return tables, report
 
 
 def _finalise(name: str, frame: pd.DataFrame) -> pd.DataFrame:

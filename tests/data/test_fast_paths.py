@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rehabstats.data import schema
-from rehabstats.data.schema import positions_in, validate_tables
+from rehabstats.data.columnar import positions_in
+from rehabstats.data.schema import validate_tables
 
 LOADED_ON = "2300-01-01"
 
@@ -97,7 +98,7 @@ def participants(enrolled: list[object]) -> pd.DataFrame:
     )
 
 
-SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
