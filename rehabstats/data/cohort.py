@@ -293,12 +293,12 @@ class Cohort:
         after it (:meth:`cutoff_notes`).
         """
         at = self.data_cutoff if cutoff is None else _as_date(cutoff)
-        dates = _all_dates(self.tables)
+        first, last = _date_range(self.tables)
         return {
             "participants": self.n_participants,
             "rows": {name: len(t) for name, t in self.tables.items()},
-            "first_date": None if dates.empty else dates.min().date().isoformat(),
-            "last_date": None if dates.empty else dates.max().date().isoformat(),
+            "first_date": None if pd.isna(first) else first.date().isoformat(),
+            "last_date": None if pd.isna(last) else last.date().isoformat(),
             "data_cutoff": at.date().isoformat(),
             "sites": sorted(self.participants["site"].unique().tolist()),
             "arms": sorted(self.participants["arm"].unique().tolist()),
@@ -310,18 +310,29 @@ class Cohort:
         return f"Cohort({rows}, data_cutoff={self.data_cutoff.date()}, source={self.source!r})"
 
 
-def _all_dates(tables: Mapping[str, pd.DataFrame]) -> pd.Series:
-    parts = []
-    for name in TABLES:
-        for f in table_spec(name).fields:
-            if f.type == "date" and f.name in tables[name]:
-                parts.append(tables[name][f.name].dropna())
-    return pd.concat(parts) if parts else pd.Series(dtype="datetime64[ns]")
+def _date_columns(tables: Mapping[str, pd.DataFrame]) -> list[pd.Series]:
+    return [
+        tables[name][f.name]
+        for name in TABLES
+        for f in table_spec(name).fields
+        if f.type == "date" and f.name in tables[name]
+    ]
+
+
+def _date_range(tables: Mapping[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The earliest and latest date in any table (NaT when there is none), column by column:
+    no concatenated copy of every date."""
+    lows = [c.min() for c in _date_columns(tables)]
+    highs = [c.max() for c in _date_columns(tables)]
+    known = [d for d in lows if not pd.isna(d)]
+    if not known:
+        return pd.NaT, pd.NaT
+    return pd.Timestamp(min(known)), pd.Timestamp(max(d for d in highs if not pd.isna(d)))
 
 
 def _latest_date(tables: Mapping[str, pd.DataFrame]) -> pd.Timestamp:
     # validation guarantees at least one participant with an enrolment date
-    return pd.Timestamp(_all_dates(tables).max())
+    return _date_range(tables)[1]
 
 
 def _as_date(value: str | pd.Timestamp) -> pd.Timestamp:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from rehabstats.data.cohort import Cohort
+from rehabstats.data.columnar import release_unused_memory
 from rehabstats.data.schema import TABLES, table_spec, validate_tables
 from rehabstats.errors import (
     UNREADABLE_KINDS,
@@ -693,8 +694,12 @@ def _read(name: str, path: Path) -> tuple[pd.DataFrame | None, Numbering, list[P
 
         # ParquetFile: read_table refuses repeated column names
         table = pq.ParquetFile(path).read(use_pandas_metadata=True)
-        frame = table.to_pandas()
-        frame.columns = list(table.column_names)  # repeated names stay repeated
+        names = list(table.column_names)
+        # each column's Arrow memory is released once converted (no second copy of the table)
+        frame = table.to_pandas(self_destruct=True, split_blocks=True)
+        del table
+        frame.columns = names  # repeated names stay repeated
+        release_unused_memory()
         return frame, 1, [], []
     return _read_xlsx(name, path)
 
@@ -874,10 +879,13 @@ def load_cohort(
     except CohortValidationError as exc:
         raise CohortValidationError(read.locate(exc.report), source=read.location) from None
     cohort = replace(cohort, source_kind=read.kind)
-    if report.warnings:
-        for message in report.warnings:
+    warned = report.warnings
+    del read, raw, numbering  # the source's values: only problem messages needed them
+    release_unused_memory()
+    if warned:
+        for message in warned:
             warnings.warn(message, DataWarning, stacklevel=2)
-        cohort = replace(cohort, warnings=(*report.warnings, *cohort.warnings))
+        cohort = replace(cohort, warnings=(*warned, *cohort.warnings))
     return cohort
 
 

@@ -30,6 +30,12 @@ import numpy as np
 import pandas as pd
 
 from rehabstats.constants import data_schema_dir
+from rehabstats.data.columnar import (
+    arrow_text,
+    may_need_strip,
+    positions_in,
+    release_unused_memory,
+)
 from rehabstats.errors import Note, Problem, ValidationReport
 
 if TYPE_CHECKING:
@@ -291,14 +297,22 @@ def _parse_values(
                 return empty, odd, [(odd, "must be text")]
         if values.dtype != "str":
             values = values.astype("str")  # missing values stay missing
+        if not may_need_strip(values):
+            return values, no, []  # nothing to strip and no empty value: kept (no copy)
         parsed = values.str.strip()
         blank = parsed.eq("")
         if blank.any():
             parsed = parsed.mask(blank)
         return parsed, no, []
     if kind == "date":
+        if values.dtype == "datetime64[ns]" and _whole_days_only(values):
+            return values, no, []  # typed and valid: kept as it is (no copy)
         if pd.api.types.is_datetime64_any_dtype(values):
             return _whole_days(values, present)
+        if is_text and values.dtype != object:
+            fast = _valid_dates_from_text(values)
+            if fast is not None:
+                return fast, no, []
         if values.dtype == object:
             stamps = pd.Series(
                 [_is_datetime_like(v) for v in values.to_numpy()], index=values.index, dtype=bool
@@ -320,6 +334,10 @@ def _parse_values(
             [(bad & ~beyond, "must be an ISO date YYYY-MM-DD"), (beyond, _DATE_RANGE)],
         )
     # number / integer: plain numpy from here (one Series at the end: cheap on many columns)
+    if not is_text:
+        fast = _valid_typed_numbers(values, integer=kind == "integer", required=spec.required)
+        if fast is not None:
+            return fast, no, []
     present_np = present.to_numpy(dtype=bool)
     too_large = np.zeros(len(values), dtype=bool)
     if is_text:
@@ -362,6 +380,66 @@ def _parse_values(
             (pd.Series(too_large, index=index), large_rule),
         ],
     )
+
+
+_DAY_NS = 86_400_000_000_000
+
+
+def _whole_days_only(values: pd.Series) -> bool:
+    """Whether a ``datetime64[ns]`` column holds whole days only (missing allowed)."""
+    stamps = values.to_numpy().view(np.int64)
+    return not np.any((stamps % _DAY_NS != 0) & (stamps != np.iinfo(np.int64).min))
+
+
+def _valid_dates_from_text(values: pd.Series) -> pd.Series | None:
+    """Text dates when every one is a valid ISO date in the ``datetime64[ns]`` range; else None.
+
+    The happy path in Arrow (one regular expression and one strict cast over the buffers);
+    any other column goes the general way (:func:`_parse_values`), which names each value.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim_whitespace(arrow_text(values))
+    iso = pc.match_substring_regex(trimmed, r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    if pc.any(pc.invert(iso)).as_py():  # nulls (missing values) are skipped
+        return None
+    try:
+        days = pc.cast(trimmed, pa.date32())  # strict: 2024-02-30 fails
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    # days since 1970 (a year 0 has no Python date)
+    first, last = (x.as_py() for x in pc.min_max(days.cast(pa.int32())).values())
+    epoch = pd.Timestamp("1970-01-01")
+    lowest, highest = ((d - epoch).days for d in (_FIRST_DAY, _LAST_DAY))
+    if first is not None and (first < lowest or last > highest):
+        return None
+    stamps = days.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False)
+    return pd.Series(stamps, index=values.index)
+
+
+def _valid_typed_numbers(values: pd.Series, *, integer: bool, required: bool) -> pd.Series | None:
+    """A typed numeric column (Parquet) when every value is valid, without a copy where it can
+    be kept as it is; None when a value breaks a type rule (the general path names it)."""
+    dtype = values.dtype
+    if dtype == np.float64:
+        array = values.to_numpy()
+        if np.isinf(array).any():
+            return None
+        if not integer:
+            return values
+        with np.errstate(invalid="ignore"):
+            whole = (array == np.round(array)) & (np.abs(array) < 10**_MAX_DIGITS)
+        missing = np.isnan(array)
+        if not (whole | missing).all():
+            return None
+        return values.astype("int64") if required and not missing.any() else values
+    if dtype == np.int64:
+        array = values.to_numpy()
+        if integer and not ((array > -(10**_MAX_DIGITS)) & (array < 10**_MAX_DIGITS)).all():
+            return None
+        return values if integer and required else values.astype("float64")
+    return None
 
 
 _INTEGER = r"^[+-]?[0-9]+$"
@@ -702,7 +780,8 @@ def _parse_table(
         parsed[field_.name] = values
         unparsable[field_.name] = bad
     extras = [c for c in frame.columns if c not in parsed]
-    out = pd.concat([pd.DataFrame(parsed, index=frame.index), frame[extras]], axis=1)
+    # copy=False: one block per column, no copy (valid typed columns are the source's arrays)
+    out = pd.concat([pd.DataFrame(parsed, index=frame.index, copy=False), frame[extras]], axis=1)
     return out, pd.DataFrame(unparsable, index=frame.index)
 
 
@@ -829,18 +908,19 @@ def _check_cross_table(
         # would otherwise be reported again as an orphan
         return
     ids = pd.Index(enrolled.index)
-    enrol_by_code = enrolled["enrolled_on"].to_numpy()
-    withdrawn_by_code = enrolled["withdrawn_on"].to_numpy()
+    # by code, with NaT at position -1 (rows of no participant): one gather, no masks
+    nat = np.array(["NaT"], dtype="datetime64[ns]")
+    enrol_by_code = np.concatenate([enrolled["enrolled_on"].to_numpy("datetime64[ns]"), nat])
+    withdrawn_by_code = np.concatenate([enrolled["withdrawn_on"].to_numpy("datetime64[ns]"), nat])
     for name, date_col in DATE_COLUMNS.items():
         table = tables.get(name)
         if table is None or table.empty or "participant_id" not in usable[name]:
             continue
         # one categorical over the participants' ids: the codes serve every lookup below and
         # the loaded Cohort keeps it (no second pass over millions of strings)
-        codes = ids.get_indexer(table["participant_id"])  # -1: not a participant
+        codes = positions_in(table["participant_id"], ids)  # -1: not a participant
         table["participant_id"] = pd.Categorical.from_codes(codes, categories=ids)
-        known = codes >= 0
-        orphan = pd.Series(raws[name]["participant_id"].notna().to_numpy() & ~known)
+        orphan = raws[name]["participant_id"].notna().to_numpy() & (codes < 0)
         report.problems.extend(
             _problems_at(
                 name,
@@ -854,22 +934,20 @@ def _check_cross_table(
         )
         if date_col not in usable[name] or "enrolled_on" not in usable["participants"]:
             continue
-        safe = np.where(known, codes, 0)
+        dates = table[date_col].to_numpy("datetime64[ns]")
         if name != "visa_a":  # a VISA-A may precede enrolment: see _check_cross_table
-            enrol = np.where(known, enrol_by_code[safe], np.datetime64("NaT"))
             report.problems.extend(
                 _problems_at(
                     name,
                     rows[name],
-                    pd.Series(table[date_col].to_numpy() < enrol),
+                    dates < enrol_by_code[codes],
                     date_col,
                     raws[name][date_col],
                     "must not be before the participant's enrolled_on",
                     "date_order",
                 )
             )
-        withdrawn = np.where(known, withdrawn_by_code[safe], np.datetime64("NaT"))
-        after = pd.Series(table[date_col].to_numpy() > withdrawn, index=table.index)
+        after = pd.Series(dates > withdrawn_by_code[codes], index=table.index)
         if after.any():
             report.warnings.append(
                 Note(
@@ -953,13 +1031,35 @@ def _check_duplicates(
     pain = tables.get("pain")
     if pain is None or pain.empty or {"participant_id", "recorded_on", "timing"} & broken["pain"]:
         return
-    morning = pain[pain["timing"] == "morning"]
+    is_morning = (pain["timing"] == "morning").to_numpy(dtype=bool, na_value=False)
+    who = pain["participant_id"]
+    if isinstance(who.dtype, pd.CategoricalDtype) and (who.cat.codes >= 0).all():
+        # participants' integer codes: no pass over the strings
+        code = who.cat.codes.to_numpy()[is_morning]
+        day = pain["recorded_on"].to_numpy(dtype="datetime64[ns]")[is_morning].view(np.int64)
+        shared = _repeated_pairs(code, day)
+    else:
+        morning = pain[is_morning]
+        shared = morning.duplicated(["participant_id", "recorded_on"], keep=False)
     _count_note(
         report,
-        morning.duplicated(["participant_id", "recorded_on"], keep=False),
+        shared,
         "pain: {n} morning ratings share a participant and day with another morning rating; "
         "the day's morning NRS is their mean.",
     )
+
+
+def _repeated_pairs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """True where the pair (first, second) occurs more than once (``duplicated(keep=False)``)."""
+    order = np.lexsort((second, first))
+    a, b = first[order], second[order]
+    same = (a[1:] == a[:-1]) & (b[1:] == b[:-1])
+    repeated = np.zeros(len(order), dtype=bool)
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    out = np.empty_like(repeated)
+    out[order] = repeated
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -1060,14 +1160,24 @@ def _check_outlying_latest_dates(
     cells = _date_cells(tables)
     limit = loaded_on.to_datetime64()
     values = [c.to_numpy(dtype="datetime64[ns]") for _, _, c in cells]
-    days = [v[~np.isnat(v) & (v <= limit)].astype("datetime64[D]").astype("int64") for v in values]
-    order = np.sort(np.concatenate(days)) if days else np.array([], dtype="int64")
-    if order.size < 2:
+    # dates per day of the datetime64[ns] range (about 215,000 days): a count, not a sort
+    first = _FIRST_DAY.value // _DAY_NS
+    per_day = np.zeros((_LAST_DAY.value // _DAY_NS) - first + 1, dtype=np.int64)
+    for v in values:
+        stamps = v.view(np.int64)
+        day = stamps[~np.isnat(v) & (v <= limit)]
+        day //= _DAY_NS
+        day -= first
+        per_day += np.bincount(day, minlength=per_day.size)
+        del day
+    n_dates = int(per_day.sum())
+    if n_dates < 2:
         return
-    distinct = order[np.r_[True, order[1:] != order[:-1]]]
-    allowed = max(OUTLYING_MAX_ROWS, OUTLYING_MAX_SHARE * order.size)
+    distinct = np.flatnonzero(per_day) + first
+    up_to = np.cumsum(per_day[distinct - first])  # dates on or before each distinct day
+    allowed = max(OUTLYING_MAX_ROWS, OUTLYING_MAX_SHARE * n_dates)
     for i in np.flatnonzero(np.diff(distinct) > OUTLYING_GAP_DAYS):
-        if order.size - int(np.searchsorted(order, distinct[i], side="right")) <= allowed:
+        if n_dates - int(up_to[i]) <= allowed:
             break
     else:
         return
@@ -1240,7 +1350,10 @@ def validate_tables(
     _check_duplicates(tables, broken, report)
     if not report.ok:
         return tables, report
-    return {name: _finalise(name, t) for name, t in tables.items()}, report
+    tables = {name: _finalise(name, t) for name, t in tables.items()}
+    del raws, raw  # the source values: only problem messages needed them
+    release_unused_memory()
+    return tables, report
 
 
 def _finalise(name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -1248,7 +1361,11 @@ def _finalise(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     spec = table_spec(name)
     for field_ in spec.fields:
         if field_.enum is not None and field_.type == "string" and field_.name in frame:
-            frame[field_.name] = pd.Categorical(frame[field_.name], categories=list(field_.enum))
+            # validated: every value is one of the enum or missing (-1)
+            codes = positions_in(frame[field_.name], list(field_.enum))
+            frame[field_.name] = pd.Categorical.from_codes(
+                codes, dtype=pd.CategoricalDtype(list(field_.enum))
+            )
     return frame
 
 

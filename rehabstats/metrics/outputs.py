@@ -216,8 +216,8 @@ def _with_running_weeks(
     who[window_at] = grid_pos
     who[extra_at] = extra_pos
     columns: dict[str, object] = {"participant_id": timeline.index.astype("str").take(who).array}
-    for name in out.columns[1:]:
-        values = out[name]
+    for name in list(out.columns[1:]):
+        values = out.pop(name)  # each window column freed once placed: one copy at a time
         if name in counts:
             merged = np.zeros(total, dtype="int64")
             merged[window_at] = values.to_numpy(dtype="int64")
@@ -234,7 +234,8 @@ def _with_running_weeks(
             if name == "running_minutes":
                 merged[extra_at] = extra_minutes
             columns[name] = merged
-    return pd.DataFrame(columns)
+        del values
+    return pd.DataFrame(columns, copy=False)
 
 
 OUTPUT_FILES: dict[str, Callable[..., pd.DataFrame]] = {

@@ -214,8 +214,11 @@ def observed_rows(
     # divided by the day's ns); the gathered buffer is reused for the difference
     nat = dates == np.iinfo("int64").min
     delta = np.subtract(dates, row_enrolled, out=row_enrolled)
-    day = np.divide(delta, float(86_400 * 10**9))
+    # the quotient into the same buffer (element by element): one array per row less
+    day = np.divide(delta, float(86_400 * 10**9), out=delta.view("float64"))
+    del delta, row_enrolled
     keep = np.less_equal(day, row_follow)  # -inf for participants not analysed
+    del row_follow
     if nat.any():
         keep &= ~nat
     if window_weeks is not None:

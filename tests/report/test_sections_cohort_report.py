@@ -77,6 +77,28 @@ def test_pain_model_names_the_reference_arm(a):
     assert "fitted by REML" in captions(block)[0]
 
 
+def test_pain_model_shows_satterthwaite_df_and_t_based_intervals(a):
+    """METRICS.md §5: t-based CIs with Satterthwaite df, shown and said so in the caption."""
+    from scipy import stats
+
+    block = sections.pain_model(a)
+    table = tables(block)["pain_model"]
+    assert "df" in table.columns
+    model = block.frames["model"]
+    fixed = model[model["df"].notna()]
+    assert len(fixed) >= 2 and (fixed["df"] > 0).all()
+    row = fixed.iloc[0]
+    # the interval is estimate ± t_{0.975, df} · SE (95% by default), wider than the normal one
+    half = stats.t.ppf(0.975, row["df"]) * row["std_err"]
+    assert row["ci_high"] - row["estimate"] == pytest.approx(half, rel=1e-9)
+    assert half > stats.norm.ppf(0.975) * row["std_err"]
+    shown = table.set_index("df").loc[f"{row['df']:.1f}"]  # df shown with one decimal
+    low, high = (float(x) for x in str(shown["95% CI"]).replace("−", "-").split(" to "))
+    assert (low, high) == (round(row["ci_low"], 2), round(row["ci_high"], 2))
+    text = " ".join(captions(block))
+    assert "Satterthwaite degrees of freedom" in text and "t distributions" in text
+
+
 def test_visa_a_compares_each_arm_with_the_reference(a):
     block = sections.visa_a(a)
     comparisons = tables(block)["visa_a_comparisons"]
