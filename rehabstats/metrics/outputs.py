@@ -231,6 +231,7 @@ def write_metrics(
     by: str | None = None,
     config: AnalysisConfig | None = None,
     model: bool = True,
+    on_computed: Callable[[str, pd.DataFrame], None] | None = None,
 ) -> list[Path]:
     """Compute every output table and write them as CSV files into ``out``.
 
@@ -244,6 +245,8 @@ def write_metrics(
     model : bool
         Fit the pain trajectory model (``pain_model.csv``; seconds at 100,000
         participants).
+    on_computed : callable, optional
+        Called with each file's name and table once it is computed (a progress bar).
 
     Raises
     ------
@@ -257,7 +260,11 @@ def write_metrics(
     files.make_folder(target)
     names = [n for n in OUTPUT_FILES if n != "pain_model.csv" or model]
     files.sweep(target, names)  # what a killed earlier run left here
-    frames = {name: OUTPUT_FILES[name](cohort, by, config) for name in names}
+    frames = {}
+    for name in names:
+        frames[name] = OUTPUT_FILES[name](cohort, by, config)
+        if on_computed is not None:
+            on_computed(name, frames[name])
     items = [(target / name, _csv_writer(frames[name])) for name in sorted(names)]
     return files.write_files(items)
 
