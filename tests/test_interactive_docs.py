@@ -10,7 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from rehabstats import simulate_cohort, write_cohort  # noqa: E402
+from rehabstats import simulate_cohort, write_cohort
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "interactive.md"
 
@@ -22,7 +22,7 @@ def test_the_library_example_runs_and_gives_what_it_says(tmp_path):
     scope: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the data notes of the simulated cohort
-        exec(code[0].replace('"data/sim"', repr(str(folder))), scope)  # noqa: S102
+        exec(code[0].replace('"data/sim"', repr(str(folder))), scope)
     people, km = scope["people"], scope["km"]
     assert len(people) == 60 and {"arm", "adherence_sessions"} <= set(people.columns)
     assert set(km["group"]) == set(people["arm"])
