@@ -261,7 +261,7 @@ def check_group_by(participants: pd.DataFrame, by: str) -> None:
     (:data:`rehabstats.constants.GROUPABLE`), or an extra column of the data such as
     ``referral_source``) but ``participant_id``, when every participant has a value in it: a
     participant without one would belong to no group, and is neither dropped nor put in a made-up
-    group (docs/metrics.md, *Groups*).
+    group (docs/metrics.md, *Interpretation choices: Groups*).
 
     Parameters
     ----------
