@@ -53,3 +53,21 @@ def test_the_example_job_file_says_what_the_code_does():
     # a source can be a database as well as a folder; fan-out is over a report's subset
     assert "postgresql://" in text
     assert "distinct values of a\n  # participant column" not in text
+
+
+def test_batch_progress_on_a_terminal_only(tmp_path):
+    from test_cli_feedback import ELAPSED, run_on_terminal
+
+    sites_cohort(tmp_path / "data", ["a"])
+    jobs = write(tmp_path / "jobs.yaml", """
+output_dir: out
+defaults: {data: data, audience: internal}
+jobs:
+  - {name: fine, report: clinic_audit, output: fine.html}
+""")  # fmt: skip
+    code, out, terminal = run_on_terminal("batch", str(jobs), "--dry-run")
+    assert code == 0, terminal
+    assert ELAPSED.search(terminal) and f"checking {jobs} and planning: done in" in terminal
+    assert "would run" in out and not ELAPSED.search(out)  # the plan stays on stdout
+    code, out, terminal = run_on_terminal("batch", str(jobs), "--dry-run", "--quiet")
+    assert code == 0 and terminal == "" and "would run" in out
