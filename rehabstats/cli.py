@@ -425,7 +425,7 @@ def metrics(
       stage_occupancy.csv        share of participants in each stage, week by week
       relapse_acwr.csv           relapse rates with and without running-load spikes
 
-    Per-group files have one set of rows per value of --by (and 'all').
+    Per-group files have one set of rows per value of --by (without it, one group: 'all').
     """
     from rehabstats.data.folder import load_cohort
     from rehabstats.errors import CohortValidationError, OutputError, ParameterError
