@@ -160,6 +160,21 @@ def _analysis_config(config_path: Path | None, data_cutoff: str | None) -> Analy
     return config if data_cutoff is None else config.replace(data_cutoff=data_cutoff)
 
 
+_quiet_option = click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="No progress lines on stderr (they appear only on a terminal anyway).",
+)
+
+
+def _progress(quiet: bool):
+    """The command's progress on stderr: shown on a terminal unless ``--quiet``."""
+    from rehabstats.progress import Progress
+
+    return Progress(enabled=False if quiet else None)
+
+
 def _interrupted(exc: Interrupted, what: str) -> NoReturn:
     """Report a command stopped by a signal (after its clean-up ran) and exit 128 + N."""
     click.echo(f"interrupted by {exc}: {what}", err=True)
@@ -221,6 +236,7 @@ def cli() -> None:
     "mod P; for --engine dask, docs/scale.md), simulated a chunk at a time; up to 1,000,000,000 "
     "participants.",
 )
+@_quiet_option
 def simulate(
     n_participants: int,
     seed: int,
@@ -228,6 +244,7 @@ def simulate(
     fmt: str | None,
     overwrite: bool,
     partitions: int | None = None,
+    quiet: bool = False,
 ) -> None:
     """Write a realistic synthetic cohort (deterministic for a seed).
 
@@ -248,9 +265,13 @@ def simulate(
         )
     if database and fmt is not None:
         raise click.BadParameter("applies to a folder, not to a database", param_hint="'--format'")
+    progress = _progress(quiet)
     with unwind_on_signals():
         try:
-            tables = simulate_tables(n_participants, seed=seed)
+            with progress.stage(f"simulating {n_participants:,} participants (seed {seed})"):
+                tables = simulate_tables(n_participants, seed=seed)
+            total = sum(len(t) for t in tables.values())
+            progress.line(f"{total:,} rows in {len(tables)} tables; writing them to {out}")
             if database:
                 from rehabstats.data.sources import resolve_env
                 from rehabstats.data.sql import write_database
@@ -267,6 +288,7 @@ def simulate(
                 from rehabstats.data.folder import write_cohort
 
                 where = str(write_cohort(tables, out, format=fmt or "csv", overwrite=overwrite))
+            progress.line("written")
         except OutputError as exc:
             raise click.ClickException(str(exc)) from None
         except Interrupted as exc:
@@ -392,7 +414,8 @@ def redcap_template(out: Path, overwrite: bool) -> None:
     help="Problems listed of each kind in the text output (0: the summary only; "
     "--format json lists them all).",
 )
-def validate(data: str, fmt: str, data_cutoff: str | None, max_details: int) -> None:
+@_quiet_option
+def validate(data: str, fmt: str, data_cutoff: str | None, max_details: int, quiet: bool) -> None:
     """Check a cohort (folder, database...) against the data contract.
 
     Exit 0 with a summary when valid; exit 1 when not, with a summary of the problems (per
@@ -404,34 +427,53 @@ def validate(data: str, fmt: str, data_cutoff: str | None, max_details: int) -> 
     from rehabstats.time.timeline import analysis_cutoff
 
     config = _analysis_config(None, data_cutoff)
+    progress = _progress(quiet)
     cohort = None
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), progress.stage(f"reading and validating {data}"):
             warnings.simplefilter("ignore", DataWarning)
             cohort = load_cohort(data)
     except CohortValidationError as exc:
         report, where = exc.report, exc.source or data
     if cohort is None:
+        progress.line(f"{len(report.unique_problems()):,} problems found")
         _exit_invalid(where, report, fmt=fmt, max_details=max_details)
-    summary = cohort.summary(cutoff=analysis_cutoff(cohort, config))
+    with progress.stage("summarising (data fingerprint)"):
+        summary = cohort.summary(cutoff=analysis_cutoff(cohort, config))
+        fingerprint = cohort.fingerprint()
     if fmt == "json":
-        click.echo(
-            json.dumps({"ok": True, "fingerprint": cohort.fingerprint(), **summary}, indent=2)
-        )
+        click.echo(json.dumps({"ok": True, "fingerprint": fingerprint, **summary}, indent=2))
         return
-    click.echo(f"{cohort.source}: valid")
-    click.echo(f"  participants: {summary['participants']:,}")
-    for name, n in summary["rows"].items():
-        click.echo(f"  {name + ':':<16}{n:>12,} {'row' if n == 1 else 'rows'}")
+    click.echo(_summary_text(cohort.source, summary, fingerprint))
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    """``1 participant``, ``2 participants``, ``1,234 rows`` (thousands separated)."""
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
+
+
+def _summary_text(source: str, summary: dict, fingerprint: str) -> str:
+    """The text summary of a valid cohort (``rehabstats validate``): each fact once."""
+    n = int(summary["participants"])  # type: ignore[call-overload]
+    lines = [f"{source}: valid, {_plural(n, 'participant')}"]
+    width = max(len(name) for name in summary["rows"]) + 2
+    digits = max(len(f"{rows:,}") for rows in summary["rows"].values())
+    for name, rows in summary["rows"].items():
+        what = f"{rows:>{digits},} {'row' if rows == 1 else 'rows'}" if rows else "no rows"
+        lines.append(f"  {name + ':':<{width}}{what}")
     if summary["first_date"] is not None:
-        click.echo(
+        lines.append(
             f"  dates: {summary['first_date']} to {summary['last_date']}"
             f" (data cut-off {summary['data_cutoff']})"
         )
-    click.echo(f"  sites: {', '.join(summary['sites'])}; arms: {', '.join(summary['arms'])}")
-    click.echo(f"  fingerprint: {cohort.fingerprint()}")
-    for message in dict.fromkeys(summary["warnings"]):
-        click.echo(f"  warning: {message}")
+    sites, arms = summary["sites"], summary["arms"]
+    lines.append(
+        f"  {_plural(len(sites), 'site')}: {', '.join(map(str, sites))}; "
+        f"{_plural(len(arms), 'arm')}: {', '.join(map(str, arms))}"
+    )
+    lines.append(f"  fingerprint: {fingerprint}")
+    lines += [f"  warning: {message}" for message in dict.fromkeys(summary["warnings"])]
+    return "\n".join(lines)
 
 
 @cli.command(epilog=_SOURCE_HELP)
@@ -447,9 +489,12 @@ def validate(data: str, fmt: str, data_cutoff: str | None, max_details: int) -> 
 )
 @click.option(
     "--by",
-    type=click.Choice(["site", "arm", "tendinopathy_type", "sex"]),
+    type=str,
     default=None,
-    help="Participant column to compare groups by (default: all).",
+    metavar="COLUMN",
+    help="Participants column to compare groups by: site, arm, tendinopathy_type, sex or any "
+    "other column of the participants table (every participant needs a value) "
+    "[default: one group, 'all'].",
 )
 @click.option(
     "--config",
@@ -488,12 +533,15 @@ def validate(data: str, fmt: str, data_cutoff: str | None, max_details: int) -> 
 )
 @click.option(
     "--format",
-    "file_format",
-    type=click.Choice(["csv", "parquet"]),
-    default="csv",
-    show_default=True,
-    help="File format of the metric tables (parquet: typed, smaller, for large cohorts).",
+    "formats",
+    type=click.Choice(["csv", "parquet", "text", "json"]),
+    multiple=True,
+    help="The files' format, csv (default) or parquet (typed, smaller, for large cohorts); and "
+    "what is printed, text (default: a line per run) or json (for machines: the files written "
+    "with their rows and columns, the cohort and every data note). Repeat to give both, e.g. "
+    "--format parquet --format json.",
 )
+@_quiet_option
 def metrics(
     data: str,
     out: Path,
@@ -501,47 +549,131 @@ def metrics(
     config_path: Path | None,
     data_cutoff: str | None,
     model: bool,
+    formats: tuple[str, ...] = (),
+    quiet: bool = False,
     engine: str = "pandas",
     scheduler: str | None = None,
-    file_format: str = "csv",
 ) -> None:
-    """Compute every metric of a cohort (folder, database...) and write the §9 CSV files."""
+    """Compute every metric of a cohort (folder, database...) and write them as CSV files.
+
+    \b
+    Files written into OUT (docs/metrics.md defines every column):
+      participant_metrics.csv    one row per participant: adherence, pain, VISA-A,
+                                 stages, checkpoint, relapse, exercise quality, running
+      weekly_metrics.csv         one row per participant and week of the 12-week window
+      time_to_stage.csv          Kaplan-Meier curves of the time to stages 2-4, per group
+      time_to_stage_summary.csv  medians and the proportion in stage 4 by week 12, with CIs
+      relapse_rates.csv          relapses per 1,000 person-weeks at risk, exact CIs
+      relapse_incidence.csv      cumulative incidence of relapse by week (Aalen-Johansen)
+      pain_model.csv             the pain trajectory mixed model (not with --no-model)
+      stage_occupancy.csv        share of participants in each stage, week by week
+      relapse_acwr.csv           relapse rates with and without running-load spikes
+
+    Per-group files have one set of rows per value of --by (without it, one group: 'all').
+    With --format parquet the same tables are written as .parquet files.
+    """
+    file_format, fmt = _metrics_formats(formats)
     if engine == "dask" or scheduler is not None:
         if engine != "dask":
             raise click.BadParameter("needs --engine dask", param_hint="'--scheduler'")
-        if file_format != "csv":
+        if file_format != "csv" or fmt != "text":
             raise click.BadParameter(
-                "--engine dask writes CSV files (Parquet output is not available there yet)",
+                "--engine dask writes CSV files and prints text (not available there yet)",
                 param_hint="'--format'",
             )
         _metrics_dask(data, out, by, _analysis_config(config_path, data_cutoff), model, scheduler)
         return
     from rehabstats.data.folder import load_cohort
-    from rehabstats.errors import CohortValidationError, OutputError
+    from rehabstats.errors import CohortValidationError, OutputError, ParameterError
     from rehabstats.files import Interrupted, unwind_on_signals
-    from rehabstats.metrics.outputs import write_metrics
+    from rehabstats.metrics.outputs import OUTPUT_FILES, write_metrics
+    from rehabstats.time.timeline import check_group_by
 
     config = _analysis_config(config_path, data_cutoff)
+    progress = _progress(quiet)
+    shape: dict[str, tuple[int, int]] = {}
+
+    def computed(name: str, frame: object) -> None:
+        shape[name] = getattr(frame, "shape", (0, 0))
+        progress.advance(name)
+
     with warnings.catch_warnings(record=True) as caught, unwind_on_signals():
         warnings.simplefilter("always", DataWarning)
         try:
-            cohort = load_cohort(data)
+            with progress.stage(f"reading and validating {data}"):
+                cohort = load_cohort(data)
         except CohortValidationError as exc:
-            _exit_invalid(exc.source or data, exc.report, err=True)
+            _exit_invalid(exc.source or data, exc.report, fmt=fmt, err=fmt != "json")
+        if by is not None:
+            try:
+                check_group_by(cohort.participants, by)
+            except ParameterError as exc:
+                raise click.BadParameter(str(exc), param_hint="'--by'") from None
+        n_files = sum(1 for n in OUTPUT_FILES if n != "pain_model.csv" or model)
+        progress.line(f"{cohort.n_participants:,} participants; computing {n_files} metric files")
+        progress.start_bar(n_files, "metrics", unit="file")
         try:
             written = write_metrics(
-                cohort, out, by=by, config=config, model=model, format=file_format
+                cohort,
+                out,
+                by=by,
+                config=config,
+                model=model,
+                format=file_format,
+                on_computed=computed,
             )
         except OutputError as exc:
             raise click.ClickException(str(exc)) from None
         except Interrupted as exc:
             _interrupted(exc, "no metric file was replaced")
+        finally:
+            progress.end_bar()
+        progress.line(f"wrote {len(written)} files")
     # every metric repeats the data notes of the cut-off: each is shown once
-    for message in dict.fromkeys(
-        str(w.message) for w in caught if issubclass(w.category, DataWarning)
-    ):
+    notes = list(
+        dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, DataWarning))
+    )
+    if fmt == "json":
+        from rehabstats.time.timeline import analysis_cutoff
+
+        doc = {
+            "ok": True,
+            "out": str(out.resolve()),
+            "source": cohort.source,
+            "fingerprint": cohort.fingerprint(),
+            "participants": cohort.n_participants,
+            "data_cutoff": analysis_cutoff(cohort, config).date().isoformat(),
+            "by": by,
+            "model": model,
+            "files": [
+                {
+                    "name": p.name,
+                    "path": str(p),
+                    "rows": shape[Path(p.name).with_suffix(".csv").name][0],
+                    "columns": shape[Path(p.name).with_suffix(".csv").name][1],
+                }
+                for p in written
+            ],  # fmt: skip
+            "notes": notes,
+            "seconds": round(progress.elapsed, 3),
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    for message in notes:
         click.echo(f"warning: {message}", err=True)
     click.echo(f"wrote {len(written)} files to {out}: {', '.join(p.name for p in written)}")
+
+
+def _metrics_formats(formats: tuple[str, ...]) -> tuple[str, str]:
+    """``metrics --format``: (the files' format, what is printed) from the values given."""
+    files_given = [f for f in formats if f in ("csv", "parquet")]
+    printed = [f for f in formats if f in ("text", "json")]
+    for given, what in ((files_given, "file format (csv or parquet)"),
+                        (printed, "output (text or json)")):  # fmt: skip
+        if len(set(given)) > 1:
+            raise click.BadParameter(f"give one {what}, not {' and '.join(given)}",
+                                     param_hint="'--format'")  # fmt: skip
+    return (files_given or ["csv"])[0], (printed or ["text"])[0]
 
 
 def _metrics_dask(
@@ -613,12 +745,23 @@ def _report_epilog() -> str:
     default=None,
     help="Progress bar over the notebook's cells [default: only on a terminal].",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "pdf"]),
+    default="html",
+    show_default=True,
+    help="pdf: also print the report to a PDF (A4, its print layout) beside the HTML with "
+    "headless Chromium (or Chrome; REHABSTATS_CHROMIUM names another). --out may then end "
+    "in .pdf.",
+)
 def report(
     data: str,
     notebook: str,
     out: Path,
     parameters: tuple[tuple[str, str], ...],
     progress: bool | None,
+    fmt: str,
 ) -> None:
     """Render a report notebook on the cohort DATA into one self-contained HTML file.
 
@@ -633,15 +776,31 @@ def report(
     from rehabstats.report.render import RenderError, render_report
     from rehabstats.report.specs import parse_parameter_pairs
 
+    pdf_path = None
+    if fmt == "pdf" or out.suffix.lower() == ".pdf":
+        from rehabstats.report.pdf import PdfError, check_chromium
+
+        try:
+            check_chromium()  # before any kernel starts
+        except PdfError as exc:
+            raise click.ClickException(str(exc)) from None
+        pdf_path = out if out.suffix.lower() == ".pdf" else out.with_suffix(".pdf")
+        out = out.with_suffix(".html")
     with unwind_on_signals():
         try:
             values = parse_parameter_pairs(parameters)
             result = render_report(notebook, data, out=out, parameters=values, progress=progress)
+            if pdf_path is not None:
+                from rehabstats.report.pdf import print_pdf
+
+                pdf_path = print_pdf(result.html_path, pdf_path, render_id=result.render_id)
         except ParameterError as exc:
             raise click.UsageError(str(exc)) from None
         except CohortValidationError as exc:  # before any kernel started
             _exit_invalid(exc.source or data, exc.report, err=True)
         except (RenderError, OutputError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except RehabstatsError as exc:  # the PDF (after the HTML was written)
             raise click.ClickException(str(exc)) from None
         except Interrupted as exc:
             _interrupted(exc, "the kernel was stopped; an earlier report is left as it was")
@@ -649,6 +808,104 @@ def report(
         f"wrote {result.html_path} and {result.notebook_path.name} in {result.seconds:.1f} s "
         f"(data fingerprint {str(result.fingerprint)[:12]})"
     )
+    if pdf_path is not None:
+        click.echo(f"wrote {pdf_path}")
+
+
+@cli.command(
+    epilog="Arguments after -- go to JupyterLab, e.g. -- --no-browser --port 8890. "
+    "docs/interactive.md shows the library in a notebook of your own.",
+    context_settings={"ignore_unknown_options": False},
+)
+@click.argument("data", type=_Source(exists=True), required=False)
+@click.option(
+    "--notebook",
+    "-n",
+    "notebook",
+    type=click.Choice(report_names()),
+    default="cohort_report",
+    show_default=True,
+    help="Which report notebook to copy.",
+)
+@click.option(
+    "--out",
+    "-o",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The notebook file to write [default: NOTEBOOK.ipynb in the current folder]; an "
+    "existing file is never replaced.",
+)
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="A report parameter (repeatable), as for rehabstats report.",
+)
+@click.option("--no-lab", is_flag=True, help="Write the notebook only; print how to open it.")
+@click.argument("lab_args", nargs=-1, type=click.UNPROCESSED)
+def notebook(
+    data: str | None,
+    notebook: str,
+    out: Path | None,
+    parameters: tuple[tuple[str, str], ...],
+    no_lab: bool,
+    lab_args: tuple[str, ...],
+) -> None:
+    """Open JupyterLab on a copy of a report notebook pointed at the cohort DATA.
+
+    The copy has DATA (and any -p parameter) set in the cell after its parameters cell and
+    uses a kernel of this Python environment (the one rehabstats is installed in). Without
+    DATA it uses the simulated demo cohort. Run the cells, change a parameter, add your own.
+    """
+    import subprocess
+
+    from rehabstats.errors import OutputError, ParameterError
+    from rehabstats.files import (
+        Interrupted,
+        make_workdir,
+        remove_workdir,
+        sweep_workdirs,
+        unwind_on_signals,
+    )
+    from rehabstats.report.interactive import lab_command, lab_environment, notebook_copy
+    from rehabstats.report.specs import parse_parameter_pairs
+
+    target = out if out is not None else Path(f"{notebook}.ipynb")
+    try:
+        values = parse_parameter_pairs(parameters)
+        written = notebook_copy(notebook, data, target, parameters=values)
+    except ParameterError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OutputError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {written}")
+    if no_lab:
+        click.echo(f"open it with: {sys.executable} -m jupyter lab {written}")
+        return
+    sweep_workdirs("rehabstats-kernels-")  # what a killed earlier run left
+    kernels = make_workdir("rehabstats-kernels-")
+    code = 0
+    try:
+        command = [*lab_command(written, kernels), *lab_args]
+        click.echo("starting JupyterLab (Ctrl-C to stop it) ...", err=True)
+        lab = subprocess.Popen(command, env=lab_environment(kernels))
+        try:
+            with unwind_on_signals():
+                code = lab.wait()
+        except (KeyboardInterrupt, Interrupted) as exc:  # stop JupyterLab with this command
+            lab.terminate()
+            try:
+                lab.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                lab.kill()
+            code = getattr(exc, "exit_code", 130)
+    finally:
+        remove_workdir(kernels)
+    sys.exit(code)
 
 
 @cli.command()
@@ -715,10 +972,20 @@ def demo(out: Path, n_participants: int | None, seed: int | None, progress: bool
     "Runs a job disabled with enabled: false.",
 )
 @click.option(
-    "--dry-run", is_flag=True, help="Check the job file and show the plan; render nothing."
+    "--dry-run",
+    is_flag=True,
+    help="Check the job file and every report's data, parameters, output and pseudonym key as "
+    "the real run would, and show the plan with every problem; render nothing.",
 )
+@_quiet_option
 def batch(
-    jobs: Path, workers: int | None, force: bool, wait: bool, only: tuple[str, ...], dry_run: bool
+    jobs: Path,
+    workers: int | None,
+    force: bool,
+    wait: bool,
+    only: tuple[str, ...],
+    dry_run: bool,
+    quiet: bool,
 ) -> None:
     """Render the reports of a job file (YAML), in parallel, atomically and incrementally.
 
@@ -728,15 +995,31 @@ def batch(
     Exit status: 0 all rendered or up to date; 1 a job failed; 2 invalid job file; 75 another
     run holds the lock; 128+N stopped by signal N.
     """
+    import re
+
     from rehabstats.batch import EXIT_INVALID, EXIT_LOCKED, run_batch
 
+    progress = _progress(quiet)
+
     def echo(line: str) -> None:
-        click.echo(line)
+        # the run's own lines (stdout, the log of a scheduled run) drive the bar on a terminal:
+        # "rehabstats batch F: N reports - M to render, ..." then "[k/N] name: status ..."
+        progress.echo(line)
+        planned = re.match(r"rehabstats batch .*?: (\d+) reports? - (\d+) to render", line)
+        if planned and int(planned[1]):
+            progress.start_bar(int(planned[1]), "reports", unit="report")
+        elif re.match(r"\[\d+/\d+\] ", line):
+            progress.advance(line.split("] ", 1)[1].split(":", 1)[0])
 
     try:
-        result = run_batch(
-            jobs, workers=workers, force=force, wait=wait, only=only, dry_run=dry_run, echo=echo
-        )
+        with progress.stage(f"checking {jobs} and planning" if dry_run else f"running {jobs}"):
+            try:
+                result = run_batch(
+                    jobs, workers=workers, force=force, wait=wait, only=only, dry_run=dry_run,
+                    echo=echo,
+                )  # fmt: skip
+            finally:
+                progress.end_bar()
     except JobFileError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)

@@ -1,5 +1,6 @@
 """Shared fixtures: a real PostgreSQL server for the database tests; the fingerprint of a
-module's cohort read from a folder (what every other source must give for the same data).
+module's cohort read from a folder (what every other source must give for the same data); how
+tests share workers.
 
 The server is the throwaway cluster `.ci/run` starts (`.ci/postgres start DIR` prints its URL)
 and exports as ``REHABSTATS_TEST_PG``: a superuser URL with its password. Each test that asks
@@ -18,6 +19,21 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 PG_ENV = "REHABSTATS_TEST_PG"
+
+RENDERED_DEMO_MODULES = frozenset({"test_render", "test_html_browser", "test_polish", "test_print"})
+"""Modules using the demo reports rendered once per process (``test_render.rendered_demo``)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With pytest-xdist (``--dist loadgroup``), keep each module's tests in one worker (its
+    module-scoped fixtures, e.g. a prepared analysis, are then made once), and the modules
+    sharing the rendered demo reports together (rendered once, not once per worker)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else item.nodeid
+        group = "rendered_demo" if module in RENDERED_DEMO_MODULES else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="module")

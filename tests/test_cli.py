@@ -38,7 +38,7 @@ def test_validate_valid_folder_exits_0_with_summary(folder):
     result = run("validate", str(folder))
     assert result.returncode == 0, result.stderr
     assert "valid" in result.stdout
-    assert "participants: 2" in result.stdout
+    assert "valid, 2 participants" in result.stdout
     assert "sessions:" in result.stdout and "3 rows" in result.stdout
     assert "2024-01-01 to 2024-01-04" in result.stdout
 
@@ -98,7 +98,7 @@ def test_simulate_then_validate(tmp_path):
     assert made.returncode == 0, made.stderr
     checked = run("validate", str(out))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "participants: 40" in checked.stdout
+    assert "valid, 40 participants" in checked.stdout
 
 
 # ---- user mistakes on the command line: a clear error, never a traceback --------------------

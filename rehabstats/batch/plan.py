@@ -407,6 +407,10 @@ def _make_task(
         return task
     try:
         task.parameters = validate_parameters(job.report, values)
+        if job.audience == "external":  # the key the render will need (never shown)
+            from rehabstats.report.disclosure import privacy_key
+
+            privacy_key(task.parameters.get("pseudonym_key_file"))
     except RehabstatsError as exc:
         task.error = error_record(exc)
         return task

@@ -261,6 +261,7 @@ def write_metrics(
     config: AnalysisConfig | None = None,
     model: bool = True,
     format: str = "csv",
+    on_computed: Callable[[str, pd.DataFrame], None] | None = None,
 ) -> list[Path]:
     """Compute every output table and write them as CSV (or Parquet) files into ``out``.
 
@@ -281,6 +282,8 @@ def write_metrics(
         their types (nullable integers and booleans, categories). The files of the same names
         in the other format, left by an earlier run, are removed in the same step, so that the
         folder holds one set.
+    on_computed : callable, optional
+        Called with each file's name and table once it is computed (a progress bar).
 
     Raises
     ------
@@ -298,7 +301,11 @@ def write_metrics(
     files.make_folder(target)
     names = [n for n in OUTPUT_FILES if n != "pain_model.csv" or model]
     files.sweep(target, [Path(n).with_suffix(f".{f}").name for n in names for f in FORMATS])
-    frames = {name: OUTPUT_FILES[name](cohort, by, config) for name in names}
+    frames = {}
+    for name in names:
+        frames[name] = OUTPUT_FILES[name](cohort, by, config)
+        if on_computed is not None:
+            on_computed(name, frames[name])
     written = {Path(name).with_suffix(f".{format}").name: frames[name] for name in names}
     items = [(target / name, table_writer(written[name], format)) for name in sorted(written)]
     other = [Path(n).with_suffix(f".{f}").name for n in names for f in FORMATS if f != format]

@@ -440,7 +440,7 @@ AUDIT_METRICS: dict[str, tuple[str, str, str, str]] = {
     "checkpoint_fidelity": ("Checkpoint passed before stage 4", "proportion", "at_least",
                             "% of those reaching stage 4"),
     "relapse_rate": ("Relapse rate", "rate", "at_most",
-                     "relapses per 1000 person-weeks at risk"),
+                     "relapses per 1,000 person-weeks at risk"),
     "rts_readiness": ("Return-to-sport criteria met before the return", "proportion",
                       "at_least", "% of those returning to running or sport"),
 }  # fmt: skip

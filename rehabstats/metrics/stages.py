@@ -17,7 +17,7 @@ import pandas as pd
 from rehabstats.config import AnalysisConfig
 from rehabstats.data.cohort import Cohort
 from rehabstats.metrics.checkpoint import checkpoint_attempts, first_pass_day
-from rehabstats.stats.survival import KM_COLUMNS, kaplan_meier, km_median, km_survival_at
+from rehabstats.stats.survival import KM_COLUMNS, kaplan_meier, km_interval_at, km_median
 from rehabstats.time.keys import day_keys, sort_order
 from rehabstats.time.timeline import (
     analysis_cutoff,
@@ -297,6 +297,9 @@ def time_to_stage_summary(
             ``1 - S(7 * window_weeks - 1)`` (day 83 by default: the end of the remodelling
             window); NaN when every participant's follow-up ended earlier (S is not
             estimated there) unless the curve already reached 0.
+        reached_by_week_12_ci_low, reached_by_week_12_ci_high : float
+            Its pointwise confidence limits: 1 minus the limits of S at the same time (the
+            ``km_ci_transform`` band; R ``summary(survfit, times=)``'s ``upper``/``lower``).
 
     Notes
     -----
@@ -319,7 +322,7 @@ def time_to_stage_summary_from_durations(
     rows = []
     for s, group, time, event, km in _entry_curves(durations, config):
         median, low, high = km_median(km)
-        surv = km_survival_at(km, end_of_window, last_time=float(time.max()))
+        surv, s_low, s_high = km_interval_at(km, end_of_window, last_time=float(time.max()))
         rows.append(
             {
                 "stage": s,
@@ -330,6 +333,9 @@ def time_to_stage_summary_from_durations(
                 "median_ci_low": low,
                 "median_ci_high": high,
                 "reached_by_week_12": 1.0 - surv,
+                # 1 - S's limits, swapped: the upper limit of S gives the lower one of 1 - S
+                "reached_by_week_12_ci_low": 1.0 - s_high,
+                "reached_by_week_12_ci_high": 1.0 - s_low,
             }
         )
     columns = [
@@ -341,6 +347,8 @@ def time_to_stage_summary_from_durations(
         "median_ci_low",
         "median_ci_high",
         "reached_by_week_12",
+        "reached_by_week_12_ci_low",
+        "reached_by_week_12_ci_high",
     ]
     out = pd.DataFrame(rows, columns=columns)
     floats = dict.fromkeys(columns[4:], "float64")

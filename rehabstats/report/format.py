@@ -24,6 +24,7 @@ __all__ = [
     "fmt_num",
     "fmt_p",
     "fmt_pct",
+    "fmt_setting",
     "format_flow",
     "format_table_one",
     "group_label",
@@ -41,6 +42,28 @@ def group_label(group: object, *, whole: str | None = None) -> str:
     if str(group) != OVERALL:
         return str(group)
     return OVERALL_LABEL if whole is None else f"All {whole}".rstrip()
+
+
+def fmt_setting(value: object, *, unset: str = "not set") -> str:
+    """A parameter's or setting's value as a reader writes it, never a Python repr.
+
+    ``None`` is ``unset`` (``"not set"``: the description says what that means), booleans
+    ``yes``/``no``, lists and tuples their items joined by commas (``recorded, pain,
+    regression``; an empty one ``none``), mappings ``key: value`` pairs, numbers without
+    trailing zeros (``0.95``, ``4``), anything else its text.
+    """
+    if value is None:
+        return unset
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+        return ", ".join(fmt_setting(v, unset=unset) for v in items) or "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {fmt_setting(v, unset=unset)}" for k, v in value.items()) or "none"
+    if isinstance(value, float):
+        return f"{value:g}" if math.isfinite(value) else fmt_num(value)
+    return str(value)
 
 
 def _missing(x: object) -> bool:

@@ -186,4 +186,10 @@ def table(
     styler = styler.set_td_classes(classes)
     if styles is not None:
         styler = styles(styler)
-    return f'<div class="rs-table-wrap">{styler.to_html()}</div>'
+    out = styler.to_html()
+    # a column header is aligned (and wrapped) as its cells: pandas gives headers no classes
+    for j, col in enumerate(frame.columns):
+        extra = " ".join(c for c, cols in (("rs-left", left), ("rs-wrap", wrap)) if col in cols)
+        if extra:
+            out = re.sub(rf'class="(col_heading level\d+ col{j})"', rf'class="\1 {extra}"', out)
+    return f'<div class="rs-table-wrap">{out}</div>'

@@ -25,6 +25,7 @@ __all__ = [
     "cumulative_incidence",
     "kaplan_meier",
     "km_median",
+    "km_interval_at",
     "km_survival_at",
     "poisson_rate_ci",
     "poisson_rate_ratio",
@@ -125,11 +126,32 @@ def km_survival_at(km: pd.DataFrame, t: float, *, last_time: float | None = None
     censored), NaN when ``t > last_time`` unless the curve has reached 0: the estimate is not
     defined beyond the follow-up.
     """
+    return km_interval_at(km, t, last_time=last_time)[0]
+
+
+def km_interval_at(
+    km: pd.DataFrame, t: float, *, last_time: float | None = None
+) -> tuple[float, float, float]:
+    """S(t) and its pointwise confidence limits from a :func:`kaplan_meier` table.
+
+    The step function read at the last event time <= t, as R's
+    ``summary(survfit(...), times = t)`` reports ``surv``, ``lower`` and ``upper``: before the
+    first event S = 1 with limits 1 and 1; NaN limits where the table has them (S = 0). With
+    ``last_time``, all three are NaN when ``t > last_time`` unless the curve has reached 0
+    (then its limits are the table's).
+
+    Returns
+    -------
+    (survival, ci_low, ci_high) : tuple of float
+    """
     at = np.searchsorted(km["time_days"].to_numpy(), t, side="right")
-    value = 1.0 if at == 0 else float(km["survival"].iloc[at - 1])
+    row = None if at == 0 else km.iloc[at - 1]
+    value = 1.0 if row is None else float(row["survival"])
     if last_time is not None and t > last_time and value > 0:
-        return float("nan")
-    return value
+        return float("nan"), float("nan"), float("nan")
+    if row is None:
+        return 1.0, 1.0, 1.0
+    return value, float(row["ci_low"]), float(row["ci_high"])
 
 
 def km_median(km: pd.DataFrame) -> tuple[float, float, float]:

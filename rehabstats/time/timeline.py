@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from rehabstats.config import AnalysisConfig
-from rehabstats.constants import GROUPABLE, OVERALL
+from rehabstats.constants import OVERALL
 from rehabstats.data.cohort import Cohort
 from rehabstats.errors import DataWarning, ParameterError
 from rehabstats.time.keys import day_keys, participant_positions, sort_order
@@ -36,6 +36,7 @@ from rehabstats.time.keys import day_keys, participant_positions, sort_order
 __all__ = [
     "analysis_cutoff",
     "computation",
+    "check_group_by",
     "group_labels",
     "observe",
     "observed_rows",
@@ -130,6 +131,7 @@ def participant_timeline(cohort: Cohort, config: AnalysisConfig | None = None) -
 
     site, arm, tendinopathy_type, sex, age_years, body_mass_kg : from participants
     enrolled_on : Timestamp
+    withdrawal_reason and any extra participants columns : from participants
     withdrawn_on : Timestamp or NaT (withdrawals after the cut-off are not yet known: NaT)
     withdrawn : bool, withdrawn on or before the data cut-off
     data_cutoff : Timestamp
@@ -148,14 +150,20 @@ def participant_timeline(cohort: Cohort, config: AnalysisConfig | None = None) -
     return timeline.copy(deep=False)  # the caller's to change; the kept one stays as it is
 
 
+_DERIVED = ("withdrawn_on", "withdrawn", "data_cutoff", "obs_end", "follow_up_days")
+"""Timeline columns :func:`participant_timeline` derives (``withdrawn_on`` as known at the
+cut-off), not taken from the participants table as they are."""
+
+
 def _timeline(cohort: Cohort, cutoff: pd.Timestamp) -> pd.DataFrame:
     people = cohort.participants.set_index("participant_id", drop=True)
     people = people[~(people["enrolled_on"] > cutoff)]
     withdrawn_on = people["withdrawn_on"].where(people["withdrawn_on"] <= cutoff)
     obs_end = withdrawn_on.fillna(cutoff).clip(upper=cutoff)
-    out = people[
-        ["site", "arm", "tendinopathy_type", "sex", "age_years", "body_mass_kg", "enrolled_on"]
-    ].copy()
+    fixed = ["site", "arm", "tendinopathy_type", "sex", "age_years", "body_mass_kg", "enrolled_on"]
+    # every other participants column too (withdrawal, extra columns): any can group results
+    extra = [c for c in people.columns if c not in fixed and c not in _DERIVED]
+    out = people[fixed + extra].copy()
     out["withdrawn_on"] = withdrawn_on
     out["withdrawn"] = withdrawn_on.notna()
     out["data_cutoff"] = cutoff
@@ -249,16 +257,60 @@ def observe(
     return out
 
 
+def check_group_by(participants: pd.DataFrame, by: str) -> None:
+    """Check that ``by`` can group these participants, else say why.
+
+    Any participants column can group results (the contract's, such as ``site`` or ``arm``
+    (:data:`rehabstats.constants.GROUPABLE`), or an extra column of the data such as
+    ``referral_source``) but ``participant_id``, when every participant has a value in it: a
+    participant without one would belong to no group, and is neither dropped nor put in a made-up
+    group (docs/metrics.md, *Interpretation choices: Groups*).
+
+    Parameters
+    ----------
+    participants : DataFrame
+        The participants table (or the timeline, indexed by ``participant_id``).
+    by : str
+        The column.
+
+    Raises
+    ------
+    ParameterError
+        ``by`` is not a participants column (the message lists them and names the closest), or
+        it has missing values (how many, and the first participants without one).
+    """
+    import difflib
+
+    columns = [c for c in participants.columns if c not in ("participant_id", *_DERIVED)]
+    if by not in columns:
+        close = difflib.get_close_matches(by, columns, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ParameterError(
+            f"cannot group by {by!r}: not a participants column{hint}; the participants "
+            f"columns are: {', '.join(columns)}"
+        )
+    missing = participants[by].isna().to_numpy()
+    if missing.any():
+        ids = (participants["participant_id"] if "participant_id" in participants
+               else participants.index.to_series())[missing].astype("str")  # fmt: skip
+        shown = ", ".join(ids.iloc[:5]) + (", ..." if len(ids) > 5 else "")
+        n = int(missing.sum())
+        raise ParameterError(
+            f"cannot group by {by!r}: {n} participant{'s' * (n != 1)} {'have' if n != 1 else 'has'}"
+            f" no value in it ({shown}); every participant needs a group: fill the column in "
+            "or group by another one"
+        )
+
+
 def group_labels(timeline: pd.DataFrame, by: str | None) -> pd.Series:
     """The analysis group of each participant: ``"all"`` without ``by``, else the column value.
 
-    Raises ``ParameterError`` naming the valid columns
-    (:data:`rehabstats.constants.GROUPABLE`) when ``by`` is not one of them.
+    Raises ``ParameterError`` (:func:`check_group_by`) when ``by`` is not a participants column
+    or has missing values.
     """
     if by is None:
         return pd.Series(OVERALL, index=timeline.index, name="group", dtype="str")
-    if by not in GROUPABLE:
-        raise ParameterError(f"cannot group by {by!r}; choose one of: {', '.join(GROUPABLE)}")
+    check_group_by(timeline, by)
     return timeline[by].astype("str").rename("group")
 
 

@@ -113,7 +113,10 @@ def test_a_symlink_made_after_planning_is_refused_when_installing(tmp_path):
     assert list(outside.iterdir()) == []
 
 
-def test_audience_is_passed_to_reports_or_external_is_refused(tmp_path):
+def test_audience_is_passed_to_reports_or_external_is_refused(tmp_path, monkeypatch):
+    # an external report needs the pseudonym key (tests/batch/test_dry_run.py: without it, the
+    # task fails at planning)
+    monkeypatch.setenv("REHABSTATS_PSEUDONYM_KEY", "k" * 32)
     cohort = cohort_from_rows([{"participant_id": "p1"}], sessions=sessions_on("p1", [0]))
     write_cohort(cohort, tmp_path / "data")
     jobs = write(

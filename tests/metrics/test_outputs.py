@@ -138,7 +138,7 @@ def test_cli_metrics_writes_every_file(tmp_path):
     summary = pd.read_csv(out / "time_to_stage_summary.csv")
     assert list(summary.columns) == contract(
         "stage, group, n, events, median_days, median_ci_low, median_ci_high, reached_by_week_12"
-    )
+    ) + ["reached_by_week_12_ci_low", "reached_by_week_12_ci_high"]
 
 
 def test_without_by_group_is_all():

@@ -281,8 +281,30 @@ def test_time_to_stage_summary_hand_case():
     # 7): S(10) = 2/3; e5 is followed to 181 >= 83, so S(83) = 2/3 and 1/3 reached it
     assert out.loc[3, "events"] == 1
     assert out.loc[3, "reached_by_week_12"] == pytest.approx(1 / 3)
-    # stage 4: no event: median not reached, nobody reached it by day 83
+    # its interval is 1 minus S(83)'s limits, swapped. R: summary(survfit(Surv(c(181, 10, 20,
+    # 7), c(0, 1, 0, 0)) ~ 1), times = 83) gives surv 2/3, lower 0.299507130359022, upper 1
+    # (the log band, capped at 1): 1 - 1 = 0 and 1 - 0.299507130359022
+    assert out.loc[3, "reached_by_week_12_ci_low"] == pytest.approx(0.0, abs=1e-12)
+    assert out.loc[3, "reached_by_week_12_ci_high"] == pytest.approx(1 - 0.299507130359022)
+    # stage 2: not estimated at 83, so neither are its limits
+    assert np.isnan(out.loc[2, ["reached_by_week_12_ci_low", "reached_by_week_12_ci_high"]]
+                    .astype(float)).all()  # fmt: skip
+    # stage 4: no event: median not reached, nobody reached it by day 83 (S = 1 with limits
+    # 1 and 1, as R reports S before the first event)
     assert np.isnan(out.loc[4, "median_days"]) and out.loc[4, "reached_by_week_12"] == 0
+    assert out.loc[4, "reached_by_week_12_ci_low"] == 0
+    assert out.loc[4, "reached_by_week_12_ci_high"] == 0
+
+
+def test_reached_by_week_12_interval_follows_the_transform_and_level():
+    from rehabstats.config import AnalysisConfig
+
+    config = AnalysisConfig(km_ci_transform="log-log", confidence_level=0.9)
+    out = time_to_stage_summary(_km_cohort(), config=config).set_index("stage")
+    # R: summary(survfit(Surv(c(181, 10, 20, 7), c(0, 1, 0, 0)) ~ 1, conf.type = "log-log",
+    # conf.int = 0.9), times = 83): lower 0.119521324634113, upper 0.925526458642097
+    assert out.loc[3, "reached_by_week_12_ci_low"] == pytest.approx(1 - 0.925526458642097)
+    assert out.loc[3, "reached_by_week_12_ci_high"] == pytest.approx(1 - 0.119521324634113)
 
 
 def test_time_to_stage_by_group():

@@ -38,7 +38,7 @@ def test_dashboard_has_all_sites_then_each_site(a):
     assert figures(block) == 1
     # the table's rows name each metric with its target (the configuration's defaults)
     assert "Session adherence, weeks 1-12 (target ≥ 80%)" in table.index
-    assert "Relapse rate (target ≤ 5)" in table.index
+    assert "Relapse rate per 1,000 person-weeks (target ≤ 5)" in table.index
     assert "Return-to-sport criteria met before the return (target ≥ 80%)" in table.index
     audit = block.frames["audit"]
     assert audit["site"].iloc[0] == "all"  # the whole cohort inside, "All sites" shown
@@ -49,7 +49,7 @@ def test_dashboard_targets_come_from_the_parameters(a):
                      target_relapse_rate=1.5)  # fmt: skip
     table = tables(sections.audit_dashboard(strict))["audit"]
     assert "Session adherence, weeks 1-12 (target ≥ 95%)" in table.index
-    assert "Relapse rate (target ≤ 1.5)" in table.index
+    assert "Relapse rate per 1,000 person-weeks (target ≤ 1.5)" in table.index
     settings = tables(sections.audit_settings(strict))["targets"]
     assert (
         dict(zip(settings["target"], settings["value"], strict=True))[

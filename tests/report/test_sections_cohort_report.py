@@ -43,7 +43,7 @@ def test_at_a_glance_has_the_whole_cohort_then_each_arm(a):
     # n (%) with a whole percentage: the withdrawn of the whole cohort
     expected = f"{withdrawn.sum()} ({100 * withdrawn.mean():.0f}%)"
     assert table.loc["Withdrawn", f"Overall (n = {N})"] == expected
-    rates = table.loc["Relapse rate per 1000 person-weeks (95% CI)"]
+    rates = table.loc["Relapse rate per 1,000 person-weeks (95% CI)"]
     assert all(" to " in cell for cell in rates)  # every group's rate with its interval
 
 

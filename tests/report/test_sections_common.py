@@ -179,7 +179,7 @@ def test_configuration_lists_every_metric_key_and_the_parameters(a):
     keys = [k for k in every if not k.startswith(("review_", "target_"))]
     assert list(config["key"]) == keys  # the clinic audit's keys are listed with its settings
     values = dict(zip(config["key"], config["value"], strict=True))
-    assert values["pain_limit"] == "4" and values["data_cutoff"] == "null"
+    assert values["pain_limit"] == "4" and values["data_cutoff"] == "not set"
     parameters = tables(block)["parameters"]
     assert list(parameters["parameter"]) == list(a.parameters)
     listed = notes(block)["Every data and model note of this report"]

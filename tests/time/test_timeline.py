@@ -113,8 +113,24 @@ def test_group_labels():
     tl = participant_timeline(cohort)
     assert group_labels(tl, None).tolist() == ["all"]
     assert group_labels(tl, "arm").tolist() == ["hsr"]
-    with pytest.raises(ParameterError, match="choose one of: arm, site"):
+    with pytest.raises(ParameterError, match="not a participants column; the participants "
+                       "columns are: site, arm, tendinopathy_type, sex"):  # fmt: skip
         group_labels(tl, "shoe_size")
+    # any participants column groups (age: a number, as text); derived ones do not
+    assert group_labels(tl, "age_years").tolist() == ["40.0"]
+    with pytest.raises(ParameterError, match="'obs_end': not a participants column"):
+        group_labels(tl, "obs_end")
+
+
+def test_group_labels_refuse_a_column_with_missing_values():
+    cohort = cohort_from_rows(
+        [{"participant_id": "a"}, {"participant_id": "b", "age_years": None}],
+        sessions=sessions_on("a", [0]) + sessions_on("b", [0]),
+    )
+    tl = participant_timeline(cohort)
+    # b would belong to no group: refused, naming b, rather than dropped or put in 'nan'
+    with pytest.raises(ParameterError, match=r"1 participant has no value in it \(b\)"):
+        group_labels(tl, "age_years")
 
 
 def _late_cohort():

@@ -12,7 +12,14 @@ from rehabstats.constants import OVERALL
 from rehabstats.metrics.review import reason_labels, stuck_weeks, under_care
 from rehabstats.report import html, plots
 from rehabstats.report.analysis import Analysis
-from rehabstats.report.format import fmt_ci, fmt_count, fmt_num, fmt_pct, group_label
+from rehabstats.report.format import (
+    fmt_ci,
+    fmt_count,
+    fmt_num,
+    fmt_pct,
+    fmt_setting,
+    group_label,
+)
 from rehabstats.report.html import Block
 from rehabstats.report.sections.common import section
 from rehabstats.report.specs import SWIMMER_LIMIT
@@ -45,6 +52,7 @@ def audit_dashboard(analysis: Analysis) -> Block:
         tiles.append(
             f'<div class="rs-kpi {css}"><div class="rs-kpi-label">{html.esc(r.label)}</div>'
             f'<div class="rs-kpi-value">{html.esc(shown)}</div>'
+            f'<div class="rs-kpi-unit">{html.esc(r.unit_label)}</div>'
             f'<div class="rs-kpi-detail">target {html.esc(target)}: '
             f"<strong>{html.esc(state)}</strong>"
             f" · CI {html.esc(ci)} · n = {html.esc(fmt_count(r.n))}</div></div>"
@@ -65,7 +73,8 @@ def audit_dashboard(analysis: Analysis) -> Block:
         value, ci, target = _estimate(r)
         known = not isinstance(r.met, str) and not pd.isna(r.met)
         mark = ("✓" if bool(r.met) else "✗") if known else ""
-        row = f"{r.label} (target {target})"
+        unit = " per 1,000 person-weeks" if r.unit == "rate" else ""
+        row = f"{r.label}{unit} (target {target})"
         site = group_label(r.site, whole="sites")
         cells.setdefault(row, {})[site] = (
             f'{html.esc(value)} {mark}<br><span class="rs-sub">{html.esc(ci)} · n = '
@@ -181,14 +190,15 @@ def swimmer(analysis: Analysis, *, limit: int | None = None) -> Block:
     d = a.disclosure
     limit = limit or int(a.parameters.get("swimmer_limit", SWIMMER_LIMIT))
     pm = a.participants
-    care = pm[under_care(pm, a.config)]
-    flagged = care["participant_id"].isin(a.review["participant_id"])
+    flagged = pm["participant_id"].isin(a.review["participant_id"]).to_numpy()
     # priority: on the review list, then the rest under care, then others; most recent first
     priority = pd.Series(2, index=pm.index)
-    priority[care.index] = 1
-    priority[care.index[flagged.to_numpy()]] = 0
+    priority[under_care(pm, a.config).to_numpy()] = 1
+    priority[flagged] = 0
     order = pm.assign(_p=priority).sort_values(["_p", "enrolled_on"], ascending=[True, False])
     chosen = order.head(limit).sort_values(["site", "enrolled_on"])
+    n_flagged = int(flagged.sum())
+    flagged_drawn = int((chosen["_p"] == 0).sum())
     chosen = chosen.assign(
         needs_review=chosen["participant_id"].isin(a.review["participant_id"]),
         label=d.participant_label(chosen["participant_id"]) + " · " + chosen["site"].astype(str),
@@ -201,11 +211,20 @@ def swimmer(analysis: Analysis, *, limit: int | None = None) -> Block:
     shown = len(chosen)
     more = len(pm) - shown
     hidden = f"; {d.count(more)} not shown (swimmer_limit = {limit})" if more > 0 else ""
+    if flagged_drawn < n_flagged:
+        review = (
+            f" Only {d.count(flagged_drawn)} of the {d.count(n_flagged)} participants on the "
+            f"review list are drawn: swimmer_limit = {limit} is smaller than the list (raise it "
+            "to draw them all; the review list above names every one)."
+        )
+    else:
+        review = (f" Every participant on the review list ({d.count(n_flagged)}) is drawn."
+                  if n_flagged else " No participant is on the review list.")  # fmt: skip
     caption = (
         f"{d.count(shown)} participants by site and enrolment, chosen in this order: those on "
         f"the review list, the others under care, then the most recently enrolled others"
-        f"{hidden}. Bars: the stage entered first on each day range (later regressions are not "
-        "drawn), ending at the cut-off or withdrawal. Bold labels are on the review list."
+        f"{hidden}.{review} Bars: the stage entered first on each day range (later regressions "
+        "are not drawn), ending at the cut-off or withdrawal. Bold labels are on the review list."
     )
     return Block(html.figure(fig, alt="Swimmer plot of stage timelines", caption=caption),
                  name="swimmer")  # fmt: skip
@@ -222,7 +241,8 @@ def audit_settings(analysis: Analysis) -> Block:
         {"target": "VISA-A responders at 12 weeks", "value": f"≥ {c.target_responders:.0%}"},
         {"target": "Checkpoint passed before stage 4",
          "value": f"≥ {c.target_checkpoint_fidelity:.0%}"},
-        {"target": "Relapse rate per 1000 person-weeks", "value": f"≤ {c.target_relapse_rate:g}"},
+        {"target": "Relapse rate per 1,000 person-weeks",
+         "value": f"≤ {c.target_relapse_rate:g}"},
         {"target": "Return-to-sport criteria met before the return to running or sport",
          "value": f"≥ {c.target_rts_readiness:.0%}"},
     ])  # fmt: skip
@@ -231,7 +251,7 @@ def audit_settings(analysis: Analysis) -> Block:
     stuck = ", ".join(f"stage {s}: {w}" for s, w in stuck_weeks(c).items())
     thresholds = pd.DataFrame({
         "setting": review["key"].str.removeprefix("review_").to_numpy(),
-        "value": [stuck if k == "review_stuck_weeks" else str(v)
+        "value": [stuck if k == "review_stuck_weeks" else fmt_setting(v)
                   for k, v in zip(review["key"], review["value"], strict=True)],
         "meaning": review["description"].to_numpy(),
     })  # fmt: skip

@@ -58,11 +58,14 @@ def at_a_glance(analysis: Analysis) -> Block:
     )  # fmt: skip
     summary = d.group_summary(summary)
 
-    def stage4(shown: pd.DataFrame) -> pd.Series:
-        return shown[shown["stage"] == 4].set_index("group")["reached_by_week_12"]
+    def stage4(shown: pd.DataFrame) -> pd.DataFrame:
+        columns = ["reached_by_week_12", "reached_by_week_12_ci_low", "reached_by_week_12_ci_high"]
+        return shown[shown["stage"] == 4].set_index("group")[columns]
 
     km, km_all = stage4(a.km_summary_shown), stage4(a.km_summary_overall_shown)
     rates = a.relapse_rates_shown.set_index("group")
+    ci = f"{a.config.confidence_level:.0%} CI"
+    weeks = a.config.window_weeks
     rows: dict[str, dict[str, str]] = {}
 
     def cell(g: str, outcome: str) -> pd.Series:
@@ -74,18 +77,20 @@ def at_a_glance(analysis: Analysis) -> Block:
         w = cell(g, "withdrawn")
         r["Withdrawn"] = fmt_count_pct(w["count"], pct(w["proportion"]), 0)
         adh = cell(g, "adherence_sessions")
-        r["Session adherence, weeks 1-12, mean (95% CI)"] = (
+        r[f"Session adherence, weeks 1-{weeks}, mean ({ci})"] = (
             f"{fmt_pct(adh['mean'])} ({fmt_ci(adh['ci_low'], adh['ci_high'], 0, percent=True)})"
         )
         ad = cell(g, "adherent")
         r[f"Adherent (≥ {a.config.adherent_threshold:.0%} of sessions)"] = fmt_count_pct(
             ad["count"], pct(ad["proportion"]), 0
         )
-        r["Reached stage 4 by week 12 (Kaplan-Meier)"] = fmt_pct(
-            (km_all if g == OVERALL else km).get(g)
+        k = (km_all if g == OVERALL else km).reindex([g]).iloc[0]
+        low, high = k["reached_by_week_12_ci_low"], k["reached_by_week_12_ci_high"]
+        r[f"Reached stage 4 by week {weeks}, Kaplan-Meier ({ci})"] = (
+            f"{fmt_pct(k['reached_by_week_12'])} ({fmt_ci(low, high, 0, percent=True)})"
         )
         v = cell(g, "visa_a_change_12")
-        r["VISA-A change at 12 weeks, mean (95% CI), points"] = (
+        r[f"VISA-A change at 12 weeks, mean ({ci}), points"] = (
             f"{fmt_num(v['mean'])} ({fmt_ci(v['ci_low'], v['ci_high'])})"
         )
         rs = cell(g, "visa_a_responder_12")
@@ -94,7 +99,7 @@ def at_a_glance(analysis: Analysis) -> Block:
         )
         if g in rates.index:
             rr = rates.loc[g]
-            r["Relapse rate per 1000 person-weeks (95% CI)"] = (
+            r[f"Relapse rate per 1,000 person-weeks ({ci})"] = (
                 f"{fmt_num(rr['rate_per_1000_pw'])} ({fmt_ci(rr['ci_low'], rr['ci_high'])})"
             )
         rows[f"{group_label(g)} (n = {d.count(sizes)})"] = r

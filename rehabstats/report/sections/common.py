@@ -33,6 +33,7 @@ from rehabstats.report.format import (
     fmt_num,
     fmt_p,
     fmt_pct,
+    fmt_setting,
     format_flow,
     group_label,
 )
@@ -110,7 +111,7 @@ def versions() -> dict[str, str]:
 def _parameter_table(a: Analysis) -> pd.DataFrame:
     """The report parameters as shown (paths withheld from an external report)."""
     return pd.DataFrame(
-        [{"parameter": k, "value": "None" if v is None else str(v)}
+        [{"parameter": k, "value": fmt_setting(v)}
          for k, v in a.disclosure.parameters(a.parameters).items()]
     )  # fmt: skip
 
@@ -466,8 +467,10 @@ def time_to_stage(analysis: Analysis, *, stages: Sequence[int] = (2, 3, 4)) -> B
             "n": fmt_count(r.n),
             "entered": fmt_count(r.events),
             "median days": fmt_num(r.median_days, 0),
-            f"{conf:.0%} CI": fmt_ci(r.median_ci_low, r.median_ci_high, 0),
+            f"{conf:.0%} CI (median)": fmt_ci(r.median_ci_low, r.median_ci_high, 0),
             f"reached by week {a.config.window_weeks}": fmt_pct(r.reached_by_week_12),
+            f"{conf:.0%} CI (reached)": fmt_ci(r.reached_by_week_12_ci_low,
+                                               r.reached_by_week_12_ci_high, 0, percent=True),
         })  # fmt: skip
     frame = pd.DataFrame(rows)
     return Block(
@@ -571,7 +574,7 @@ def relapse(analysis: Analysis, *, rate_ratio: bool = True) -> Block:
         f"At risk from the first return to running or sport. Relapse: the earliest of a "
         f"recorded relapse, {c.relapse_days} consecutive days of morning pain above "
         f"{c.pain_limit:g}/10, or a session back in stage ≤ {c.relapse_regression_stage} "
-        f"(rules applied: {rules}). Rates: relapses per 1000 person-weeks at risk, exact "
+        f"(rules applied: {rules}). Rates: relapses per 1,000 person-weeks at risk, exact "
         "Poisson (Garwood) intervals."
     ))  # fmt: skip
     return Block(*parts, name="relapse", frames=frames)
@@ -687,7 +690,7 @@ def configuration(analysis: Analysis) -> Block:
     a = analysis
     cfg = a.config.to_frame()
     cfg = cfg[~cfg["key"].str.startswith(AUDIT_KEYS)].reset_index(drop=True)
-    cfg["value"] = cfg["value"].map(lambda v: "null" if v is None else str(v))
+    cfg["value"] = cfg["value"].map(fmt_setting)
     notes = html.notes([a.disclosure.note_text(n) for n in a.notes],
                        "Every data and model note of this report")  # fmt: skip
     return Block(
