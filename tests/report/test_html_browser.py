@@ -251,7 +251,8 @@ def test_cohort_report_shows_the_return_to_running(browser):
             "Weekly running minutes by week since the first run",
             "Distribution of the daily acute:chronic workload ratio",
         ]
-        assert state["tables"] == 2  # return to running and readiness; relapse after spikes
+        # return to running and readiness; relapse after spikes: the rates, then the rate ratio
+        assert state["tables"] == 3
         assert "Returned before meeting the criteria" in state["text"]
         assert "not validated injury cut-offs" in state["text"]
         assert "Rate ratio" in state["text"] or "rate ratio" in state["text"]

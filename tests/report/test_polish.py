@@ -87,10 +87,10 @@ def test_time_to_stage_table_has_the_interval_of_the_proportion_reached(cohort):
 def test_every_dashboard_tile_has_its_unit(audit):
     block = sections.audit_dashboard(audit)
     tiles = re.findall(r'<div class="rs-kpi[^"]*">(.*?)</div></div>', block._repr_html_(), re.S)
-    assert len(tiles) == 5
+    assert len(tiles) == 6  # adherence, stage 4, responders, checkpoint, relapse, readiness
     found = re.findall(r'class="rs-kpi-unit">([^<]*)<', block._repr_html_())
     units = [html_lib.unescape(u) for u in found]
-    assert len(units) == 5 and all(units)
+    assert len(units) == 6 and all(units)
     assert "relapses per 1,000 person-weeks at risk" in units
     table = tables(block)["audit"]
     assert any(r.startswith("Relapse rate per 1,000 person-weeks (target") for r in table.index)

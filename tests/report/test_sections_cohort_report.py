@@ -199,16 +199,18 @@ def test_return_to_running_section(a):
     assert "the dashed line is the spike threshold" in text
     # the relapse rate ratio after spikes: exposed rate / unexposed rate, worked out from the
     # counts and person-weeks of the metric
-    rr = tables(block)["relapse_acwr"].set_index("group").loc["Overall"]
+    rr = tables(block)["relapse_acwr_ratio"].set_index("group").loc["Overall"]
+    rates = tables(block)["relapse_acwr"].set_index("group").loc["Overall"]
     raw = a.relapse_acwr.set_index("group").loc["all"]
     ratio = (raw["exposed_relapses"] / raw["exposed_person_weeks"]) / (
         raw["unexposed_relapses"] / raw["unexposed_person_weeks"]
     )
     assert rr["rate ratio"] == f"{ratio:.2f}"
-    assert rr["relapses after a spike"] == str(int(raw["exposed_relapses"]))
+    assert rates["relapses after a spike"] == str(int(raw["exposed_relapses"]))
     assert " to " in rr["95% CI (exact)"]
     arms = sorted(_sizes(a))
     assert list(tables(block)["relapse_acwr"]["group"]) == [*arms, "Overall"]
+    assert list(tables(block)["relapse_acwr_ratio"]["group"]) == [*arms, "Overall"]
 
 
 def test_return_to_running_without_running_data_says_so(a):

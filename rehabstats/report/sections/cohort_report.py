@@ -575,7 +575,7 @@ def _relapse_after_spikes(a: Analysis, frames: dict[str, pd.DataFrame]) -> list[
         return [html.caption("No person-time at risk of relapse (no return to running or "
                              "sport): relapse after load spikes is not estimated.")]  # fmt: skip
     whole = None if a.by else "participants"
-    rows = [{
+    rates = [{
         "group": group_label(r.group, whole=whole),
         "relapses after a spike": fmt_count(r.exposed_relapses),
         "person-weeks after a spike": fmt_num(r.exposed_person_weeks, 0),
@@ -583,15 +583,23 @@ def _relapse_after_spikes(a: Analysis, frames: dict[str, pd.DataFrame]) -> list[
         "relapses otherwise": fmt_count(r.unexposed_relapses),
         "person-weeks otherwise": fmt_num(r.unexposed_person_weeks, 0),
         "rate otherwise": fmt_num(r.unexposed_rate_per_1000_pw, 1),
+    } for r in table.itertuples()]  # fmt: skip
+    ratios = [{
+        "group": group_label(r.group, whole=whole),
         "rate ratio": fmt_num(r.rate_ratio, 2),
         f"{conf:.0%} CI (exact)": fmt_ci(r.ci_low, r.ci_high, 2),
         "p": r.p_value if isinstance(r.p_value, str) else fmt_p(r.p_value),
     } for r in table.itertuples()]  # fmt: skip
+    # two tables rather than one of ten columns, which does not fit a printed page
     return [
-        html.table(pd.DataFrame(rows), name="relapse_acwr",
-                   caption="Relapse after an ACWR spike (rates per 1000 person-weeks)",
+        html.table(pd.DataFrame(rates), name="relapse_acwr",
+                   caption="Relapse after an ACWR spike and otherwise (rates per 1,000 "
+                           "person-weeks)",
                    index=False, left=["group"],
                    counts=["relapses after a spike", "relapses otherwise"]),
+        html.table(pd.DataFrame(ratios), name="relapse_acwr_ratio",
+                   caption="Rate ratio of relapse, after a spike / otherwise",
+                   index=False, left=["group"]),
         html.caption(
             "Person-time at risk of relapse (from the first return to running or sport) split "
             f"by exposure: a day is after a spike when a day with ACWR > {c.acwr_spike:g} lies "
