@@ -351,6 +351,16 @@ def read_folder(source: str | os.PathLike, **options: Any) -> SourceTables:
             f"{', '.join(sorted(options))}: not an option of a cohort folder (a mapping applies "
             "to a database source)"
         )
+    from rehabstats.data.partitioned import is_partitioned
+
+    if is_partitioned(source):  # its tables are in part-NNNNN/ folders, not here
+        return unreadable(
+            str(source),
+            "is a partitioned cohort (rehabstats partition or simulate --partitions): compute "
+            "its metrics with `rehabstats metrics DIR --engine dask` (docs/scale.md); the "
+            "other commands read the cohort it was made from",
+            kind="folder",
+        )
     tables, numbering, report = read_tables(source)
     return SourceTables(tables, numbering, report, {}, kind="folder", location=str(source))
 

@@ -170,3 +170,19 @@ def test_partition_command_and_missing_dask_message(cohorts, tmp_path):
     assert "pip install" in done.stderr and "rehabstats[dask]" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_a_partitioned_cohort_given_to_the_pandas_engine_says_what_to_do(cohorts, tmp_path):
+    # the tables of a partitioned cohort are in its part-NNNNN/ folders: read as a cohort
+    # folder it is one clear problem pointing at --engine dask, not "required table is missing"
+    _, parts = cohorts
+    done = subprocess.run(
+        [sys.executable, "-m", "rehabstats", "metrics", str(parts), "--out", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "is a partitioned cohort" in done.stderr and "--engine dask" in done.stderr
+    assert "required table is missing" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "m").exists()
