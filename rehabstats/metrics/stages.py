@@ -30,6 +30,7 @@ from rehabstats.time.timeline import (
 from rehabstats.time.tte import EventSpec, derive
 
 __all__ = [
+    "KM_SUMMARY_ESTIMATES",
     "OCCUPANCY_STATES",
     "stage_entry_durations",
     "stage_metrics",
@@ -46,6 +47,16 @@ __all__ = [
 STAGES = (1, 2, 3, 4)
 ENTRY_STAGES = (2, 3, 4)
 """Stages whose entry is timed (stage 1 is where everyone starts)."""
+
+KM_SUMMARY_ESTIMATES = (
+    "median_days",
+    "median_ci_low",
+    "median_ci_high",
+    "reached_by_week_12",
+    "reached_by_week_12_ci_low",
+    "reached_by_week_12_ci_high",
+)
+"""The Kaplan-Meier estimates of :func:`time_to_stage_summary` (after stage, group, n, events)."""
 
 OCCUPANCY_STATES = ("not_started", "stage_1", "stage_2", "stage_3", "stage_4", "withdrawn")
 """The states of :func:`stage_occupancy`, in reporting order."""
@@ -338,20 +349,9 @@ def time_to_stage_summary_from_durations(
                 "reached_by_week_12_ci_high": 1.0 - s_low,
             }
         )
-    columns = [
-        "stage",
-        "group",
-        "n",
-        "events",
-        "median_days",
-        "median_ci_low",
-        "median_ci_high",
-        "reached_by_week_12",
-        "reached_by_week_12_ci_low",
-        "reached_by_week_12_ci_high",
-    ]
+    columns = ["stage", "group", "n", "events", *KM_SUMMARY_ESTIMATES]
     out = pd.DataFrame(rows, columns=columns)
-    floats = dict.fromkeys(columns[4:], "float64")
+    floats = dict.fromkeys(KM_SUMMARY_ESTIMATES, "float64")
     return out.astype({"stage": "int64", "group": "str", "n": "int64", "events": "int64", **floats})
 
 

@@ -64,6 +64,7 @@ import pandas as pd
 
 from rehabstats.constants import OVERALL, PATH_PARAMETERS
 from rehabstats.errors import Note, ParameterError
+from rehabstats.metrics.stages import KM_SUMMARY_ESTIMATES
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -446,14 +447,7 @@ range or an identifier (what might be a count)."""
 _WITHHELD_PATH = "withheld (external report)"
 
 _SUMMARY_STATS = ("mean", "sd", "median", "q1", "q3", "proportion", "ci_low", "ci_high")
-_KM_DERIVED = (
-    "median_days",
-    "median_ci_low",
-    "median_ci_high",
-    "reached_by_week_12",
-    "reached_by_week_12_ci_low",
-    "reached_by_week_12_ci_high",
-)
+_KM_DERIVED = KM_SUMMARY_ESTIMATES
 _AUDIT_COUNTED = ("responders", "checkpoint_fidelity", "rts_readiness")
 """Audit metrics that are proportions of participants (their numerator is a count)."""
 
