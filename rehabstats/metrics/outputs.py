@@ -160,11 +160,13 @@ def weekly_metrics(
     cell = starts[pos] + week - 1
     out["pain_morning_mean"] = _on_grid(len(out), cell, mean)
     out["n_morning_records"] = _on_grid(len(out), cell, n_records)
+    del pos, week, mean, n_records, cell
     end_day = np.minimum(7 * out["week"].to_numpy() - 1, follow[grid_pos])
     rows, s_pos, s_day = observed_rows(cohort.sessions, "session_date", timeline)
     out["stage"] = stage_on(
         s_pos, s_day, cohort.sessions["stage"].to_numpy(dtype="float64")[rows], grid_pos, end_day
     )
+    del rows, s_pos, s_day, end_day  # a session-table size each: gone before the running weeks
     out = _with_running_weeks(out, cohort, timeline, grid_pos, starts, last_week)
     extra = [c for c in out.columns if c not in WEEKLY_COLUMNS]
     return out[[*WEEKLY_COLUMNS, *extra]]
@@ -206,11 +208,13 @@ def _with_running_weeks(
     # rows of participant p move down by the later rows of the participants before p; p's
     # later rows follow its window rows (both arrays are in participant-week order)
     extra_pos, extra_week, extra_minutes = pos[later], week[later], minutes[later]
+    del pos, week, minutes, in_grid, later, cell
     n_extra = np.bincount(extra_pos, minlength=len(timeline))
     shift = np.cumsum(n_extra) - n_extra
     window_at = np.arange(len(out)) + shift[grid_pos]
     rank = np.arange(len(extra_pos)) - np.searchsorted(extra_pos, extra_pos)
     extra_at = starts[extra_pos] + last_week[extra_pos] + shift[extra_pos] + rank
+    del rank, shift, n_extra
     total = len(out) + len(extra_pos)
     who = np.empty(total, dtype="int64")
     who[window_at] = grid_pos
@@ -265,9 +269,10 @@ def write_metrics(
 ) -> list[Path]:
     """Compute every output table and write them as CSV (or Parquet) files into ``out``.
 
-    Every table is computed first; the files are then written as temporary files in ``out``
-    and moved over the previous ones together (:func:`rehabstats.files.write_files`), so a
-    failure leaves no half-written set. Files get the umask's mode. Booleans are written
+    Each table is computed and written as a temporary file in ``out`` in turn (one table in
+    memory at a time); the files are then moved over the previous ones together
+    (:func:`rehabstats.files.write_files`), so a failure leaves no half-written set and no
+    file replaced. Files get the umask's mode. Booleans are written
     ``True``/``False``; missing values are empty fields; floats at full precision (Python's
     ``repr``): the text of ``DataFrame.to_csv(index=False, na_rep="")``, made column by
     column (:func:`rehabstats.metrics.tables.csv_bytes`).
@@ -301,12 +306,19 @@ def write_metrics(
     files.make_folder(target)
     names = [n for n in OUTPUT_FILES if n != "pain_model.csv" or model]
     files.sweep(target, [Path(n).with_suffix(f".{f}").name for n in names for f in FORMATS])
-    frames = {}
-    for name in names:
-        frames[name] = OUTPUT_FILES[name](cohort, by, config)
-        if on_computed is not None:
-            on_computed(name, frames[name])
-    written = {Path(name).with_suffix(f".{format}").name: frames[name] for name in names}
-    items = [(target / name, table_writer(written[name], format)) for name in sorted(written)]
+
+    def content(name: str) -> Callable[[Path], None]:
+        def write(path: Path) -> None:
+            frame = OUTPUT_FILES[name](cohort, by, config)
+            if on_computed is not None:
+                on_computed(name, frame)
+            table_writer(frame, format)(path)
+
+        return write
+
+    # each table is computed when its temporary file is written and let go once written, so
+    # that at most one output table is held at a time (memory at registry size)
+    order = sorted(names, key=lambda n: Path(n).with_suffix(f".{format}").name)
+    items = [(target / Path(n).with_suffix(f".{format}").name, content(n)) for n in order]
     other = [Path(n).with_suffix(f".{f}").name for n in names for f in FORMATS if f != format]
     return files.write_files(items, remove=[n for n in other if (target / n).is_file()])

@@ -333,42 +333,53 @@ def _session_day_arrays(
     pos, day = key_participants(keys), key_days(keys)
 
     pain = cohort.pain
-    p_rows, p_pos, p_day = observed_rows(pain, "recorded_on", timeline)
-    timing = _timing_of(pain, p_rows)
+    # the rows of one timing at a time (a third of the table each), not the whole table's
+    # positions and days at once: the same rows in the same order, a third of the memory
+    timing = _timing_of(pain, None)
     nrs_all = pain["nrs"].to_numpy(dtype="float64")
     highest = {}
     for name in ("during", "after"):
-        sel = timing(name)
-        p_keys = day_keys(p_pos[sel], p_day[sel])
-        nrs = nrs_all[p_rows[sel]]
+        t_rows, t_pos, t_day = observed_rows(
+            pain, "recorded_on", timeline, rows=np.flatnonzero(timing(name))
+        )
+        p_keys = day_keys(t_pos, t_day)
+        nrs = nrs_all[t_rows]
+        del t_rows, t_pos, t_day
         order = sort_order(p_keys)
         if order is not None:
             p_keys, nrs = p_keys[order], nrs[order]
         starts = run_starts(p_keys)
         peak = np.fmax.reduceat(nrs, starts) if len(starts) else nrs[:0]
         highest[name] = lookup(p_keys[starts], peak, keys).astype("float64")
+        del p_keys, nrs, order, starts, peak
+    del nrs_all
 
     if daily is None:
-        sel = timing("morning")
-        daily = _daily_morning(pain, timeline, observed=(p_rows[sel], p_pos[sel], p_day[sel]))
+        observed = observed_rows(
+            pain, "recorded_on", timeline, rows=np.flatnonzero(timing("morning"))
+        )
+        daily = _daily_morning(pain, timeline, observed=observed)
+        del observed
     m_pos, m_day, m_nrs = daily
     m_keys = day_keys(m_pos, m_day)
     rise = lookup(m_keys, m_nrs, keys + 1) - lookup(m_keys, m_nrs, keys)
     return pos, day, highest, np.round(rise, _DECIMALS), daily
 
 
-def _timing_of(pain: pd.DataFrame, rows: np.ndarray):
-    """A function giving, for a ``timing`` value, which of ``rows`` have it (bool array)."""
+def _timing_of(pain: pd.DataFrame, rows: np.ndarray | None):
+    """A function giving, for a ``timing`` value, which of ``rows`` (default: every row) have
+    it (bool array)."""
     timing = pain["timing"]
     if isinstance(timing.dtype, pd.CategoricalDtype):
-        codes = timing.cat.codes.to_numpy()[rows]
+        codes = timing.cat.codes.to_numpy()
+        codes = codes if rows is None else codes[rows]
         categories = list(timing.cat.categories)
         return lambda name: (
             codes == categories.index(name)
             if name in categories
             else np.zeros(len(rows), dtype=bool)
         )
-    values = timing.to_numpy()[rows]
+    values = timing.to_numpy() if rows is None else timing.to_numpy()[rows]
     return lambda name: np.asarray(values == name, dtype=bool)
 
 

@@ -147,3 +147,35 @@ def test_without_by_group_is_all():
     for name in ("time_to_stage_summary.csv", "relapse_rates.csv", "stage_occupancy.csv"):
         table = OUTPUT_FILES[name](cohort, None, AnalysisConfig())
         assert set(table["group"]) == {"all"}, name
+
+
+def test_write_metrics_holds_one_table_at_a_time_and_replaces_all_or_none(tmp_path, monkeypatch):
+    """Each table is written (as a hidden temporary file) before the next one is computed, so
+    that only one output table is in memory at a time; a failure while computing a later
+    table replaces no file and leaves no temporary file behind."""
+    import rehabstats.metrics.outputs as outputs
+
+    cohort = small_cohort()
+    out = tmp_path / "out"
+    seen: list[tuple[str, int]] = []
+
+    def computed(name, frame):
+        # temporary files already in the folder when this table is handed over
+        seen.append((name, len([p for p in out.iterdir() if p.name.endswith(".tmp")])))
+
+    written = outputs.write_metrics(cohort, out, model=False, on_computed=computed)
+    names = sorted(p.name for p in written)
+    assert [n for n, _ in seen] == names  # computed in the order the files are written
+    # the k-th table is computed while the k-1 tables before it are on disk already
+    assert [k for _, k in seen] == list(range(len(names)))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(c, by, cfg):
+        raise RuntimeError("stage occupancy failed")
+
+    monkeypatch.setitem(outputs.OUTPUT_FILES, "stage_occupancy.csv", broken)
+    with pytest.raises(RuntimeError, match="stage occupancy failed"):
+        outputs.write_metrics(cohort, out, model=False, config=AnalysisConfig(flare_delta=3))
+    # tables before stage_occupancy were computed and written to temporary files: all gone,
+    # and the files of the first run are untouched
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
