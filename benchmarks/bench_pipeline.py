@@ -15,8 +15,8 @@ far, and the reference and ratio where there is one:
 - ``pain_model`` against ``lme4::lmer`` + lmerTest's Satterthwaite df on the same weekly data
   (``Rscript``; skipped when R, lme4 or lmerTest is absent);
 - ``rehabstats metrics`` (the command, model included) run in a fresh process on the Parquet
-  folder: its wall time and its own peak RSS (the issue's memory target: ≤ 2.5 GB at 100,000
-  participants).
+  folder and on the CSV folder: its wall time and its own peak RSS (the memory target: ≤ 2.5 GB
+  at 100,000 participants).
 
 The figures are recorded in docs/performance.md. Not part of the test suite.
 """
@@ -154,8 +154,10 @@ def run(n: int, args: argparse.Namespace) -> None:
             else:
                 compared("", rows[-1][1], "lme4", None)
         cohort = None
-        seconds, mib = metrics_command(folders["parquet"], Path(tmp) / "metrics")
-        rows.append(("`rehabstats metrics` (Parquet, model; fresh process)", seconds, mib, "", ""))
+        for fmt in formats:
+            seconds, mib = metrics_command(folders[fmt], Path(tmp) / f"metrics_{fmt}")
+            label = f"`rehabstats metrics` ({fmt} folder, model; fresh process)"
+            rows.append((label, seconds, mib, "", ""))
 
     print(
         f"\n{n:,} participants, {n_rows:,} session + pain rows; "
