@@ -83,6 +83,10 @@ DASK_EXTRA = (
     "python -m pip install -c requirements.lock 'rehabstats[dask]'"
 )
 
+WORK_PREFIX = ".rehabstats-dask-"
+"""Name prefix of the work folder inside the output folder where the workers write their
+partition rows (:func:`write_metrics_dask`)."""
+
 _INPUTS = ("durations", "person_time", "incidence", "exposure", "occupancy")
 """The small per-participant or per-partition inputs of the cohort-level outputs."""
 
@@ -439,8 +443,10 @@ def write_metrics_dask(
     files.make_folder(target)
     names = [n for n in OUTPUT_FILES if n != "pain_model.csv" or model]
     files.sweep(target, names)
-    work = target / f".rehabstats-dask-{os.getpid()}"  # the workers' partition rows
-    work.mkdir(parents=True, exist_ok=True)
+    # the workers' partition rows: a work folder naming this process as its owner, removed on
+    # every exit path; one a killed run left is removed by the next (its owner is gone)
+    files.sweep_workdirs(WORK_PREFIX, root=target)
+    work = files.make_workdir(WORK_PREFIX, root=target)
     try:
         inputs = cohort_inputs(part, by=by, config=config, model=model)
         metas = _metas(config)
@@ -498,7 +504,7 @@ def write_metrics_dask(
         items = [(target / name, frames[name]) for name in sorted(names)]
         return files.write_files(items)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        files.remove_workdir(work)
 
 
 def _status(frame: pd.DataFrame) -> pd.DataFrame:
