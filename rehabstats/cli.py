@@ -699,6 +699,23 @@ def _metrics_dask(
     click.echo(f"wrote {len(written)} files to {out}: {', '.join(p.name for p in written)}")
 
 
+def _engine_parameters(values: dict, engine: str | None, scheduler: str | None) -> None:
+    """``report --engine/--scheduler`` as the report parameters ``engine`` and ``scheduler``;
+    with the Dask engine, dask must be installed (the one-line message of ``metrics``)."""
+    if engine is not None:
+        values["engine"] = engine
+    if scheduler is not None:
+        values["scheduler"] = scheduler
+    if str(values.get("engine", "")).strip().lower() == "dask":
+        from rehabstats.errors import ParameterError
+        from rehabstats.metrics.distributed import require_dask
+
+        try:
+            require_dask()
+        except ParameterError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
 def _report_epilog() -> str:
     """The parameters of every report, for ``rehabstats report --help``."""
     from rehabstats.report.specs import REPORTS
@@ -755,6 +772,21 @@ def _report_epilog() -> str:
     "headless Chromium (or Chrome; REHABSTATS_CHROMIUM names another). --out may then end "
     "in .pdf.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["pandas", "dask"]),
+    default=None,
+    help="dask: DATA is a partitioned cohort (rehabstats partition); its metrics are computed "
+    "on a Dask cluster and the report drawn here (docs/scale.md; needs rehabstats[dask]). "
+    "The same as -p engine dask.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="--engine dask: the Dask scheduler (tcp://host:8786); default "
+    "REHABSTATS_DASK_SCHEDULER, else a local cluster of one worker per core.",
+)
 def report(
     data: str,
     notebook: str,
@@ -762,6 +794,8 @@ def report(
     parameters: tuple[tuple[str, str], ...],
     progress: bool | None,
     fmt: str,
+    engine: str | None = None,
+    scheduler: str | None = None,
 ) -> None:
     """Render a report notebook on the cohort DATA into one self-contained HTML file.
 
@@ -789,6 +823,7 @@ def report(
     with unwind_on_signals():
         try:
             values = parse_parameter_pairs(parameters)
+            _engine_parameters(values, engine, scheduler)
             result = render_report(notebook, data, out=out, parameters=values, progress=progress)
             if pdf_path is not None:
                 from rehabstats.report.pdf import print_pdf

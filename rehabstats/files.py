@@ -521,9 +521,10 @@ def sweep(folder: str | os.PathLike, names: Iterable[str]) -> list[Path]:
 # ---- work folders ----------------------------------------------------------------------------
 
 
-def make_workdir(prefix: str) -> Path:
-    """A private (``0700``) folder in the temporary folder, naming this process as its owner."""
-    path = Path(tempfile.mkdtemp(prefix=prefix)).resolve()
+def make_workdir(prefix: str, *, root: str | os.PathLike | None = None) -> Path:
+    """A private (``0700``) folder in ``root`` (default the temporary folder), naming this
+    process as its owner (:func:`sweep_workdirs` removes it once that process is gone)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=root)).resolve()
     owner = {"pid": os.getpid(), "host": _HOST, "created": time.time()}
     (path / _OWNER).write_text(json.dumps(owner), encoding="utf-8")
     return path
@@ -557,13 +558,14 @@ def _kill_kernels_in(folder: str) -> list[int]:
     return killed
 
 
-def sweep_workdirs(prefix: str) -> list[Path]:
+def sweep_workdirs(prefix: str, *, root: str | os.PathLike | None = None) -> list[Path]:
     """Remove work folders named ``prefix*`` whose owner process is gone (and their kernels).
 
-    Only folders of this user in the temporary folder; a folder without an owner file (an
-    earlier version, or a process killed while creating it) after :data:`STALE_AFTER`.
+    Only folders of this user in ``root`` (default the temporary folder); a folder without an
+    owner file (an earlier version, or a process killed while creating it) after
+    :data:`STALE_AFTER`.
     """
-    root = Path(tempfile.gettempdir())
+    root = Path(tempfile.gettempdir() if root is None else root)
     removed = []
     try:
         entries = list(os.scandir(root))

@@ -71,7 +71,10 @@ from rehabstats.time.timeline import computation
 __all__ = [
     "DASK_EXTRA",
     "cohort_inputs",
+    "combine_pain_statistics",
     "dask_client",
+    "grouped_pain_statistics",
+    "pain_statistics",
     "participant_metrics_dask",
     "require_dask",
     "weekly_metrics_dask",
@@ -82,6 +85,13 @@ DASK_EXTRA = (
     "the Dask engine needs the optional dependencies rehabstats[dask] (dask and distributed): "
     "python -m pip install -c requirements.lock 'rehabstats[dask]'"
 )
+
+SCHEDULER_ENV = "REHABSTATS_DASK_SCHEDULER"
+"""Environment variable naming the Dask scheduler when none is given (``tcp://host:8786``)."""
+
+WORK_PREFIX = ".rehabstats-dask-"
+"""Name prefix of the work folder inside the output folder where the workers write their
+partition rows (:func:`write_metrics_dask`)."""
 
 _INPUTS = ("durations", "person_time", "incidence", "exposure", "occupancy")
 """The small per-participant or per-partition inputs of the cohort-level outputs."""
@@ -102,11 +112,14 @@ def require_dask() -> None:
 
 @contextmanager
 def dask_client(scheduler: str | None = None, **cluster_options: Any):
-    """A ``distributed.Client``: to the scheduler at ``scheduler`` (``tcp://host:8786``), or
-    to a new ``LocalCluster`` with ``cluster_options`` (``n_workers``, ``memory_limit``...)
-    closed on exit."""
+    """A ``distributed.Client``: to the scheduler at ``scheduler`` (``tcp://host:8786``; None:
+    the environment variable ``REHABSTATS_DASK_SCHEDULER`` when set), or to a new
+    ``LocalCluster`` with ``cluster_options`` (``n_workers``, ``memory_limit``...) closed on
+    exit."""
     require_dask()
     from distributed import Client, LocalCluster
+
+    scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
 
     if scheduler:
         with Client(scheduler) as client:
@@ -171,7 +184,7 @@ def partition_outputs(
             "incidence": relapse_incidence_times(cohort, by=by, config=config),
             "exposure": relapse_exposure(cohort, by=by, config=config),
             "occupancy": stage_occupancy_counts(cohort, by=by, config=config),
-            "pain": _pain_stats(cohort, by, config) if model else None,
+            "pain": pain_statistics(cohort, by, config) if model else None,
         }
     out["warnings"] = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     return out
@@ -202,7 +215,9 @@ def _stale_manifest(name: str, latest: pd.Timestamp, recorded: str):
     )
 
 
-def _pain_stats(cohort, by: str | None, config: AnalysisConfig) -> tuple[Any, np.ndarray] | None:
+def pain_statistics(
+    cohort, by: str | None, config: AnalysisConfig
+) -> tuple[Any, np.ndarray] | None:
     """The partition's sufficient statistics of the pain model without group terms (``S_i``
     and ``Z_i'y_i`` do not depend on the group) and each participant's group label, in the
     statistics' participant order; None without any observation."""
@@ -216,8 +231,8 @@ def _pain_stats(cohort, by: str | None, config: AnalysisConfig) -> tuple[Any, np
     return stats, labels
 
 
-def _combine_pain(a: tuple | None, b: tuple | None) -> tuple | None:
-    """One step of the tree reduction of :func:`_pain_stats` results (participants of
+def combine_pain_statistics(a: tuple | None, b: tuple | None) -> tuple | None:
+    """One step of the tree reduction of :func:`pain_statistics` results (participants of
     different partitions are disjoint: their statistics are stacked)."""
     from rehabstats.stats.mixed import TrajectoryStats
 
@@ -226,7 +241,7 @@ def _combine_pain(a: tuple | None, b: tuple | None) -> tuple | None:
     return TrajectoryStats.combine(a[0], b[0]), np.concatenate([a[1], b[1]])
 
 
-def _grouped(pain: tuple | None, by: str | None) -> tuple[Any, list]:
+def grouped_pain_statistics(pain: tuple | None, by: str | None) -> tuple[Any, list]:
     """The combined statistics with the model's groups: the levels are the groups holding
     pain data (sorted; the first the reference), as :func:`rehabstats.metrics.pain.pain_model`
     chooses them."""
@@ -393,7 +408,7 @@ def _pain_series(frame: pd.DataFrame) -> pd.Series:
 def _pain_series_chunk(values: pd.Series | pd.DataFrame) -> pd.Series:
     """A step of the tree reduction (``split_every`` partitions at a time)."""
     items = np.asarray(values, dtype=object).ravel().tolist()  # a Series or a frame of them
-    return pd.Series([reduce(_combine_pain, items, None)], dtype=object)
+    return pd.Series([reduce(combine_pain_statistics, items, None)], dtype=object)
 
 
 def _pain_series_total(values: pd.Series) -> pd.Series:
@@ -439,8 +454,10 @@ def write_metrics_dask(
     files.make_folder(target)
     names = [n for n in OUTPUT_FILES if n != "pain_model.csv" or model]
     files.sweep(target, names)
-    work = target / f".rehabstats-dask-{os.getpid()}"  # the workers' partition rows
-    work.mkdir(parents=True, exist_ok=True)
+    # the workers' partition rows: a work folder naming this process as its owner, removed on
+    # every exit path; one a killed run left is removed by the next (its owner is gone)
+    files.sweep_workdirs(WORK_PREFIX, root=target)
+    work = files.make_workdir(WORK_PREFIX, root=target)
     try:
         inputs = cohort_inputs(part, by=by, config=config, model=model)
         metas = _metas(config)
@@ -498,7 +515,7 @@ def write_metrics_dask(
         items = [(target / name, frames[name]) for name in sorted(names)]
         return files.write_files(items)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        files.remove_workdir(work)
 
 
 def _status(frame: pd.DataFrame) -> pd.DataFrame:
@@ -546,6 +563,6 @@ def _cohort_level(
         "relapse_acwr.csv": relapse_acwr_from_exposure(inputs["exposure"], config),
     }
     if model:
-        stats, levels = _grouped(pain, by)
+        stats, levels = grouped_pain_statistics(pain, by)
         out["pain_model.csv"] = pain_model_from_stats(stats, by=by, levels=levels, config=config)
     return out

@@ -35,6 +35,7 @@ __all__ = [
     "relapse_metrics",
     "relapse_person_time",
     "relapse_rate_ratio",
+    "relapse_rate_ratio_from_metrics",
     "relapse_rates",
     "relapse_rates_from_person_time",
     "relapse_times",
@@ -345,9 +346,15 @@ def relapse_rate_ratio(cohort: Cohort, *, config: AnalysisConfig | None = None) 
     """
     config = config or AnalysisConfig()
     metrics = relapse_metrics(cohort, config=config)
-    stopped = stopped_loading(cohort, config=config)["stopped_early"].to_numpy(
-        dtype=object, na_value=None
-    )
+    stopped = stopped_loading(cohort, config=config)["stopped_early"].array
+    return relapse_rate_ratio_from_metrics(metrics.assign(stopped_early=stopped), config)
+
+
+def relapse_rate_ratio_from_metrics(metrics: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+    """:func:`relapse_rate_ratio` from per-participant ``relapsed``, ``person_weeks_at_risk``
+    and ``stopped_early`` (e.g. :func:`rehabstats.participant_metrics`; the sums run in the
+    rows' order)."""
+    stopped = metrics["stopped_early"].to_numpy(dtype=object, na_value=None)
     at_risk = metrics["relapsed"].notna().to_numpy()
     relapsed = metrics["relapsed"].fillna(False).to_numpy(dtype=bool)
     weeks = np.nan_to_num(metrics["person_weeks_at_risk"].to_numpy(dtype="float64"))

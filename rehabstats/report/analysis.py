@@ -44,9 +44,13 @@ __all__ = [
     "RELAPSE_CURVE_WEEKS",
     "RUNNING_WEEKS",
     "Analysis",
+    "acwr_rates",
     "demo_cohort",
+    "incidence_config",
     "prepare",
+    "report_config",
     "result",
+    "warning_note",
 ]
 
 RELAPSE_CURVE_WEEKS = 52
@@ -74,13 +78,13 @@ class _Recording:
         """The warnings caught so far, as notes."""
         new, self._read = self._caught[self._read :], len(self._caught)
         self.add(
-            _message(w)
+            warning_note(w)
             for w in new
             if not issubclass(w.category, DeprecationWarning | FutureWarning)
         )
 
 
-def _message(w: warnings.WarningMessage) -> str:
+def warning_note(w: warnings.WarningMessage) -> str:
     """A caught warning's text: the :class:`~rehabstats.errors.Note` it carries (its counts
     kept apart, for an external report) or its text."""
     message = w.message
@@ -161,9 +165,19 @@ class Analysis:
     key: bytes | None = field(default=None, repr=False)
     load_notes: list[str] = field(default_factory=list)  # Note objects where a warning had one
     started_at: str = ""
+    seeded: dict[str, tuple[Any, list[str]]] = field(default_factory=dict, repr=False)
     _results: dict[str, tuple[Any, list[str]]] = field(init=False, default_factory=dict)
     _recordings: list[_Recording] = field(init=False, default_factory=list)
     _seen: dict[str, None] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # tables computed elsewhere (a Dask cluster: rehabstats.report.cluster), with their notes
+        self._results.update(self.seeded)
+
+    def computed(self, name: str) -> tuple[Any, list[str]]:
+        """The result ``name`` and the notes raised computing it (computed now if needed)."""
+        getattr(self, name)
+        return self._results[name]
 
     # -- notes ---------------------------------------------------------------------------------
 
@@ -327,10 +341,7 @@ class Analysis:
         weeks."""
         from rehabstats.metrics.relapse import relapse_incidence
 
-        curve = set(range(1, RELAPSE_CURVE_WEEKS + 1))
-        weeks = tuple(sorted(curve | set(self.config.incidence_weeks)))
-        config = self.config.replace(incidence_weeks=weeks)
-        return relapse_incidence(self.cohort, by=self.by, config=config)
+        return relapse_incidence(self.cohort, by=self.by, config=incidence_config(self.config))
 
     @result
     def rate_ratio(self) -> pd.DataFrame:
@@ -369,12 +380,19 @@ class Analysis:
         return load.assign(group=self._groups(load))
 
     @result
+    def weekly_running(self) -> pd.DataFrame:
+        """:func:`rehabstats.metrics.running.weekly_running` (one row per runner-week)."""
+        from rehabstats.metrics.running import weekly_running
+
+        return weekly_running(self.cohort, config=self.config)
+
+    @result
     def running_volume(self) -> pd.DataFrame:
         """:func:`rehabstats.metrics.running.running_volume` by group, to
         :data:`RUNNING_WEEKS` weeks since the first run."""
-        from rehabstats.metrics.running import running_volume, weekly_running
+        from rehabstats.metrics.running import running_volume
 
-        weekly = weekly_running(self.cohort, config=self.config)
+        weekly = self.weekly_running
         follow = self.participants.set_index("participant_id")["follow_up_days"]
         weekly = weekly.assign(
             follow_up_days=follow.reindex(weekly["participant_id"]).to_numpy(),
@@ -400,13 +418,7 @@ class Analysis:
         parts = [relapse_acwr(self.cohort, by=self.by, config=self.config)]
         if self.by is not None:
             parts.append(relapse_acwr(self.cohort, config=self.config))
-        out = pd.concat(parts, ignore_index=True)
-        for state in ("exposed", "unexposed"):
-            weeks = out[f"{state}_person_weeks"]
-            out[f"{state}_rate_per_1000_pw"] = (
-                1000 * out[f"{state}_relapses"] / weeks.where(weeks > 0)
-            )
-        return out
+        return acwr_rates(pd.concat(parts, ignore_index=True))
 
     # -- the clinic audit ----------------------------------------------------------------------
 
@@ -453,6 +465,24 @@ class Analysis:
         return self.disclosure.incidence(self.relapse_incidence, self.relapse_rates_shown)
 
 
+def incidence_config(config: AnalysisConfig) -> AnalysisConfig:
+    """The configuration of a report's cumulative incidence of relapse: weekly to
+    :data:`RELAPSE_CURVE_WEEKS`, and the configured ``incidence_weeks``."""
+    curve = set(range(1, RELAPSE_CURVE_WEEKS + 1))
+    return config.replace(incidence_weeks=tuple(sorted(curve | set(config.incidence_weeks))))
+
+
+def acwr_rates(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`rehabstats.metrics.running.relapse_acwr` rows with the rate per 1000
+    person-weeks of each state (``exposed_rate_per_1000_pw``, ``unexposed_rate_per_1000_pw``;
+    NaN without person-time)."""
+    out = table.copy()
+    for state in ("exposed", "unexposed"):
+        weeks = out[f"{state}_person_weeks"]
+        out[f"{state}_rate_per_1000_pw"] = 1000 * out[f"{state}_relapses"] / weeks.where(weeks > 0)
+    return out
+
+
 def demo_cohort(n_participants: int = 500, *, seed: int = 0) -> Cohort:
     """The embedded demo cohort: :func:`rehabstats.data.simulate.simulate_cohort`, labelled."""
     from rehabstats.data.simulate import simulate_cohort
@@ -492,6 +522,10 @@ def prepare(report: str, **parameters: Any) -> Analysis:
     started = dt.datetime.now(dt.UTC).replace(microsecond=0)
     params = validate_parameters(report, parameters)
     spec = report_spec(report)
+    if params.get("engine") == "dask" and params["data"] is not None:
+        from rehabstats.report.cluster import prepare_cluster
+
+        return prepare_cluster(report, params, started=started)
     config = (
         AnalysisConfig.from_yaml(params["config_file"]) if params["config_file"]
         else AnalysisConfig()
@@ -519,15 +553,13 @@ def prepare(report: str, **parameters: Any) -> Analysis:
             warnings.simplefilter("always")
             # a batch run's validated copy while the folder is unchanged, else loaded
             cohort = load_shared(params["data"])
-        notes.extend(_message(w) for w in caught)
+        notes.extend(warning_note(w) for w in caught)
     key = None
     if params["audience"] == "external":
         # the key comes from the environment (render_report passes it to the kernel) or the
         # key file; it is never a notebook parameter, so it is never written into a report
         key = privacy.privacy_key(params["pseudonym_key_file"])
-    if params["data_cutoff"] is not None:
-        config = config.replace(data_cutoff=params["data_cutoff"])
-    config = config.replace(**spec.config_changes(params))
+    config = report_config(report, params, config)
     if config.data_cutoff is not None:
         cohort = cohort.with_cutoff(config.data_cutoff)
     by = spec.grouping(params)
@@ -553,3 +585,19 @@ def prepare(report: str, **parameters: Any) -> Analysis:
         load_notes=list(dict.fromkeys([*notes, *cohort.warnings])),
         started_at=started.isoformat().replace("+00:00", "Z"),
     )
+
+
+def report_config(
+    report: str, params: dict[str, Any], config: AnalysisConfig | None = None
+) -> AnalysisConfig:
+    """A report's analysis configuration from its validated parameters: ``config`` (default
+    the ``config_file``'s, else the defaults), then the cut-off and the parameters that set
+    configuration keys."""
+    if config is None:
+        config = (
+            AnalysisConfig.from_yaml(params["config_file"]) if params["config_file"]
+            else AnalysisConfig()
+        )  # fmt: skip
+    if params["data_cutoff"] is not None:
+        config = config.replace(data_cutoff=params["data_cutoff"])
+    return config.replace(**report_spec(report).config_changes(params))

@@ -322,7 +322,7 @@ def _render(
         key = privacy_key(params.get("pseudonym_key_file")).decode("utf-8")
         kernel_env[PSEUDONYM_KEY_ENV] = key
     html_path, notebook_out, failed = _output_paths(out)
-    if check_data and params.get("data") is not None:
+    if check_data and params.get("data") is not None and not _on_cluster(params):
         _check_data(secret_source or params["data"])  # the contract, before any kernel starts
     files.make_folder(html_path.parent)
     # what killed renders left: finished pairs, temporaries, work folders and their kernels
@@ -342,6 +342,10 @@ def _render(
 
     workdir = files.make_workdir(_WORKDIR_PREFIX)
     try:
+        if _on_cluster(params):  # the tables computed on the cluster, handed to the kernel
+            from rehabstats.report.cluster import write_for_kernel
+
+            kernel_env.update(write_for_kernel(report, params, workdir))
         kernel_log = open(workdir / "kernel.log", "wb")  # noqa: SIM115 - closed in finally
         # the kernel starts before papermill is imported: it boots and loads the report
         # libraries on another core while this process imports papermill, nbformat and nbclient
@@ -483,6 +487,12 @@ def _leaks(source: str, *texts: str) -> bool:
     password = urlsplit(source).password
     marks = [source] + ([f":{password}@"] if password else [])
     return any(mark in text for mark in marks for text in texts)
+
+
+def _on_cluster(params: Mapping[str, Any]) -> bool:
+    """Whether the report's data is a partitioned cohort analysed on a Dask cluster (the
+    tables are computed, and the partitions validated, before the kernel starts)."""
+    return params.get("engine") == "dask" and params.get("data") is not None
 
 
 def _check_data(data: str) -> None:

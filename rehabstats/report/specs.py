@@ -342,6 +342,23 @@ _COMMON: tuple[ReportParameter, ...] = (
     ),
     ReportParameter("demo_seed", "int", 0, "seed of the simulated demo cohort", minimum=0),
     ReportParameter(
+        "engine",
+        "choice",
+        "pandas",
+        "pandas = the cohort in this process; dask = a partitioned cohort (rehabstats "
+        "partition), its metrics computed on a Dask cluster and the report drawn here "
+        "(docs/scale.md; needs rehabstats[dask])",
+        choices=("pandas", "dask"),
+    ),
+    ReportParameter(
+        "scheduler",
+        "str",
+        None,
+        "engine dask: the Dask scheduler (tcp://host:8786); None = REHABSTATS_DASK_SCHEDULER, "
+        "else a local cluster of one worker per core",
+        nullable=True,
+    ),
+    ReportParameter(
         "audience",
         "choice",
         "internal",

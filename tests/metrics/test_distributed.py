@@ -186,3 +186,34 @@ def test_a_partitioned_cohort_given_to_the_pandas_engine_says_what_to_do(cohorts
     assert "required table is missing" not in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_a_work_folder_left_by_a_killed_client_is_removed_by_the_next_run(cohorts, tmp_path):
+    """A client killed while its workers write leaves its hidden work folder in the output
+    folder; the next run removes it (its owner process is gone), and leaves alone a hidden
+    folder of the same prefix that rehabstats did not make (no owner file, recent)."""
+    from rehabstats.metrics.distributed import dask_client, write_metrics_dask
+
+    _, parts = cohorts
+    out = tmp_path / "m"
+    # a client killed right after making its work folder: os._exit runs no clean-up
+    killed = (
+        "import os, sys\n"
+        "import rehabstats.metrics.distributed as d\n"
+        "def die(*a, **k):\n"
+        "    os._exit(9)\n"
+        "d.cohort_inputs = die\n"
+        f"d.write_metrics_dask({str(parts)!r}, {str(out)!r}, model=False)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", killed], capture_output=True, text=True)
+    assert done.returncode == 9, done.stderr
+    left = [p for p in out.iterdir() if p.name.startswith(".rehabstats-dask-")]
+    assert len(left) == 1 and left[0].is_dir()  # the defect's trace: a leftover work folder
+    foreign = out / ".rehabstats-dask-notours"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("a user's file")
+    with dask_client(n_workers=1, memory_limit="1GiB"):
+        write_metrics_dask(parts, out, model=False)
+    hidden = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+    assert hidden == [foreign.name]  # the dead client's folder is gone, the user's stays
+    assert (foreign / "keep.txt").read_text() == "a user's file"
