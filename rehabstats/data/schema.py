@@ -32,6 +32,7 @@ import pandas as pd
 from rehabstats.constants import data_schema_dir
 from rehabstats.data.columnar import (
     arrow_text,
+    categorical_text,
     may_need_strip,
     positions_in,
     release_unused_memory,
@@ -295,7 +296,9 @@ def _parse_values(
             if odd.any():
                 empty = pd.Series(pd.NA, index=values.index, dtype="str")
                 return empty, odd, [(odd, "must be text")]
-        if values.dtype != "str":
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = categorical_text(values)  # decoded by Arrow, no object per row
+        elif values.dtype != "str":
             values = values.astype("str")  # missing values stay missing
         if not may_need_strip(values):
             return values, no, []  # nothing to strip and no empty value: kept (no copy)

@@ -14,6 +14,7 @@ from unittest import mock
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -203,3 +204,48 @@ def test_repeated_pairs_is_duplicated_keep_false(pairs):
     expected = frame.duplicated(keep=False).to_numpy()
     got = schema._repeated_pairs(frame["a"].to_numpy(), frame["b"].to_numpy())
     assert got.tolist() == expected.tolist()
+
+
+TEXT_VALUES = ["p0", " p1 ", "p2", "", "   ", None, "morning", "after", "mor\x01ning", "é"]
+
+
+@pytest.mark.parametrize("shift", [0, 3])
+def test_categorical_text_parses_as_text(shift):
+    """Text columns that arrive dictionary-encoded (a Parquet file written from a cohort: ids
+    and enums as categoricals) are decoded by Arrow instead of through one Python string per
+    row; the tables, problems (values, rows, rules) and warnings must be those of the same
+    values given as plain text (every value of TEXT_VALUES in both columns, paired
+    differently)."""
+    ids = TEXT_VALUES
+    timing = TEXT_VALUES[shift:] + TEXT_VALUES[:shift]
+    n = len(ids)
+    pain = pd.DataFrame(
+        {
+            "participant_id": ids,
+            "recorded_on": ["2024-01-06"] * n,
+            "timing": timing[:n],
+            "nrs": ["3"] * n,
+        }
+    )
+    raw = {
+        "participants": participants(["2024-01-05"] * 3),
+        "sessions": pd.DataFrame(
+            {
+                "participant_id": ["p0"],
+                "session_date": ["2024-01-06"],
+                "stage": ["1"],
+                "prescribed_sets": ["3"],
+                "prescribed_reps": ["15"],
+                "completed_sets": ["3"],
+                "completed_reps": ["15"],
+                "load_kg": ["0"],
+            }
+        ),
+    }
+    as_text = outcome({**raw, "pain": pain.astype({"participant_id": "str", "timing": "str"})})
+    as_categories = outcome(
+        {**raw, "pain": pain.astype({"participant_id": "category", "timing": "category"})}
+    )
+    assert as_categories[1:] == as_text[1:]
+    for name in as_text[0]:
+        pd.testing.assert_frame_equal(as_categories[0][name], as_text[0][name], check_exact=True)
