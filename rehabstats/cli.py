@@ -1081,8 +1081,23 @@ def batch(
     sys.exit(result.exit_code)
 
 
+def skip_iri_grammars() -> None:
+    """Keep jsonschema from compiling its IRI grammars in this command's process.
+
+    papermill and nbconvert import nbformat, which imports jsonschema, whose format checkers
+    import ``rfc3987_syntax`` when it is installed (jupyter-events asks for it); that module
+    compiles some forty Earley grammars as it is imported: about 2 s of CPU for each
+    ``report``, ``demo``, ``batch`` and ``notebook`` command (python-jsonschema/jsonschema#1428).
+    Nothing a command does checks the ``iri`` format, so the command's own process marks the
+    module as absent, as jsonschema allows (it then has no ``iri`` checker). The library,
+    imported into someone's own process, leaves it alone.
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)
+
+
 def main() -> None:
     """Entry point of the console script."""
+    skip_iri_grammars()
     try:
         cli(standalone_mode=True)
     except RehabstatsError as exc:  # pragma: no cover - click handles exit codes

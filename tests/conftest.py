@@ -24,16 +24,43 @@ RENDERED_DEMO_MODULES = frozenset({"test_render", "test_html_browser", "test_pol
 """Modules using the demo reports rendered once per process (``test_render.rendered_demo``)."""
 
 
+def worker_group(nodeid: str) -> str:
+    """The pytest-xdist group of a test: its module (its module-scoped fixtures, e.g. a prepared
+    analysis or rendered reports, are then made once), or ``rendered_demo`` for the modules
+    sharing the rendered demo reports (rendered once, not once per worker)."""
+    path = nodeid.split("::", 1)[0]
+    module = path.rsplit("/", 1)[-1].removesuffix(".py")
+    return "rendered_demo" if module in RENDERED_DEMO_MODULES else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadgroup`` by :func:`worker_group`: each group runs whole in one worker.
+
+    pytest-xdist's own loadgroup reads groups from ``xdist_group`` marks by appending
+    ``@group`` to each test id, which pytest 9.2 no longer lets a plugin change
+    (pytest-dev/pytest-xdist#1386): the marks were silently ignored and a module's tests spread
+    over both workers, each making the module's fixtures and the demo render. The scheduler
+    here takes the group from the test id itself.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    return ModuleGroups(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With pytest-xdist (``--dist loadgroup``), keep each module's tests in one worker (its
-    module-scoped fixtures, e.g. a prepared analysis, are then made once), and the modules
-    sharing the rendered demo reports together (rendered once, not once per worker)."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else item.nodeid
-        group = "rendered_demo" if module in RENDERED_DEMO_MODULES else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+    """The groups holding slow tests (renders, browsers, killed runs) first, each group's tests
+    in their order: with ``--no-loadscope-reorder`` (the default orders groups by their number
+    of tests) the workers take them first, and the run does not end waiting for one worker
+    that took a long group last."""
+    slow = {worker_group(i.nodeid) for i in items if i.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: worker_group(item.nodeid) not in slow)  # a stable sort
 
 
 @pytest.fixture(scope="module")

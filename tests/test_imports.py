@@ -85,3 +85,14 @@ def test_importing_the_metrics_imports_no_estimator_library():
     assert loaded(modules, "rehabstats.stats.survival")
     for package in ("scipy", "statsmodels", "pandera", *NEVER):
         assert not loaded(modules, package), package
+
+
+def test_a_command_reading_notebooks_compiles_no_iri_grammar(folder, tmp_path):
+    # nbformat imports jsonschema, which imported rfc3987_syntax (about 2 s compiling lark
+    # grammars) in every report, demo, batch and notebook command; no command checks IRIs
+    modules = modules_of("notebook", str(folder), "-n", "clinic_audit", "--no-lab",
+                         "--out", str(tmp_path / "mine.ipynb"))  # fmt: skip
+    assert (tmp_path / "mine.ipynb").exists()
+    assert loaded(modules, "nbformat") and loaded(modules, "jsonschema")
+    # (the name stays in sys.modules, marked absent; its grammars and their parser are not)
+    assert "rfc3987_syntax.syntax_helpers" not in modules and not loaded(modules, "lark")

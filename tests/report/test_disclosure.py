@@ -226,6 +226,7 @@ _INTEGER = re.compile(r"(?<![\d.,])(\d+)(?![\d.%])")
 _DATA_URI = re.compile(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("report", ["clinic_audit", "cohort_report"])
 def test_external_report_has_no_identifier_key_or_small_count(report, external_renders, cohort):
     _, ids, _ = cohort
@@ -278,6 +279,7 @@ class _Notes(HTMLParser):
             self._item.append(data)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("report", ["clinic_audit", "cohort_report"])
 def test_external_report_notes_show_no_small_count(report, external_renders):
     html = external_renders[report].html_path.read_text()
@@ -307,6 +309,7 @@ def test_external_render_without_key_fails_before_a_kernel_starts(cohort, tmp_pa
     assert not (tmp_path / "x.html").exists()
 
 
+@pytest.mark.slow
 def test_internal_report_shows_identifiers(cohort, tmp_path, monkeypatch):
     folder, ids, cutoff = cohort
     monkeypatch.setenv(PSEUDONYM_KEY_ENV, KEY)  # a key in the environment changes nothing
