@@ -24,6 +24,7 @@ from rehabstats.errors import JobFileError, ParameterError, YamlFileError
 from rehabstats.report.specs import REPORTS, ReportSpec
 
 __all__ = [
+    "ENGINES",
     "Job",
     "JobFile",
     "load_jobs",
