@@ -24,10 +24,12 @@ from rehabstats.errors import JobFileError, ParameterError, YamlFileError
 from rehabstats.report.specs import REPORTS, ReportSpec
 
 __all__ = [
+    "ENGINES",
     "Job",
     "JobFile",
     "load_jobs",
     "placeholders",
+    "redact_scheduler",
     "resolve_path",
     "resolve_source",
     "substitute",
@@ -44,7 +46,11 @@ _JOB_KEYS = (
     "for_each",
     "timeout",
     "enabled",
+    "engine",
+    "scheduler",
 )
+ENGINES = ("pandas", "dask")
+"""The engines a job can compute its report with (``docs/batch.md``, ``docs/scale.md``)."""
 _REQUIRED = ("name", "report", "data", "output", "audience")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -75,6 +81,12 @@ class Job:
         Longest time one notebook cell may run, in seconds (None: no limit).
     enabled : bool
         False: not run (unless named with ``--only``).
+    engine : {"pandas", "dask"}
+        ``dask``: the data is a partitioned cohort whose tables are computed on a Dask cluster
+        (the report parameter ``engine``; ``docs/scale.md``).
+    scheduler : str or None
+        With ``engine: dask``, the Dask scheduler's address (None: the environment variable
+        ``REHABSTATS_DASK_SCHEDULER``, else a local cluster); never holds a user or password.
     """
 
     name: str
@@ -86,6 +98,8 @@ class Job:
     for_each: str | None = None
     timeout: float | None = CELL_TIMEOUT
     enabled: bool = True
+    engine: str = "pandas"
+    scheduler: str | None = None
 
 
 @dataclass(frozen=True)
@@ -245,6 +259,8 @@ def load_jobs(path: str | os.PathLike) -> JobFile:
                 f"{where}: missing {', '.join(missing)} (give each in the job or in defaults)"
             )
             continue
+        if merged.get("engine", "pandas") != "dask" and "scheduler" not in entry:
+            merged.pop("scheduler", None)  # a default for the dask jobs (checked below)
         job_problems = _check_job(where, merged)
         if job_problems:
             problems.extend(job_problems)
@@ -293,7 +309,14 @@ def load_jobs(path: str | os.PathLike) -> JobFile:
                 for_each=merged.get("for_each"),
                 timeout=None if timeout is None else float(timeout),
                 enabled=merged.get("enabled", True),
+                engine=merged.get("engine", "pandas"),
+                scheduler=merged.get("scheduler"),
             )
+        )
+    if defaults.get("scheduler") is not None and not any(j.engine == "dask" for j in jobs):
+        problems.append(
+            "defaults: scheduler is given but no job has engine: dask (the scheduler is where "
+            "the Dask engine computes; add engine: dask, or remove scheduler)"
         )
     if problems:
         raise JobFileError(path, problems)
@@ -348,6 +371,10 @@ def _check_job(where: str, job: Mapping[str, Any]) -> list[str]:
         problems.append(f"{where}: give the cohort folder as the job's data key, not a parameter")
     if "audience" in params:
         problems.append(f"{where}: give the audience as the job's audience key, not a parameter")
+    for key in ("engine", "scheduler"):
+        if key in params:
+            problems.append(f"{where}: give the {key} as the job's {key} key, not a parameter")
+    problems.extend(_check_engine(where, job))
     for_each = job.get("for_each")
     output = job["output"]
     if not isinstance(output, str) or not output.strip():
@@ -368,6 +395,50 @@ def _check_job(where: str, job: Mapping[str, Any]) -> list[str]:
         elif known:
             problems.extend(_check_fan_out(where, REPORTS[report], for_each, params, output))
     return problems
+
+
+def redact_scheduler(address: str) -> str:
+    """A scheduler address as it may be shown: a user and password in it as ``***``.
+
+    >>> redact_scheduler("tcp://alice:s3cret@dask.example:8786")
+    'tcp://***@dask.example:8786'
+    >>> redact_scheduler("tcp://10.0.0.5:8786")
+    'tcp://10.0.0.5:8786'
+    """
+    scheme, sep, rest = address.rpartition("://")
+    head, at, host = rest.partition("/")[0].rpartition("@")
+    if not at:
+        return address
+    return f"{scheme}{sep}***@{rest[len(head) + 1 :]}"
+
+
+def _check_engine(where: str, job: Mapping[str, Any]) -> list[str]:
+    """The ``engine`` and ``scheduler`` keys: a known engine; a scheduler only with the Dask
+    engine, an address without a user or password (a Dask scheduler takes none: its security
+    is Dask's TLS configuration, outside the job file)."""
+    engine = job.get("engine", "pandas")
+    if engine not in ENGINES:
+        return [f"{_unknown(where, 'engine', engine, ENGINES)}; engines: {', '.join(ENGINES)}"]
+    scheduler = job.get("scheduler")
+    if scheduler is None:
+        return []
+    if not isinstance(scheduler, str) or scheduler.split() != [scheduler]:
+        shown = redact_scheduler(scheduler) if isinstance(scheduler, str) else scheduler
+        return [
+            f"{where}: scheduler must be a Dask scheduler address such as tcp://host:8786, "
+            f"got {shown!r}"
+        ]
+    if redact_scheduler(scheduler) != scheduler:
+        return [
+            f"{where}: scheduler {redact_scheduler(scheduler)!r} holds a user or password: it "
+            "would be visible to others (manifests, notebooks, logs); a Dask scheduler address "
+            "is host and port only (secure a cluster with Dask's TLS configuration)"
+        ]
+    if engine != "dask":
+        return [
+            f"{where}: scheduler is for the Dask engine; add engine: dask (or remove scheduler)"
+        ]
+    return []
 
 
 def _check_fan_out(

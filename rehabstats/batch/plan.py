@@ -4,7 +4,10 @@
 :class:`Task` objects, before any kernel starts and without writing anything:
 
 - each data folder is loaded and validated once (its :meth:`~rehabstats.Cohort.fingerprint`,
-  its participants, the values a job fans out over, a snapshot of its files);
+  its participants, the values a job fans out over, a snapshot of its files); a partitioned
+  cohort read by jobs with ``engine: dask`` is validated on the Dask cluster instead, one
+  partition per task, and only its partitions' fingerprints and fan-out values reach this
+  process (:func:`plan_partitioned`);
 - a fanned-out job becomes one task per value, its output path filled in and checked where it
   will really be written (symbolic links followed: it must stay inside the output folder);
 - each task's parameters are validated as ``rehabstats report`` does, its audience against the
@@ -27,11 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import rehabstats
-from rehabstats.batch.jobfile import Job, JobFile, substitute
+from rehabstats.batch.jobfile import Job, JobFile, redact_scheduler, substitute
 from rehabstats.batch.manifest import error_record, read_manifest
 from rehabstats.batch.outputs import INDEX_NAME
 from rehabstats.constants import MANIFEST_PACKAGES, data_schema_dir, package_versions
-from rehabstats.errors import JobFileError, RehabstatsError
+from rehabstats.errors import (
+    CohortValidationError,
+    JobFileError,
+    RehabstatsError,
+    ValidationReport,
+)
 from rehabstats.report.render import written_by_rehabstats
 from rehabstats.report.specs import REPORTS, notebook_path, validate_parameters
 
@@ -40,6 +48,7 @@ __all__ = [
     "Task",
     "code_sha256",
     "plan_jobs",
+    "plan_partitioned",
     "sha256_file",
     "snapshot",
 ]
@@ -122,10 +131,17 @@ def code_sha256() -> str:
 
 def snapshot(folder: Path) -> list[list[Any]]:
     """Name, size, mtime and inode of each file of a data folder (to notice changes;
-    :func:`rehabstats.data.shared.folder_state`)."""
+    :func:`rehabstats.data.shared.folder_state`); of a partitioned cohort, also of each file
+    of its partition folders (``part-00000/sessions.parquet``...)."""
+    from rehabstats.data.partitioned import is_partitioned
     from rehabstats.data.shared import folder_state
 
-    return folder_state(folder)
+    state = folder_state(folder)
+    if is_partitioned(folder):
+        for entry in sorted(folder.glob("part-*")):
+            if entry.is_dir():
+                state += [[f"{entry.name}/{name}", *rest] for name, *rest in folder_state(entry)]
+    return state
 
 
 _INPUT_LABELS = {
@@ -213,13 +229,16 @@ def plan_jobs(
     ]
     versions = package_versions(MANIFEST_PACKAGES)
     code = code_sha256()
-    cohorts: dict[Path | str, dict[str, Any]] = {}
+    cohorts: dict[Path | str, dict[str, Any]] = plan_partitioned(jobs)
     tasks: list[Task] = []
     for job in jobs:
         info = cohorts.get(job.data)
         if info is None:
+            same = [j for j in jobs if j.data == job.data]
             info = cohorts[job.data] = _load_data(
-                job.data, [j.for_each for j in jobs if j.data == job.data]
+                job.data,
+                [j.for_each for j in same],
+                dask_only=all(j.engine == "dask" for j in same),
             )
         base_inputs = {
             "report": job.report,
@@ -278,19 +297,39 @@ def _share(tasks: list[Task], cohorts: Mapping[Path | str, dict[str, Any]], root
             share_cohort(root, str(data), cohort, caught, info.get("snapshot", []))
 
 
-def _load_data(folder: Path | str, columns: Iterable[str | None]) -> dict[str, Any]:
+def _not_found(folder: Path) -> dict[str, str]:
+    return error_record(
+        f"data folder not found: {folder} (relative paths are relative to the job file's folder)",
+        "DataNotFound",
+    )
+
+
+def _load_data(
+    folder: Path | str, columns: Iterable[str | None], *, dask_only: bool = False
+) -> dict[str, Any]:
     """A cohort loaded and validated once: fingerprint, participants, the values of the
     fan-out ``columns``, the kind of source and its redacted location, a snapshot of a
-    folder's files; or ``error``."""
+    folder's files; or ``error``.
+
+    A partitioned cohort is not loaded here (:func:`plan_partitioned` plans it for the jobs
+    with ``engine: dask``), nor the data of jobs that all use the Dask engine (it is not a
+    partitioned cohort: each of them fails, :func:`_engine_error`)."""
     from rehabstats.data.folder import load_cohort
+    from rehabstats.data.partitioned import is_partitioned
 
     info: dict[str, Any] = {"path": str(folder)}
     if isinstance(folder, Path) and not folder.exists():
+        info["error"] = _not_found(folder)
+        return info
+    if is_partitioned(folder):
         info["error"] = error_record(
-            f"data folder not found: {folder} (relative paths are relative to the job file's "
-            "folder)",
-            "DataNotFound",
+            f"{folder} is a partitioned cohort (rehabstats partition or simulate --partitions):"
+            " give the job engine: dask to compute its report on a Dask cluster "
+            "(docs/scale.md); the pandas engine reads the cohort it was made from",
+            "PartitionedCohort",
         )
+        return info
+    if dask_only:
         return info
     if isinstance(folder, Path) and folder.is_dir():
         info["snapshot"] = snapshot(folder)
@@ -362,6 +401,7 @@ def _make_task(
             "location": info.get("location"),
             "fingerprint": info.get("fingerprint"),
             "participants": info.get("participants"),
+            **({"partitions": info["partitions"]} if "partitions" in info else {}),
         },
         snapshot=info.get("snapshot", []),
     )
@@ -381,6 +421,10 @@ def _make_task(
     if "error" in info:
         task.error = dict(info["error"])
         return task
+    wrong_engine = _engine_error(job, info)
+    if wrong_engine is not None:
+        task.error = wrong_engine
+        return task
     foreign = [
         path
         for path in (task.html, task.notebook, task.failed_notebook)
@@ -394,7 +438,9 @@ def _make_task(
         )
         return task
     accepts = {p.name for p in REPORTS[job.report].parameters}
-    values = {**params, "data": str(job.data)}
+    values = {**params, "data": str(job.data), "engine": job.engine}
+    if job.scheduler is not None:
+        values["scheduler"] = job.scheduler
     if "audience" in accepts:
         values["audience"] = job.audience
     elif job.audience != "internal":
@@ -417,10 +463,137 @@ def _make_task(
     config = task.parameters.get("config_file")
     task.inputs = {
         **base_inputs,
-        "parameters": task.parameters,
+        # where the Dask engine computes does not change the report: not a reason to re-render
+        "parameters": {k: v for k, v in task.parameters.items() if k != "scheduler"},
         "config_sha256": sha256_file(Path(config)) if config else None,
     }
     return task
+
+
+def _engine_error(job: Job, info: Mapping[str, Any]) -> dict[str, str] | None:
+    """The Dask engine reads a partitioned cohort only; the pandas engine never reads one."""
+    if job.engine == "dask" and not info.get("partitioned"):
+        return error_record(
+            f"engine dask needs a partitioned cohort (a folder with partitions.json, written by "
+            f"`rehabstats partition`); {info.get('location') or job.data} is not one",
+            "NotPartitioned",
+        )
+    if job.engine != "dask" and info.get("partitioned"):
+        return error_record(
+            f"{job.data} is a partitioned cohort (rehabstats partition or simulate "
+            "--partitions): give the job engine: dask to compute its report on a Dask cluster "
+            "(docs/scale.md); the pandas engine reads the cohort it was made from",
+            "PartitionedCohort",
+        )
+    return None
+
+
+def plan_partitioned(jobs: Sequence[Job]) -> dict[Path | str, dict[str, Any]]:
+    """Plan the partitioned cohorts that jobs with ``engine: dask`` read, on their cluster.
+
+    Each partition is loaded and validated on a worker
+    (:func:`rehabstats.data.partitioned.partition_summary`); this process receives its
+    fingerprint, its participant count and the values of the columns jobs fan out over, never
+    its tables. The cohort's fingerprint is :func:`~rehabstats.data.partitioned.
+    combined_fingerprint`, as the report's (:mod:`rehabstats.report.cluster`). One client per
+    scheduler (a job's ``scheduler``; the first job's for a cohort several jobs read).
+
+    Returns
+    -------
+    dict
+        Data path -> what :func:`_load_data` returns (``partitioned``, ``partitions``,
+        ``fingerprint``, ``participants``, ``values``, ``snapshot``), or ``error``: the
+        cohort's problems (every partition's at once), dask not installed (how to install
+        it), the cluster unreachable.
+    """
+    from rehabstats.data.partitioned import is_partitioned, open_partitioned
+    from rehabstats.metrics.distributed import require_dask
+
+    cohorts: dict[Path | str, dict[str, Any]] = {}
+    groups: dict[str | None, dict[Path, Any]] = {}
+    for job in jobs:
+        data = job.data
+        if job.engine != "dask" or data in cohorts or not isinstance(data, Path):
+            continue
+        if not data.exists():
+            cohorts[data] = {"path": str(data), "error": _not_found(data)}
+            continue
+        if not is_partitioned(data):
+            continue  # _load_data, then each dask job fails (_engine_error)
+        info = cohorts[data] = {
+            "path": str(data),
+            "kind": "partitioned",
+            "location": str(data),
+            "partitioned": True,
+            "snapshot": snapshot(data),
+        }
+        try:
+            require_dask()
+            part = open_partitioned(data)
+        except RehabstatsError as exc:
+            info["error"] = error_record(exc)
+            continue
+        info["partitions"] = part.n_partitions
+        columns = sorted({j.for_each for j in jobs if j.data == data and j.for_each})
+        groups.setdefault(job.scheduler, {})[data] = (part, columns)
+    for scheduler, parts in groups.items():
+        _plan_on_cluster(scheduler, parts, cohorts)
+    return cohorts
+
+
+def _plan_on_cluster(
+    scheduler: str | None,
+    parts: Mapping[Path, Any],
+    cohorts: Mapping[Path | str, dict[str, Any]],
+) -> None:
+    """:func:`plan_partitioned` of the cohorts ``parts`` (path -> partitioned cohort, fan-out
+    columns) on one client; their ``cohorts`` entries completed."""
+    from rehabstats.data.partitioned import combined_fingerprint, partition_summary
+    from rehabstats.metrics.distributed import SCHEDULER_ENV, dask_client
+
+    address = scheduler or os.environ.get(SCHEDULER_ENV)
+    where = f"the Dask scheduler {redact_scheduler(address)}" if address else "a local Dask cluster"
+    try:
+        with dask_client(scheduler) as client:
+            futures = {
+                data: [
+                    client.submit(partition_summary, str(part.folder), i, columns, pure=False)
+                    for i in part.non_empty
+                ]
+                for data, (part, columns) in parts.items()
+            }
+            results: dict[Path, Any] = {}
+            for data, submitted in futures.items():
+                try:
+                    results[data] = client.gather(submitted)
+                except Exception as exc:  # one partition's unexpected failure: its cohort only
+                    results[data] = exc
+    except Exception as exc:  # the cluster could not be reached or started
+        message = str(exc).replace(address, redact_scheduler(address)) if address else str(exc)
+        for data in parts:
+            cohorts[data]["error"] = error_record(
+                f"could not plan {data} on {where}: {type(exc).__name__}: {message}",
+                "DaskClusterError",
+            )
+        return
+    for data, (_, columns) in parts.items():
+        info, summaries = cohorts[data], results[data]
+        if isinstance(summaries, Exception):
+            info["error"] = error_record(
+                f"planning {data} on {where} failed: {type(summaries).__name__}: {summaries}",
+                "DaskClusterError",
+            )
+            continue
+        problems = [p for r in summaries for p in r["problems"]]
+        if problems:
+            failure = CohortValidationError(ValidationReport(problems=problems), source=str(data))
+            info["error"] = error_record(failure)
+            continue
+        info["fingerprint"] = combined_fingerprint(r["fingerprint"] for r in summaries)
+        info["participants"] = sum(r["participants"] for r in summaries)
+        info["values"] = {
+            c: sorted(set().union(*(r["values"][c] for r in summaries))) for c in columns
+        }
 
 
 def _fail_collisions(tasks: list[Task]) -> None:

@@ -17,9 +17,12 @@ cohort (a killed write is never read as a complete one).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +36,11 @@ from rehabstats.errors import OutputError, Problem
 __all__ = [
     "MANIFEST",
     "PartitionedCohort",
+    "combined_fingerprint",
     "is_partitioned",
     "open_partitioned",
     "partition_of",
+    "partition_summary",
     "placement_problems",
     "simulate_partitioned",
     "write_partitioned",
@@ -173,6 +178,61 @@ def placement_problems(participant_id: pd.Series, index: int, n_partitions: int)
         )
         for i in wrong
     ]
+
+
+def combined_fingerprint(fingerprints: Iterable[str]) -> str:
+    """The fingerprint of a partitioned cohort: SHA-256 of its non-empty partitions'
+    :meth:`rehabstats.Cohort.fingerprint`, concatenated in partition order.
+
+    Equal for the same partitions (a report's data fingerprint with the Dask engine, and the
+    key by which a batch skips that report when unchanged); not the fingerprint of the same
+    tables in one folder (their rows are in another order).
+    """
+    return hashlib.sha256("".join(fingerprints).encode()).hexdigest()
+
+
+def partition_summary(
+    folder: str | os.PathLike, index: int, columns: Iterable[str] = ()
+) -> dict[str, object]:
+    """Load and validate partition ``index`` (on a worker) and return what a plan needs.
+
+    Returns
+    -------
+    dict
+        ``problems`` (validation problems, each placed in its partition file, and the
+        placement rule); when there are none, ``fingerprint`` (of the partition's cohort),
+        ``participants`` (count) and ``values``: the sorted distinct values (as text, missing
+        values left out) of each participant column in ``columns``.
+    """
+    from rehabstats.data.folder import load_cohort
+    from rehabstats.errors import CohortValidationError
+
+    part = open_partitioned(folder)
+    name = part_name(index)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the data notes are the report's to show
+        try:
+            cohort = load_cohort(part.path(index))
+        except CohortValidationError as exc:
+            return {
+                "problems": [
+                    p if p.where else dataclasses.replace(p, where=f"{name}/{p.table}.parquet")
+                    for p in exc.report.problems
+                ]
+            }
+    ids = cohort.participants["participant_id"]
+    problems = placement_problems(ids, index, part.n_partitions)
+    if problems:
+        return {"problems": problems}
+    people = cohort.participants
+    return {
+        "problems": [],
+        "fingerprint": cohort.fingerprint(),
+        "participants": len(people),
+        "values": {
+            c: sorted(people[c].dropna().astype("str").unique().tolist()) for c in set(columns)
+        },
+    }
 
 
 class _Writer:

@@ -38,7 +38,6 @@ starts) and hands them to the kernel as a file in its private work folder
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import pickle
 import warnings
@@ -304,6 +303,7 @@ def _combine(
     *,
     source: str,
 ) -> ClusterTables:
+    from rehabstats.data.partitioned import combined_fingerprint
     from rehabstats.metrics.distributed import combine_pain_statistics, grouped_pain_statistics
     from rehabstats.metrics.pain import pain_model_from_stats
     from rehabstats.metrics.relapse import (
@@ -330,7 +330,7 @@ def _combine(
             raise ParameterError(
                 f"{name} {subset!r} is not in the data; {name}s: {', '.join(values)}"
             )
-    digest = hashlib.sha256("".join(r["fingerprint"] for r in results).encode()).hexdigest()
+    digest = combined_fingerprint(r["fingerprint"] for r in results)
     parts = [r for r in results if "rows" in r]
     seeded: dict[str, tuple[Any, list[str]]] = {}
     # per-participant rows in participant_id order (the pandas engine: the source's order)
