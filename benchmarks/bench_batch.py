@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -62,6 +63,7 @@ def run_batch(tree: Path, jobs: Path, extra: list[str]) -> float:
     result = subprocess.run(
         [sys.executable, "-m", "rehabstats", "batch", str(jobs), "--force", *extra],
         env=env,
+        cwd=tree,  # `python -m` puts the working folder first on sys.path, before PYTHONPATH
         capture_output=True,
         text=True,
     )
@@ -71,6 +73,22 @@ def run_batch(tree: Path, jobs: Path, extra: list[str]) -> float:
     if "20 ok" not in result.stdout:
         raise SystemExit(f"not 20 reports rendered ({tree}):\n{result.stdout}")
     return seconds
+
+
+def where_the_time_goes(out: Path) -> str:
+    """Per report: the worker's time (manifests) and the notebook's execution (papermill)."""
+    worker = [json.loads(p.read_text())["seconds"] for p in out.rglob("*.manifest.json")]
+    executing = [
+        json.loads(p.read_text())["metadata"]["papermill"]["duration"]
+        for p in out.rglob("*.ipynb")
+        if not p.name.endswith(".failed.ipynb")
+    ]
+    if not worker or not executing:
+        return "no manifests"
+    return (
+        f"per report {statistics.mean(worker):.1f} s in its worker, "
+        f"{statistics.mean(executing):.1f} s executing the notebook"
+    )
 
 
 def main() -> None:
@@ -112,7 +130,7 @@ def main() -> None:
                 times[label].append(seconds)
                 print(
                     f"{label}: {seconds:.1f} s (load average {before_load:.1f} before, "
-                    f"{os.getloadavg()[0]:.1f} after)",
+                    f"{os.getloadavg()[0]:.1f} after); {where_the_time_goes(out)}",
                     flush=True,
                 )
     print(f"{args.participants:,} participants, 20 clinic audits, {args.workers} workers")

@@ -319,6 +319,11 @@ class WarmKernel:
         if self._km is None:
             self._start()
         self._call("begin_report", str(cwd), dict(env or {}))
+        # a failure quotes the end of the kernel's own output: this report's only (the kernel
+        # writes through the same open file, at its shared offset)
+        self._log.flush()
+        self._log.truncate(0)
+        self._log.seek(0)
         return self._km
 
     def end(self, *, ok: bool) -> None:
@@ -518,8 +523,10 @@ def _render(
                     run_sync(km.start_kernel)(cwd=str(workdir))
                 else:  # the worker's kernel, back to its starting state, in this work folder
                     km = kernel.begin(workdir, kernel_env)
-                    log_folder = kernel.log_folder or workdir
             except Exception as exc:  # launch, socket or path errors alike
+                if kernel is not None:
+                    kernel.flush_log()
+                    log_folder = kernel.log_folder or workdir
                 raise _kernel_failure(
                     report, f"could not start its kernel: {exc}", log_folder
                 ) from exc
@@ -559,6 +566,7 @@ def _render(
                     kernel_log.flush()
                 else:
                     kernel.flush_log()
+                    log_folder = kernel.log_folder or workdir
                 raise _kernel_failure(report, f"could not be executed: {exc}", log_folder) from exc
             import nbformat
 
