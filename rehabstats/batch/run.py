@@ -2,8 +2,10 @@
 
 :func:`run_batch` checks the job file (:func:`~rehabstats.batch.jobfile.load_jobs`), takes the
 output folder's lock (:class:`~rehabstats.batch.lock.RunLock`), plans
-(:func:`~rehabstats.batch.plan.plan_jobs`), then renders each task that must run in its own
-worker process (``spawn``; its own kernel and working directory), at most ``workers`` at a time.
+(:func:`~rehabstats.batch.plan.plan_jobs`), then renders each task that must run in a worker
+process (``spawn``), at most ``workers`` at a time; a worker keeps its kernel for up to
+``reports_per_kernel`` tasks, reset between them (:class:`~rehabstats.report.render.WarmKernel`;
+1: a new worker and kernel per task), and each task has its own working directory.
 A worker renders into a private temporary folder, checks the data did not change meanwhile, then
 moves the executed notebook and the HTML into place together (:mod:`rehabstats.files`) and writes
 the task's manifest last (:mod:`rehabstats.batch.manifest`). A task that fails or is killed

@@ -10,7 +10,8 @@ Pipeline of :func:`render_report`:
    (``sys.executable -m ipykernel_launcher``, built in memory: no kernelspec needs installing, and a
    ``python3`` kernelspec of another environment can never be picked up by mistake). The kernel
    runs in a temporary working directory, talks over IPC sockets on POSIX (nothing listens on the
-   network) and keeps no IPython history.
+   network) and keeps no IPython history. A batch worker passes a :class:`WarmKernel` instead:
+   one kernel kept for several reports and put back to a new kernel's state before each.
 3. **nbconvert** turns the executed notebook into one self-contained HTML file with the
    ``rehabstats_report`` template: no code, no prompts, figures as data URIs, one inline
    stylesheet, no JavaScript, no CDN. A Content-Security-Policy forbids the page any network
