@@ -90,7 +90,8 @@ class Job:
 
 @dataclass(frozen=True)
 class JobFile:
-    """A checked job file: where outputs go, the default worker count and the jobs."""
+    """A checked job file: where outputs go, the default worker count, the jobs, and the
+    reports a worker renders in one kernel (``reports_per_kernel``; None: the default)."""
 
     path: Path
     output_dir: Path
