@@ -994,6 +994,15 @@ def demo(out: Path, n_participants: int | None, seed: int | None, progress: bool
     help="Reports rendered at once, each in its own process and kernel "
     "[default: the job file's workers, else half the CPUs, at most 4].",
 )
+@click.option(
+    "--reports-per-kernel",
+    "reports_per_kernel",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Reports a worker renders in one kernel (reset between reports) before starting a new "
+    "one; 1 = a new kernel for every report [default: the job file's reports_per_kernel, "
+    "else 20]. A failed or timed-out report always gets a new kernel next.",
+)
 @click.option("--force", is_flag=True, help="Re-render reports that are up to date.")
 @click.option(
     "--wait", is_flag=True, help="Wait for another run holding the lock instead of exiting 75."
@@ -1016,6 +1025,7 @@ def demo(out: Path, n_participants: int | None, seed: int | None, progress: bool
 def batch(
     jobs: Path,
     workers: int | None,
+    reports_per_kernel: int | None,
     force: bool,
     wait: bool,
     only: tuple[str, ...],
@@ -1051,7 +1061,7 @@ def batch(
             try:
                 result = run_batch(
                     jobs, workers=workers, force=force, wait=wait, only=only, dry_run=dry_run,
-                    echo=echo,
+                    echo=echo, reports_per_kernel=reports_per_kernel,
                 )  # fmt: skip
             finally:
                 progress.end_bar()

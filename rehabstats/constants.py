@@ -24,6 +24,7 @@ __all__ = [
     "OVERALL",
     "OVERALL_LABEL",
     "PATH_PARAMETERS",
+    "REPORTS_PER_KERNEL",
     "START_TIMEOUT",
     "analysis_defaults",
     "data_schema_dir",
@@ -112,6 +113,10 @@ CELL_TIMEOUT: float = 1800.0
 
 START_TIMEOUT: float = 120.0
 """Longest time a report kernel may take to start, in seconds."""
+
+REPORTS_PER_KERNEL: int = 20
+"""Reports a batch worker renders in one kernel before starting a new one (a job file's
+``reports_per_kernel``; 1: a new kernel for every report)."""
 
 
 def package_versions(packages: Iterable[str] = KEY_PACKAGES) -> dict[str, str]:

@@ -35,7 +35,7 @@ __all__ = [
     "substitute",
 ]
 
-_TOP_KEYS = ("version", "output_dir", "workers", "defaults", "jobs")
+_TOP_KEYS = ("version", "output_dir", "workers", "reports_per_kernel", "defaults", "jobs")
 _JOB_KEYS = (
     "name",
     "report",
@@ -104,12 +104,14 @@ class Job:
 
 @dataclass(frozen=True)
 class JobFile:
-    """A checked job file: where outputs go, the default worker count and the jobs."""
+    """A checked job file: where outputs go, the default worker count, the jobs, and the
+    reports a worker renders in one kernel (``reports_per_kernel``; None: the default)."""
 
     path: Path
     output_dir: Path
     workers: int | None
     jobs: tuple[Job, ...]
+    reports_per_kernel: int | None = None
 
     def job(self, name: str) -> Job:
         for job in self.jobs:
@@ -213,6 +215,15 @@ def load_jobs(path: str | os.PathLike) -> JobFile:
     ):
         problems.append(f"workers: must be a whole number >= 1, got {workers!r}")
         workers = None
+    per_kernel = doc.get("reports_per_kernel")
+    if per_kernel is not None and (
+        isinstance(per_kernel, bool) or not isinstance(per_kernel, int) or per_kernel < 1
+    ):
+        problems.append(
+            f"reports_per_kernel: must be a whole number >= 1 (1: a new kernel for every "
+            f"report), got {per_kernel!r}"
+        )
+        per_kernel = None
 
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, dict):
@@ -320,7 +331,13 @@ def load_jobs(path: str | os.PathLike) -> JobFile:
         )
     if problems:
         raise JobFileError(path, problems)
-    return JobFile(path=path.resolve(), output_dir=out_root, workers=workers, jobs=tuple(jobs))
+    return JobFile(
+        path=path.resolve(),
+        output_dir=out_root,
+        workers=workers,
+        jobs=tuple(jobs),
+        reports_per_kernel=per_kernel,
+    )
 
 
 def _check_job(where: str, job: Mapping[str, Any]) -> list[str]:

@@ -2,8 +2,10 @@
 
 :func:`run_batch` checks the job file (:func:`~rehabstats.batch.jobfile.load_jobs`), takes the
 output folder's lock (:class:`~rehabstats.batch.lock.RunLock`), plans
-(:func:`~rehabstats.batch.plan.plan_jobs`), then renders each task that must run in its own
-worker process (``spawn``; its own kernel and working directory), at most ``workers`` at a time.
+(:func:`~rehabstats.batch.plan.plan_jobs`), then renders each task that must run in a worker
+process (``spawn``), at most ``workers`` at a time; a worker keeps its kernel for up to
+``reports_per_kernel`` tasks, reset between them (:class:`~rehabstats.report.render.WarmKernel`;
+1: a new worker and kernel per task), and each task has its own working directory.
 A worker renders into a private temporary folder, checks the data did not change meanwhile, then
 moves the executed notebook and the HTML into place together (:mod:`rehabstats.files`) and writes
 the task's manifest last (:mod:`rehabstats.batch.manifest`). A task that fails or is killed
@@ -40,9 +42,9 @@ from rehabstats.batch.jobfile import JobFile, load_jobs, substitute
 from rehabstats.batch.lock import RunLock
 from rehabstats.batch.manifest import error_record, manifest, utc_iso, utc_now, write_manifest
 from rehabstats.batch.plan import FAN_OUT_FAILED, Task, plan_jobs, snapshot
-from rehabstats.constants import MANIFEST_PACKAGES, package_versions
+from rehabstats.constants import MANIFEST_PACKAGES, REPORTS_PER_KERNEL, package_versions
 from rehabstats.errors import OutputError, RehabstatsError
-from rehabstats.report.render import render_report
+from rehabstats.report.render import WarmKernel, render_report
 
 __all__ = [
     "EXIT_FAILED",
@@ -93,17 +95,43 @@ def _worker_init(parent_pid: int) -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+_KERNEL: WarmKernel | None = None
+"""The worker's kept kernel (``reports_per_kernel`` > 1), started by its first report."""
+
+
+def _worker_kernel(per_kernel: int) -> WarmKernel | None:
+    """The worker's kept kernel; None when every report gets a new one."""
+    global _KERNEL
+    if per_kernel <= 1:
+        return None
+    if _KERNEL is None:
+        import atexit
+
+        _KERNEL = WarmKernel(reports_per_kernel=per_kernel)
+        atexit.register(_close_worker_kernel)  # the worker leaves the pool: stop its kernel
+    return _KERNEL
+
+
+def _close_worker_kernel() -> None:
+    if _KERNEL is not None:
+        _KERNEL.close()
+
+
 def _run_task(task: Task, ctx: Mapping[str, Any]) -> dict[str, Any]:
     """Render one task in a worker process and move its outputs into place (see module doc).
 
     Stopped by SIGTERM (the batch process was interrupted or died), the render unwinds (its
-    temporary folders are removed, nothing is moved into place) and the worker exits at once:
-    a ``spawn`` pool worker would otherwise report the exit and wait for more work forever.
+    temporary folders are removed, nothing is moved into place), the worker's kept kernel is
+    stopped and the worker exits at once: a ``spawn`` pool worker would otherwise report the
+    exit and wait for more work forever.
     """
     try:
         return _render_task(task, ctx)
     except SystemExit as exc:
-        os._exit(exc.code if isinstance(exc.code, int) else 1)
+        try:
+            _close_worker_kernel()
+        finally:
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
 
 
 def _render_task(task: Task, ctx: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,6 +160,7 @@ def _render_task(task: Task, ctx: Mapping[str, Any]) -> dict[str, Any]:
                 progress=False,
                 timeout=task.timeout,
                 check_data=False,  # planning has loaded and validated it
+                kernel=_worker_kernel(ctx.get("reports_per_kernel", 1)),
             )
         except RehabstatsError as exc:
             failed = staged.with_suffix(".failed.ipynb")
@@ -276,6 +305,7 @@ def run_batch(
     only: Sequence[str] | None = None,
     dry_run: bool = False,
     echo: Callable[[str], None] = print,
+    reports_per_kernel: int | None = None,
 ) -> BatchResult:
     """Run a job file: check, lock, plan, render in parallel, write manifests and the index.
 
@@ -296,6 +326,11 @@ def run_batch(
         Check and plan only: nothing is locked, rendered or written.
     echo : callable
         Receives progress lines.
+    reports_per_kernel : int, optional
+        Reports a worker renders in one kernel, put back to its starting state between
+        reports, before it starts a new one (default: the file's ``reports_per_kernel``, else
+        :data:`~rehabstats.constants.REPORTS_PER_KERNEL`); 1: a new worker process and kernel
+        for every report. A report that fails or times out is always followed by a new kernel.
 
     Returns
     -------
@@ -338,7 +373,11 @@ def run_batch(
         job_file=str(jobfile.path),
         on_wait=lambda holder: echo(f"waiting for the lock held by {holder}"),
     ):
-        return _run_locked(jobfile, n_workers, force=force, only=only, echo=echo, clock=clock)
+        per_kernel = reports_per_kernel or jobfile.reports_per_kernel or REPORTS_PER_KERNEL
+        return _run_locked(
+            jobfile, n_workers, force=force, only=only, echo=echo, clock=clock,
+            per_kernel=per_kernel,
+        )  # fmt: skip
 
 
 def _run_locked(
@@ -349,12 +388,13 @@ def _run_locked(
     only: Sequence[str] | None,
     echo: Callable[[str], None],
     clock: float,
+    per_kernel: int,
 ) -> BatchResult:
     files.sweep_workdirs(_SHARED_PREFIX)  # what a killed run left
     shared = files.make_workdir(_SHARED_PREFIX)
     try:
         return _plan_and_run(jobfile, n_workers, force=force, only=only, echo=echo, clock=clock,
-                             shared=shared)  # fmt: skip
+                             shared=shared, per_kernel=per_kernel)  # fmt: skip
     finally:
         files.remove_workdir(shared)
 
@@ -368,6 +408,7 @@ def _plan_and_run(
     echo: Callable[[str], None],
     clock: float,
     shared: Path,
+    per_kernel: int,
 ) -> BatchResult:
     tasks = plan_jobs(jobfile, only=only, force=force, share_into=shared)
     ctx = {
@@ -378,6 +419,7 @@ def _plan_and_run(
         "mode": files.file_mode(),
         "versions": package_versions(MANIFEST_PACKAGES),
         "shared_cohorts": str(shared),
+        "reports_per_kernel": per_kernel,
     }
     mode = ctx["mode"]
     root = jobfile.output_dir
@@ -497,15 +539,21 @@ def _execute(
     finished: Callable[[Task, dict[str, Any]], None],
     echo: Callable[[str], None],
 ) -> str | None:
-    """Run tasks, each in its own single-use worker process; the signal name if interrupted.
+    """Run tasks in at most ``n_workers`` worker processes; the signal name if interrupted.
 
-    One executor per task: a worker that dies (killed, out of memory) fails its task only.
+    One executor of one process per worker and one task at a time in it: a worker that dies
+    (killed, out of memory) fails its task only, and a new worker takes the next task. With
+    ``reports_per_kernel`` 1 (in ``ctx``) every task has a new worker (and kernel); otherwise
+    a worker renders task after task in its kept kernel (:class:`WarmKernel`, which starts a
+    new kernel after a failure, a timeout or ``reports_per_kernel`` reports).
     """
     if not tasks:
         return None
     mp = multiprocessing.get_context("spawn")
+    reuse = ctx.get("reports_per_kernel", 1) > 1
     pending = list(tasks)
     running: dict[cf.Future, tuple[Task, cf.ProcessPoolExecutor]] = {}
+    idle: list[cf.ProcessPoolExecutor] = []
     previous_term = None
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
@@ -519,26 +567,34 @@ def _execute(
             while pending and len(running) < n_workers:
                 task = pending.pop(0)
                 task.submitted = time.time()
-                executor = cf.ProcessPoolExecutor(
+                executor = idle.pop() if idle else cf.ProcessPoolExecutor(
                     1, mp_context=mp, initializer=_worker_init, initargs=(os.getpid(),)
-                )
+                )  # fmt: skip
                 running[executor.submit(_run_task, task, ctx)] = (task, executor)
             done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
             for future in done:
                 task, executor = running.pop(future)
-                executor.shutdown(wait=True)
                 try:
                     doc = future.result()
                 except BrokenProcessPool:
+                    executor.shutdown(wait=True)
                     continue  # recorded as WorkerDied by the caller
                 except BaseException as exc:
+                    executor.shutdown(wait=True)
                     echo(f"{task.name}: worker error {type(exc).__name__}: {exc}")
                     continue
+                if reuse and pending:
+                    idle.append(executor)  # its kernel is warm: the next task goes there
+                else:
+                    executor.shutdown(wait=True)
                 finished(task, doc)
+        for executor in idle:  # each worker stops its kernel as it leaves
+            executor.shutdown(wait=True)
+        idle.clear()
     except (KeyboardInterrupt, _Interrupted) as exc:
         signum = exc.signum if isinstance(exc, _Interrupted) else signal.SIGINT
         echo(f"interrupted by {signal.Signals(signum).name}: stopping the running jobs")
-        _stop(running)
+        _stop(running, idle)
         return signal.Signals(signum).name
     finally:
         if in_main and previous_term is not None:
@@ -546,8 +602,12 @@ def _execute(
     return None
 
 
-def _stop(running: Mapping[cf.Future, tuple[Task, cf.ProcessPoolExecutor]]) -> None:
-    """Terminate the running workers (they remove their temporary folders) and wait for them."""
+def _stop(
+    running: Mapping[cf.Future, tuple[Task, cf.ProcessPoolExecutor]],
+    idle: Sequence[cf.ProcessPoolExecutor] = (),
+) -> None:
+    """Terminate the workers (they remove their temporary folders and stop their kernels) and
+    wait for them."""
     for child in multiprocessing.active_children():
         child.terminate()
     deadline = time.monotonic() + 20
@@ -555,5 +615,5 @@ def _stop(running: Mapping[cf.Future, tuple[Task, cf.ProcessPoolExecutor]]) -> N
         child.join(max(0.1, deadline - time.monotonic()))
         if child.is_alive():
             child.kill()
-    for _, executor in running.values():
+    for executor in [*(executor for _, executor in running.values()), *idle]:
         executor.shutdown(wait=False, cancel_futures=True)

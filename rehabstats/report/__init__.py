@@ -14,6 +14,7 @@ What lives here, in the order data flows through it:
   :mod:`~rehabstats.report.plots`: figures.
 - :mod:`~rehabstats.report.sections`: the one library call each notebook cell makes.
 - :mod:`~rehabstats.report.render`: papermill and nbconvert: a notebook into one HTML file.
+- :mod:`~rehabstats.report.kernel_state`: runs inside a kept kernel, resetting it between reports.
 
 The names below are importable from here (``from rehabstats.report import REPORTS,
 render_report``); each module is imported on first use, so that importing this package (and the
@@ -37,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "PROVENANCE_MIMETYPE": "specs",
     "RenderError": "render",
     "RenderResult": "render",
+    "WarmKernel": "render",
     "external_references": "render",
     "render_demo": "render",
     "render_report": "render",

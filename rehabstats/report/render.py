@@ -10,7 +10,8 @@ Pipeline of :func:`render_report`:
    (``sys.executable -m ipykernel_launcher``, built in memory: no kernelspec needs installing, and a
    ``python3`` kernelspec of another environment can never be picked up by mistake). The kernel
    runs in a temporary working directory, talks over IPC sockets on POSIX (nothing listens on the
-   network) and keeps no IPython history.
+   network) and keeps no IPython history. A batch worker passes a :class:`WarmKernel` instead:
+   one kernel kept for several reports and put back to a new kernel's state before each.
 3. **nbconvert** turns the executed notebook into one self-contained HTML file with the
    ``rehabstats_report`` template: no code, no prompts, figures as data URIs, one inline
    stylesheet, no JavaScript, no CDN. A Content-Security-Policy forbids the page any network
@@ -46,7 +47,12 @@ from pathlib import Path
 from typing import Any
 
 from rehabstats import files
-from rehabstats.constants import CELL_TIMEOUT, PATH_PARAMETERS, START_TIMEOUT
+from rehabstats.constants import (
+    CELL_TIMEOUT,
+    PATH_PARAMETERS,
+    REPORTS_PER_KERNEL,
+    START_TIMEOUT,
+)
 from rehabstats.errors import OutputError, ParameterError, RehabstatsError
 from rehabstats.report.specs import (
     PROVENANCE_MIMETYPE,
@@ -59,6 +65,7 @@ from rehabstats.report.specs import (
 __all__ = [
     "RenderError",
     "RenderResult",
+    "WarmKernel",
     "external_references",
     "render_demo",
     "render_report",
@@ -203,6 +210,152 @@ def _kernel_manager_class(workdir: Path, log: Any, env: Mapping[str, str] | None
     return SameEnvironmentKernelManager
 
 
+class WarmKernel:
+    """One report kernel kept running across the reports of a batch worker.
+
+    A new kernel costs a process and the import of the report libraries (pandas, matplotlib,
+    scipy, statsmodels: seconds per report). A batch worker keeps one instead and renders up to
+    ``reports_per_kernel`` reports in it (:func:`render_report` with ``kernel=``). Before each
+    report :meth:`begin` puts the kernel back to the state it started in
+    (:mod:`rehabstats.report.kernel_state`: the namespace and execution counter, matplotlib's
+    figures and ``rcParams``, the warning filters, the environment -- the previous report's
+    pseudonym key removed --, the working folder, pandas' and numpy's options) and gives it
+    the report's private work folder and environment; after the report :meth:`end` does the
+    same again (the report's data and key do not stay in the idle kernel). The kernel is
+    replaced by a new one after a report that failed or timed out, after
+    ``reports_per_kernel`` reports, or when putting it back fails. The rendered notebook and
+    HTML are those of a new kernel.
+
+    Parameters
+    ----------
+    reports_per_kernel : int
+        Reports one kernel renders before it is replaced (1: a new kernel for each report).
+    start_timeout : float
+        Longest time the kernel may take to start or to answer, in seconds.
+    """
+
+    def __init__(
+        self, *, reports_per_kernel: int = REPORTS_PER_KERNEL, start_timeout: float = START_TIMEOUT
+    ) -> None:
+        if reports_per_kernel < 1:
+            raise ValueError(f"reports_per_kernel must be >= 1, got {reports_per_kernel}")
+        self.reports_per_kernel = reports_per_kernel
+        self.start_timeout = start_timeout
+        self.kernels_started = 0
+        """Kernels started so far (a new one after a failure or ``reports_per_kernel``)."""
+        self.reports = 0
+        """Reports rendered by the running kernel."""
+        self._km: Any = None
+        self._home: Path | None = None
+        self._log: Any = None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running kernel (None when none runs)."""
+        process = getattr(getattr(self._km, "provisioner", None), "process", None)
+        return None if process is None or process.poll() is not None else process.pid
+
+    @property
+    def log_folder(self) -> Path | None:
+        """The running kernel's folder (connection file and ``kernel.log``)."""
+        return self._home
+
+    def flush_log(self) -> None:
+        if self._log is not None:
+            self._log.flush()
+
+    def _start(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        self._home = files.make_workdir(_WORKDIR_PREFIX)  # owned by this process while it runs
+        self._log = open(self._home / "kernel.log", "wb")  # noqa: SIM115 - closed in close()
+        self._km = _kernel_manager_class(self._home, self._log)(kernel_name="rehabstats-python")
+        self.kernels_started += 1
+        self.reports = 0
+        run_sync(self._km.start_kernel)(cwd=str(self._home))
+
+    def _call(self, function: str, *args: Any) -> None:
+        """Run ``rehabstats.report.kernel_state.<function>(*args)`` in the kernel, silently
+        (nothing is recorded in the kernel's history or sent to a notebook)."""
+        from jupyter_core.utils import run_sync
+
+        code = (
+            f"__import__('rehabstats.report.kernel_state', fromlist=['{function}'])"
+            f".{function}(*__import__('json').loads({json.dumps(json.dumps(args))}))"
+        )
+
+        async def call() -> dict[str, Any]:
+            # a new client each time, the earlier ones (the last notebook's) stopped first: the
+            # kernel routes replies to the client that connected last (one session identity)
+            for earlier in getattr(self._km, "_clients", []):
+                earlier.stop_channels()
+            self._km._clients = []
+            kc = self._km.client()
+            kc.start_channels()
+            try:
+                await kc.wait_for_ready(timeout=self.start_timeout)
+                return await kc.execute_interactive(
+                    code,
+                    silent=True,
+                    store_history=False,
+                    allow_stdin=False,
+                    timeout=self.start_timeout,
+                    output_hook=lambda msg: None,
+                )
+            finally:
+                kc.stop_channels()
+
+        reply = run_sync(call)()
+        content = reply.get("content", {})
+        if content.get("status") != "ok":
+            raise RenderError(
+                f"the kernel could not be reset: {content.get('ename')}: {content.get('evalue')}"
+            )
+
+    def begin(self, cwd: Path, env: Mapping[str, str] | None = None) -> Any:
+        """The kernel manager of a kernel in its starting state, working in ``cwd`` with ``env``
+        added to its environment (a kernel is started when none runs)."""
+        if self._km is not None and self.pid is None:  # died while idle
+            self.close()
+        if self._km is None:
+            self._start()
+        self._call("begin_report", str(cwd), dict(env or {}))
+        # a failure quotes the end of the kernel's own output: this report's only (the kernel
+        # writes through the same open file, at its shared offset)
+        self._log.flush()
+        self._log.truncate(0)
+        self._log.seek(0)
+        return self._km
+
+    def end(self, *, ok: bool) -> None:
+        """After a report: keep the kernel (reset) if the report rendered and the kernel has
+        reports left, else stop it."""
+        if self._km is None:
+            return
+        self.reports += 1
+        if not ok or self.reports >= self.reports_per_kernel or self.pid is None:
+            self.close()
+            return
+        try:
+            self._call("end_report", str(self._home))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the kernel and remove its folder (its connection file and key)."""
+        km, home, log = self._km, self._home, self._log
+        self._km = self._home = self._log = None
+        try:
+            if km is not None:
+                _close_kernel(km)
+        finally:
+            if log is not None:
+                log.close()
+            if home is not None:
+                files.remove_workdir(home)
+
+
 def _kernel_failure(report: str, problem: str, workdir: Path) -> RenderError:
     """A RenderError quoting the end of the kernel's own output."""
     log = workdir / "kernel.log"
@@ -222,6 +375,7 @@ def render_report(
     timeout: float | None = CELL_TIMEOUT,
     start_timeout: float = START_TIMEOUT,
     check_data: bool = True,
+    kernel: WarmKernel | None = None,
 ) -> RenderResult:
     """Execute a report notebook and write it as one self-contained HTML file.
 
@@ -250,6 +404,10 @@ def render_report(
     check_data : bool
         Load and validate the cohort folder before any kernel starts (a batch run has
         validated it while planning and passes False).
+    kernel : WarmKernel, optional
+        Render in this kept kernel (put back to its starting state first) instead of a new
+        one; a batch worker's. It is replaced after a failure or a timeout
+        (:class:`WarmKernel`).
 
     Returns
     -------
@@ -278,6 +436,7 @@ def render_report(
         timeout=timeout,
         start_timeout=start_timeout,
         check_data=check_data,
+        kernel=kernel,
     )
 
 
@@ -295,6 +454,7 @@ def _render(
     cancel: threading.Event | None = None,
     kernels: list[Any] | None = None,
     check_data: bool = True,
+    kernel: WarmKernel | None = None,
 ) -> RenderResult:
     """:func:`render_report`. The kernel starts once ``start_after`` is set, when given;
     ``imported`` is set once papermill is imported; once ``cancel`` is set the render stops
@@ -346,22 +506,34 @@ def _render(
             from rehabstats.report.cluster import write_for_kernel
 
             kernel_env.update(write_for_kernel(report, params, workdir))
-        kernel_log = open(workdir / "kernel.log", "wb")  # noqa: SIM115 - closed in finally
-        # the kernel starts before papermill is imported: it boots and loads the report
-        # libraries on another core while this process imports papermill, nbformat and nbclient
-        km = _kernel_manager_class(workdir, kernel_log, kernel_env)(kernel_name="rehabstats-python")
-        if kernels is not None:
-            kernels.append(km)
+        kernel_log = None
+        log_folder = workdir
+        if kernel is None:
+            kernel_log = open(workdir / "kernel.log", "wb")  # noqa: SIM115 - closed in finally
+            # the kernel starts before papermill is imported: it boots and loads the report
+            # libraries on another core while this process imports papermill, nbformat, nbclient
+            km = _kernel_manager_class(workdir, kernel_log, kernel_env)(
+                kernel_name="rehabstats-python"
+            )
+            if kernels is not None:
+                kernels.append(km)
+        rendered = False
         try:
             executed = workdir / f"{report}.ipynb"
             try:
                 if start_after is not None:
                     start_after.wait()
                 _stop_if(cancel, report)
-                run_sync(km.start_kernel)(cwd=str(workdir))
+                if kernel is None:
+                    run_sync(km.start_kernel)(cwd=str(workdir))
+                else:  # the worker's kernel, back to its starting state, in this work folder
+                    km = kernel.begin(workdir, kernel_env)
             except Exception as exc:  # launch, socket or path errors alike
+                if kernel is not None:
+                    kernel.flush_log()
+                    log_folder = kernel.log_folder or workdir
                 raise _kernel_failure(
-                    report, f"could not start its kernel: {exc}", workdir
+                    report, f"could not start its kernel: {exc}", log_folder
                 ) from exc
             import papermill
             from papermill.exceptions import PapermillExecutionError
@@ -395,8 +567,12 @@ def _render(
                 ) from exc
             except (RuntimeError, TimeoutError) as exc:  # the kernel died or did not start
                 _stop_if(cancel, report)
-                kernel_log.flush()
-                raise _kernel_failure(report, f"could not be executed: {exc}", workdir) from exc
+                if kernel_log is not None:
+                    kernel_log.flush()
+                else:
+                    kernel.flush_log()
+                    log_folder = kernel.log_folder or workdir
+                raise _kernel_failure(report, f"could not be executed: {exc}", log_folder) from exc
             import nbformat
 
             if params.get("audience") == "external":
@@ -426,13 +602,17 @@ def _render(
             _stop_if(cancel, report)
             # both as complete temporary files first; the notebook, then the HTML, replaced
             files.write_files([(notebook_out, nb_bytes), (html_path, html.encode("utf-8"))])
+            rendered = True
         finally:
-            try:
-                _close_kernel(km)  # every cell has run: do not wait on the kernel
-            finally:
-                if kernels is not None and km in kernels:
-                    kernels.remove(km)
-                kernel_log.close()
+            if kernel is not None:  # kept for the next report only after a clean render
+                kernel.end(ok=rendered)
+            else:
+                try:
+                    _close_kernel(km)  # every cell has run: do not wait on the kernel
+                finally:
+                    if kernels is not None and km in kernels:
+                        kernels.remove(km)
+                    kernel_log.close()
     finally:
         files.remove_workdir(workdir)  # the kernel's connection file (and key) with it
     return RenderResult(
