@@ -1,4 +1,6 @@
-"""The `rehabstats` command, run as a real subprocess."""
+"""The `rehabstats` command: its output and exit codes run in this process (``run``, the console
+script's entry point; ``invoke``, the click command), and as a real subprocess where only one
+shows it (the same message from a real process, a command's temporary folder, the umask)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_support import run_in_process
 from cohort_builder import cohort_from_rows, sessions_on
 
 from rehabstats import write_cohort
@@ -19,7 +22,13 @@ from rehabstats.data.schema import TABLES
 from rehabstats.metrics.outputs import OUTPUT_FILES
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
+def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    """``python -m rehabstats *args`` in this process (the entry point, no new interpreter)."""
+    return run_in_process(*args, cwd=cwd)
+
+
+def run_subprocess(*args: str) -> subprocess.CompletedProcess:
+    """``python -m rehabstats *args`` as a real process."""
     return subprocess.run(
         [sys.executable, "-m", "rehabstats", *args], capture_output=True, text=True, timeout=300
     )
@@ -231,28 +240,18 @@ def test_simulate_refuses_a_folder_that_is_not_empty(tmp_path):
     (tmp_path / "participants.csv").write_text("participant_id\nreal\n")
     (tmp_path / "notes.txt").write_text("mine")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    result = run_in(tmp_path, "simulate", "--participants", "20", "--out", ".")
+    result = run("simulate", "--participants", "20", "--out", ".", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert "is not empty" in result.stderr and "--overwrite" in result.stderr
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
-    result = run_in(tmp_path, "simulate", "--participants", "20", "--out", ".", "--overwrite")
+    result = run("simulate", "--participants", "20", "--out", ".", "--overwrite", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
     assert "real" not in (tmp_path / "participants.csv").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["notes.txt"] + [f"{t}.csv" for t in TABLES]
-    )
-
-
-def run_in(cwd, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rehabstats", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
     )
 
 

@@ -1,7 +1,8 @@
 """The first hour at the command line: progress on a terminal (and nowhere else), the
 ``validate`` summary, ``metrics --by`` any participants column, ``metrics --format json`` and
-``metrics --help``. Every command runs as a real subprocess; progress is read from a real
-pseudo-terminal."""
+``metrics --help``. Progress is read from a real pseudo-terminal, and its absence from the
+standard error of a real process on a pipe; the rest runs the command in this process
+(``cli_support.run_in_process``: the same entry point, output and exit code)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,19 @@ import threading
 
 import pandas as pd
 import pytest
+from cli_support import run_in_process
 from cohort_builder import cohort_from_rows, sessions_on
 
 from rehabstats import write_cohort
 
 
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run(*args: str) -> subprocess.CompletedProcess:
+    """``python -m rehabstats *args`` in this process (the entry point, no new interpreter)."""
+    return run_in_process(*args)
+
+
+def run_subprocess(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m rehabstats *args`` as a real process, standard output and error on pipes."""
     return subprocess.run(
         [sys.executable, "-m", "rehabstats", *args],
         capture_output=True,
@@ -106,7 +114,7 @@ def test_metrics_shows_stages_counts_and_a_bar_on_a_terminal_only(folder, tmp_pa
     assert quiet_code == 0 and not ELAPSED.search(quiet_terminal), quiet_terminal
     assert "metrics:" not in quiet_terminal
     # not on a terminal (a pipe, a log file, cron): no progress either
-    piped = run("metrics", str(folder), "--out", str(tmp_path / "p"))
+    piped = run_subprocess("metrics", str(folder), "--out", str(tmp_path / "p"))
     assert piped.returncode == 0 and piped.stderr == "", piped.stderr
 
 
@@ -126,7 +134,7 @@ def test_simulate_and_validate_show_progress_on_a_terminal_only(tmp_path):
     assert "valid, 30 participants" in out
 
     assert run_on_terminal("validate", str(tmp_path / "sim"), "-q")[2] == ""
-    piped = run("simulate", "--participants", "20", "--out", str(tmp_path / "sim2"))
+    piped = run_subprocess("simulate", "--participants", "20", "--out", str(tmp_path / "sim2"))
     assert piped.returncode == 0 and piped.stderr == ""
 
 

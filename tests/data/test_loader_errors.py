@@ -11,12 +11,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 import zipfile
 
 import openpyxl
 import pandas as pd
 import pytest
+from cli_support import run_in_process
 
 from rehabstats import Cohort, CohortValidationError, load_cohort, write_cohort
 from rehabstats.errors import Problem, ValidationReport
@@ -616,9 +616,8 @@ def test_control_characters_are_shown_escaped():
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rehabstats", *args], capture_output=True, text=True, timeout=300
-    )
+    """The command in this process (its exit code and output, without a new interpreter)."""
+    return run_in_process(*args)
 
 
 def test_validate_prints_the_same_report_as_the_error(folder):

@@ -6,12 +6,11 @@ import csv
 import io
 import json
 import re
-import subprocess
-import sys
 import warnings
 
 import pandas as pd
 import pytest
+from cli_support import run_in_process
 from redcap_server import API_NAMES
 
 from rehabstats import Cohort, CohortValidationError, load_cohort, simulate_tables, write_cohort
@@ -180,9 +179,8 @@ def test_template_types_ranges_choices_and_flags():
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "rehabstats", *args], capture_output=True, text=True, cwd=cwd
-    )
+    """The command in this process (its exit code and output, without a new interpreter)."""
+    return run_in_process(*args, cwd=cwd)
 
 
 def test_cli_writes_the_template_and_refuses_to_overwrite(tmp_path):

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_support import run_in_process
 
 from rehabstats import load_cohort, simulate_tables, write_cohort, write_metrics
 from rehabstats.data.partitioned import (
@@ -144,17 +145,16 @@ def _config():
 def test_partition_command_and_missing_dask_message(cohorts, tmp_path):
     folder, _ = cohorts
     run = [sys.executable, "-m", "rehabstats"]
-    done = subprocess.run(
-        [*run, "partition", str(folder), "--out", str(tmp_path / "p"), "--partitions", "3"],
-        capture_output=True,
-        text=True,
+    done = run_in_process(
+        "partition", str(folder), "--out", str(tmp_path / "p"), "--partitions", "3"
     )
     assert done.returncode == 0, done.stderr
     assert open_partitioned(tmp_path / "p").participants == [
         int((partition_of(load_cohort(folder).participants["participant_id"], 3) == i).sum())
         for i in range(3)
     ]
-    # without dask installed: one line saying how to install it, no traceback
+    # without dask installed (in a real process, where dask cannot be imported): one line
+    # saying how to install it, no traceback
     blocker = tmp_path / "nodask"
     blocker.mkdir()
     (blocker / "dask.py").write_text("raise ImportError('No module named dask', name='dask')\n")
@@ -176,11 +176,7 @@ def test_a_partitioned_cohort_given_to_the_pandas_engine_says_what_to_do(cohorts
     # the tables of a partitioned cohort are in its part-NNNNN/ folders: read as a cohort
     # folder it is one clear problem pointing at --engine dask, not "required table is missing"
     _, parts = cohorts
-    done = subprocess.run(
-        [sys.executable, "-m", "rehabstats", "metrics", str(parts), "--out", str(tmp_path / "m")],
-        capture_output=True,
-        text=True,
-    )
+    done = run_in_process("metrics", str(parts), "--out", str(tmp_path / "m"))
     assert done.returncode == 1
     assert "is a partitioned cohort" in done.stderr and "--engine dask" in done.stderr
     assert "required table is missing" not in done.stderr

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
+from cli_support import run_in_process
 from cohort_builder import cohort_from_rows, morning_pain, sessions_on
 
 from rehabstats import AnalysisConfig, write_cohort
@@ -111,10 +109,9 @@ def test_cli_metrics_writes_every_file(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("pain_limit: 5\n")
     out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, "-m", "rehabstats", "metrics", str(folder), "--out", str(out),
-         "--by", "arm", "--config", str(config), "--data-cutoff", "2024-04-09"],
-        capture_output=True, text=True, timeout=600,
+    result = run_in_process(
+        "metrics", str(folder), "--out", str(out),
+        "--by", "arm", "--config", str(config), "--data-cutoff", "2024-04-09",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)

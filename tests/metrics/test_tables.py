@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from cli_support import run_in_process
 
 from rehabstats import simulate_cohort, write_metrics
 from rehabstats.config import AnalysisConfig
@@ -172,18 +173,14 @@ def test_dates_formatted_in_the_chunks_pandas_formats(monkeypatch):
 
 
 def test_command_line_writes_parquet(cohort, tmp_path):
-    import subprocess
-    import sys
 
     from rehabstats import write_cohort
 
     folder = write_cohort(cohort, tmp_path / "cohort")
     out = tmp_path / "m"
-    result = subprocess.run(
-        [sys.executable, "-m", "rehabstats", "metrics", str(folder), "--out", str(out),
-         "--format", "parquet", "--no-model"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_in_process(
+        "metrics", str(folder), "--out", str(out), "--format", "parquet", "--no-model"
+    )
     assert result.returncode == 0, result.stderr
     assert "participant_metrics.parquet" in result.stdout
     assert len(pd.read_parquet(out / "participant_metrics.parquet")) == 120

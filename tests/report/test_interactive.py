@@ -14,14 +14,15 @@ import urllib.request
 
 import nbformat
 import pytest
+from cli_support import run_in_process
 from cohort_builder import cohort_from_rows, sessions_on
 
 from rehabstats import write_cohort
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rehabstats", *args], capture_output=True,
-                          text=True, timeout=300, cwd=cwd)  # fmt: skip
+    """The command in this process (its exit code and output, without a new interpreter)."""
+    return run_in_process(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

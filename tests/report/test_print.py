@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_support import run_in_process
 from test_html_browser import CHROMIUM, browser, open_page  # noqa: F401 - the fixture
 from test_render import ARTIFACTS, rendered_demo
 
@@ -107,11 +107,9 @@ def test_without_chromium_the_message_says_how_to_get_one(tmp_path, monkeypatch)
         print_pdf(rendered_demo()["clinic_audit"], tmp_path / "x.pdf")
     assert not (tmp_path / "x.pdf").exists()
     # the command says so before any kernel starts, and writes nothing
-    result = subprocess.run(
-        [sys.executable, "-m", "rehabstats", "report", str(tmp_path), "-n", "clinic_audit",
-         "--out", str(tmp_path / "r.pdf")],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "REHABSTATS_CHROMIUM": str(tmp_path / "no-such-browser")},
+    result = run_in_process(
+        "report", str(tmp_path), "-n", "clinic_audit", "--out", str(tmp_path / "r.pdf"),
+        env={"REHABSTATS_CHROMIUM": str(tmp_path / "no-such-browser")},
     )  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "cannot make a PDF" in result.stderr and "apt install chromium" in result.stderr

@@ -23,6 +23,7 @@ import nbformat
 import pandas as pd
 import papermill
 import pytest
+from cli_support import run_in_process
 
 from rehabstats import Cohort, write_cohort
 from rehabstats.data.simulate import simulate_tables
@@ -385,7 +386,7 @@ def test_report_command_on_a_cohort_folder(tmp_path):
 def test_report_command_rejects_bad_parameters(tmp_path):
     folder = tmp_path / "cohort"
     folder.mkdir()
-    result = run_cli(
+    result = run_in_process(
         "report", str(folder), "-n", "clinic_audit", "-o", str(tmp_path / "a.html"),
         "-p", "target_adherence", "1.5", "-p", "colour", "red",
     )  # fmt: skip
