@@ -64,3 +64,13 @@ def run_in_process(
     return subprocess.CompletedProcess(
         ["rehabstats", *args], code, out.decode(errors="replace"), err.decode(errors="replace")
     )
+
+
+def environment_without_dask(folder: Path) -> dict[str, str]:
+    """The environment of a real process in which ``import dask`` fails as on an installation
+    without the ``[dask]`` extra: a module named ``dask`` raising ImportError, first on
+    ``PYTHONPATH`` (made in ``folder``)."""
+    blocker = folder / "nodask"
+    blocker.mkdir()
+    (blocker / "dask.py").write_text("raise ImportError('No module named dask', name='dask')\n")
+    return {**os.environ, "PYTHONPATH": f"{blocker}:{os.environ.get('PYTHONPATH', '')}"}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import warnings
 from html import unescape
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from batch_support import run, write
+from cli_support import environment_without_dask
 
 from rehabstats import load_cohort, simulate_tables, write_cohort
 from rehabstats.batch import EXIT_OK, load_jobs, plan_jobs
@@ -213,10 +213,7 @@ def test_the_scheduler_is_not_part_of_the_skip_key(cohorts, scheduler, monkeypat
 def test_dry_run_names_the_missing_dask_extra(cohorts, tmp_path):
     """Without dask installed, the dask job fails in the plan with the install line; the pandas
     jobs are planned; no traceback, nothing written."""
-    blocker = tmp_path / "nodask"
-    blocker.mkdir()
-    (blocker / "dask.py").write_text("raise ImportError('No module named dask', name='dask')\n")
-    env = {**os.environ, "PYTHONPATH": f"{blocker}:{os.environ.get('PYTHONPATH', '')}"}
+    env = environment_without_dask(tmp_path)
     write(
         cohorts / "nodask.yaml",
         JOBS.format(scheduler="tcp://127.0.0.1:1").replace("output_dir: out", "output_dir: nd"),

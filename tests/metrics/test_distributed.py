@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli_support import run_in_process
+from cli_support import environment_without_dask, run_in_process
 
 from rehabstats import load_cohort, simulate_tables, write_cohort, write_metrics
 from rehabstats.data.partitioned import (
@@ -155,11 +155,7 @@ def test_partition_command_and_missing_dask_message(cohorts, tmp_path):
     ]
     # without dask installed (in a real process, where dask cannot be imported): one line
     # saying how to install it, no traceback
-    blocker = tmp_path / "nodask"
-    blocker.mkdir()
-    (blocker / "dask.py").write_text("raise ImportError('No module named dask', name='dask')\n")
-    env = {**__import__("os").environ}
-    env["PYTHONPATH"] = f"{blocker}:{env.get('PYTHONPATH', '')}"
+    env = environment_without_dask(tmp_path)
     done = subprocess.run(
         [*run, "metrics", str(tmp_path / "p"), "--out", str(tmp_path / "m"), "--engine", "dask"],
         capture_output=True,

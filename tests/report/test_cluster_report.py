@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from cli_support import environment_without_dask
 
 from rehabstats import simulate_tables, write_cohort
 from rehabstats.constants import notebook_dir
@@ -123,11 +124,7 @@ def test_report_engine_messages(cohorts, tmp_path):
     )
     assert done.returncode != 0
     assert "needs a partitioned cohort" in done.stderr and "rehabstats partition" in done.stderr
-    blocker = tmp_path / "nodask"
-    blocker.mkdir()
-    (blocker / "dask.py").write_text("raise ImportError('No module named dask', name='dask')\n")
-    env = {**__import__("os").environ}
-    env["PYTHONPATH"] = f"{blocker}:{env.get('PYTHONPATH', '')}"
+    env = environment_without_dask(tmp_path)
     done = subprocess.run(
         [*run, str(parts), "--out", str(tmp_path / "c.html"), "--engine", "dask"],
         capture_output=True,
