@@ -196,6 +196,12 @@ def _kernel_manager_class(workdir: Path, log: Any, env: Mapping[str, str] | None
             finally:
                 await self.cleanup_resources()
 
+        @default("client_factory")
+        def _client_factory_default(self) -> type:
+            from rehabstats.report.kernel_client import ReadyClient
+
+            return ReadyClient  # ready without jupyter_client's 0.2 s of IOPub silence
+
         @default("transport")
         def _transport_default(self) -> str:
             # Unix sockets in the private work folder; TCP on localhost (connection signed with
