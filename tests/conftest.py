@@ -23,14 +23,20 @@ PG_ENV = "REHABSTATS_TEST_PG"
 RENDERED_DEMO_MODULES = frozenset({"test_render", "test_html_browser", "test_polish", "test_print"})
 """Modules using the demo reports rendered once per process (``test_render.rendered_demo``)."""
 
+DASK_CLUSTER_MODULES = frozenset({"test_cluster_report", "test_run_dask"})
+"""Modules using the Dask cluster started once per process (:func:`dask_scheduler`)."""
+
 
 def worker_group(nodeid: str) -> str:
     """The pytest-xdist group of a test: its module (its module-scoped fixtures, e.g. a prepared
-    analysis or rendered reports, are then made once), or ``rendered_demo`` for the modules
-    sharing the rendered demo reports (rendered once, not once per worker)."""
+    analysis or rendered reports, are then made once), ``rendered_demo`` for the modules
+    sharing the rendered demo reports (rendered once, not once per worker) or ``dask_cluster``
+    for those sharing a Dask cluster (started once)."""
     path = nodeid.split("::", 1)[0]
     module = path.rsplit("/", 1)[-1].removesuffix(".py")
-    return "rendered_demo" if module in RENDERED_DEMO_MODULES else path
+    if module in RENDERED_DEMO_MODULES:
+        return "rendered_demo"
+    return "dask_cluster" if module in DASK_CLUSTER_MODULES else path
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -61,6 +67,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     that took a long group last."""
     slow = {worker_group(i.nodeid) for i in items if i.get_closest_marker("slow") is not None}
     items.sort(key=lambda item: worker_group(item.nodeid) not in slow)  # a stable sort
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """The address of a LocalCluster of 2 workers (1 GiB each), started by
+    :func:`rehabstats.metrics.distributed.dask_client` once per test process and shared by
+    :data:`DASK_CLUSTER_MODULES`."""
+    from rehabstats.metrics.distributed import dask_client
+
+    with dask_client(n_workers=2, memory_limit="1GiB") as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        yield client.scheduler.address
 
 
 @pytest.fixture(scope="module")

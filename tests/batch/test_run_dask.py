@@ -71,15 +71,6 @@ def cohorts(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def scheduler():
-    from rehabstats.metrics.distributed import dask_client
-
-    with dask_client(n_workers=2, memory_limit="1GiB") as client:
-        assert len(client.scheduler_info()["workers"]) == 2
-        yield client.scheduler.address
-
-
 def _partition_fingerprint(parts: Path) -> str:
     """The definition (docs/scale.md): SHA-256 of the non-empty partitions' cohort
     fingerprints, concatenated in partition order -- each partition loaded here by itself."""
@@ -152,11 +143,11 @@ jobs:
 # ---- planning --------------------------------------------------------------------------------
 
 
-def test_a_partitioned_cohort_is_planned_on_the_cluster(cohorts, scheduler):
+def test_a_partitioned_cohort_is_planned_on_the_cluster(cohorts, dask_scheduler):
     """The dask job fans out over the sites of the partitions (those of the same tables in one
     folder, planned by the pandas engine), its fingerprint is the partitioned cohort's; the
     wrong engine for either kind of data fails that job alone, before any kernel starts."""
-    jobs = load_jobs(write(cohorts / "jobs.yaml", JOBS.format(scheduler=scheduler)))
+    jobs = load_jobs(write(cohorts / "jobs.yaml", JOBS.format(scheduler=dask_scheduler)))
     tasks = {t.name: t for t in plan_jobs(jobs)}
     assert sorted(tasks) == [
         "audit:north",
@@ -169,7 +160,7 @@ def test_a_partitioned_cohort_is_planned_on_the_cluster(cohorts, scheduler):
     north = tasks["audit:north"]
     assert north.error is None, north.error
     assert north.parameters["engine"] == "dask"
-    assert north.parameters["scheduler"] == scheduler
+    assert north.parameters["scheduler"] == dask_scheduler
     assert north.parameters["site"] == "north"
     assert north.data_info["fingerprint"] == _partition_fingerprint(cohorts / "parts")
     assert north.data_info["participants"] == 60
@@ -183,13 +174,15 @@ def test_a_partitioned_cohort_is_planned_on_the_cluster(cohorts, scheduler):
     assert wrong["type"] == "NotPartitioned" and "rehabstats partition" in wrong["message"]
 
 
-def test_invalid_partitions_fail_their_jobs_with_every_problem_placed(cohorts, scheduler, tmp_path):
+def test_invalid_partitions_fail_their_jobs_with_every_problem_placed(
+    cohorts, dask_scheduler, tmp_path
+):
     tables = simulate_tables(30, seed=6)
     tables["participants"].loc[[0, 1], "body_mass_kg"] = 5.0  # contract: 25-300 kg
     write_partitioned(tables, tmp_path / "parts", n_partitions=2)
     text = (
         "jobs:\n  - {name: a, report: cohort_report, data: parts, output: a.html, "
-        f"audience: internal, engine: dask, scheduler: '{scheduler}'}}\n"
+        f"audience: internal, engine: dask, scheduler: '{dask_scheduler}'}}\n"
     )
     (task,) = plan_jobs(load_jobs(write(tmp_path / "jobs.yaml", text)))
     assert task.error is not None and task.error["type"] == "CohortValidationError"
@@ -198,13 +191,13 @@ def test_invalid_partitions_fail_their_jobs_with_every_problem_placed(cohorts, s
     assert re.search(r"part-0000[01]/participants\.parquet", task.error["message"])
 
 
-def test_the_scheduler_is_not_part_of_the_skip_key(cohorts, scheduler, monkeypatch):
+def test_the_scheduler_is_not_part_of_the_skip_key(cohorts, dask_scheduler, monkeypatch):
     """The same job planned with its scheduler from REHABSTATS_DASK_SCHEDULER instead of the
     job file has the same inputs: a report is not rendered again because the cluster moved."""
-    jobs = load_jobs(write(cohorts / "jobs.yaml", JOBS.format(scheduler=scheduler)))
+    jobs = load_jobs(write(cohorts / "jobs.yaml", JOBS.format(scheduler=dask_scheduler)))
     (named,) = plan_jobs(jobs, only=["audit:south"])
-    monkeypatch.setenv("REHABSTATS_DASK_SCHEDULER", scheduler)
-    text = JOBS.format(scheduler=scheduler).replace(f"    scheduler: {scheduler}\n", "")
+    monkeypatch.setenv("REHABSTATS_DASK_SCHEDULER", dask_scheduler)
+    text = JOBS.format(scheduler=dask_scheduler).replace(f"    scheduler: {dask_scheduler}\n", "")
     (from_env,) = plan_jobs(load_jobs(write(cohorts / "env.yaml", text)), only=["audit:south"])
     assert from_env.parameters["scheduler"] is None
     assert from_env.inputs == named.inputs
@@ -240,8 +233,8 @@ def _cells(html: str, table_id: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_dask_job_renders_is_recorded_and_skipped_when_unchanged(cohorts, scheduler):
-    write(cohorts / "jobs.yaml", JOBS.format(scheduler=scheduler))
+def test_a_dask_job_renders_is_recorded_and_skipped_when_unchanged(cohorts, dask_scheduler):
+    write(cohorts / "jobs.yaml", JOBS.format(scheduler=dask_scheduler))
     first = run("batch", str(cohorts / "jobs.yaml"), "--only", "audit:north", cwd=cohorts)
     assert first.returncode == EXIT_OK, first.stdout + first.stderr
     out = cohorts / "out"

@@ -40,15 +40,6 @@ def cohorts(tmp_path_factory) -> tuple[Path, Path]:
     return root / "folder", root / "parts"
 
 
-@pytest.fixture(scope="module")
-def scheduler():
-    from rehabstats.metrics.distributed import dask_client
-
-    with dask_client(n_workers=2, memory_limit="1GiB") as client:
-        assert len(client.scheduler_info()["workers"]) == 2
-        yield client.scheduler.address
-
-
 def _sections(report: str) -> list[str]:
     """The sections a report's notebook shows, in its order."""
     nb = json.loads((notebook_dir() / f"{report}.ipynb").read_text())
@@ -79,14 +70,14 @@ def _rendered(analysis, report: str, data: Path) -> list[str]:
     ("report", "params"),
     [("cohort_report", {"group": "tendinopathy_type"}), ("clinic_audit", {})],
 )
-def test_a_report_on_the_cluster_equals_the_pandas_engines(cohorts, scheduler, report, params):
+def test_a_report_on_the_cluster_equals_the_pandas_engines(cohorts, dask_scheduler, report, params):
     from rehabstats.report.analysis import prepare
 
     folder, parts = cohorts
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the simulator's data notes: shown in the report
         expected = prepare(report, data=str(folder), **params)
-        actual = prepare(report, data=str(parts), engine="dask", scheduler=scheduler, **params)
+        actual = prepare(report, data=str(parts), engine="dask", scheduler=dask_scheduler, **params)
     assert actual.parameters["engine"] == "dask"
     names = _sections(report)
     assert len(names) >= 8  # the notebook's sections were found
@@ -99,12 +90,12 @@ def test_a_report_on_the_cluster_equals_the_pandas_engines(cohorts, scheduler, r
     assert len(actual.cohort.participants) == len(expected.cohort.participants)
 
 
-def test_a_site_that_is_not_in_the_partitions_is_named(cohorts, scheduler):
+def test_a_site_that_is_not_in_the_partitions_is_named(cohorts, dask_scheduler):
     from rehabstats.report.analysis import prepare
 
     _, parts = cohorts
     with pytest.raises(ParameterError, match=r"site 'Nowhere' is not in the data; sites: "):
-        prepare("clinic_audit", data=str(parts), engine="dask", scheduler=scheduler,
+        prepare("clinic_audit", data=str(parts), engine="dask", scheduler=dask_scheduler,
                 site="Nowhere")  # fmt: skip
 
 
