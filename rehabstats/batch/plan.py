@@ -304,6 +304,16 @@ def _not_found(folder: Path) -> dict[str, str]:
     )
 
 
+def _partitioned_under_pandas(folder: Path | str) -> dict[str, str]:
+    """The error of a job reading a partitioned cohort with the pandas engine."""
+    return error_record(
+        f"{folder} is a partitioned cohort (rehabstats partition or simulate --partitions): "
+        "give the job engine: dask to compute its report on a Dask cluster (docs/scale.md); "
+        "the pandas engine reads the cohort it was made from",
+        "PartitionedCohort",
+    )
+
+
 def _load_data(
     folder: Path | str, columns: Iterable[str | None], *, dask_only: bool = False
 ) -> dict[str, Any]:
@@ -322,12 +332,7 @@ def _load_data(
         info["error"] = _not_found(folder)
         return info
     if is_partitioned(folder):
-        info["error"] = error_record(
-            f"{folder} is a partitioned cohort (rehabstats partition or simulate --partitions):"
-            " give the job engine: dask to compute its report on a Dask cluster "
-            "(docs/scale.md); the pandas engine reads the cohort it was made from",
-            "PartitionedCohort",
-        )
+        info["error"] = _partitioned_under_pandas(folder)
         return info
     if dask_only:
         return info
@@ -479,12 +484,7 @@ def _engine_error(job: Job, info: Mapping[str, Any]) -> dict[str, str] | None:
             "NotPartitioned",
         )
     if job.engine != "dask" and info.get("partitioned"):
-        return error_record(
-            f"{job.data} is a partitioned cohort (rehabstats partition or simulate "
-            "--partitions): give the job engine: dask to compute its report on a Dask cluster "
-            "(docs/scale.md); the pandas engine reads the cohort it was made from",
-            "PartitionedCohort",
-        )
+        return _partitioned_under_pandas(job.data)
     return None
 
 
