@@ -10,6 +10,7 @@ those tests are skipped, saying so (CI always sets it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 import warnings
@@ -23,7 +24,7 @@ PG_ENV = "REHABSTATS_TEST_PG"
 RENDERED_DEMO_MODULES = frozenset({"test_render", "test_html_browser", "test_polish", "test_print"})
 """Modules using the demo reports rendered once per process (``test_render.rendered_demo``)."""
 
-DASK_CLUSTER_MODULES = frozenset({"test_cluster_report", "test_run_dask"})
+DASK_CLUSTER_MODULES = frozenset({"test_cluster_report", "test_distributed", "test_run_dask"})
 """Modules using the Dask cluster started once per process (:func:`dask_scheduler`)."""
 
 
@@ -69,16 +70,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: worker_group(item.nodeid) not in slow)  # a stable sort
 
 
-@pytest.fixture(scope="session")
-def dask_scheduler() -> Iterator[str]:
-    """The address of a LocalCluster of 2 workers (1 GiB each), started by
-    :func:`rehabstats.metrics.distributed.dask_client` once per test process and shared by
-    :data:`DASK_CLUSTER_MODULES`."""
-    from rehabstats.metrics.distributed import dask_client
+_dask_cluster = contextlib.ExitStack()
+_dask_address: list[str] = []  # the running cluster's scheduler address, if any
 
-    with dask_client(n_workers=2, memory_limit="1GiB") as client:
+
+@pytest.fixture
+def dask_scheduler() -> str:
+    """The address of a LocalCluster of 2 workers (1 GiB each), started by
+    :func:`rehabstats.metrics.distributed.dask_client` when a test first asks for it and shared
+    by :data:`DASK_CLUSTER_MODULES` (one group: their tests run one after another in one
+    process). It is closed as soon as the group's last test is done (see
+    :func:`pytest_runtest_teardown`): an idle cluster's heartbeats cost about a tenth of a core
+    (scheduler and workers), which the rest of the run would otherwise pay."""
+    if not _dask_address:
+        from rehabstats.metrics.distributed import dask_client
+
+        client = _dask_cluster.enter_context(dask_client(n_workers=2, memory_limit="1GiB"))
         assert len(client.scheduler_info()["workers"]) == 2
-        yield client.scheduler.address
+        _dask_address.append(client.scheduler.address)
+    return _dask_address[0]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """After the test's own teardown: close the shared Dask cluster when the next test is not
+    one of the group sharing it (or there is none)."""
+    result = yield
+    if _dask_address and (nextitem is None or worker_group(nextitem.nodeid) != "dask_cluster"):
+        _close_dask_cluster()
+    return result
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _close_dask_cluster()
+
+
+def _close_dask_cluster() -> None:
+    _dask_address.clear()
+    _dask_cluster.close()
 
 
 @pytest.fixture(scope="module")

@@ -92,16 +92,17 @@ def test_partitions_hold_participants_whole(cohorts):
     assert sum(rows["sessions"]) == len(whole.sessions)
 
 
-def test_dask_engine_writes_the_pandas_engines_files(cohorts, tmp_path):
-    """The CI check of issue 14: LocalCluster, 2 workers, every file, by arm (groups, the
-    grouped mixed model) -- the pandas engine's files on the same cohort are the reference."""
+def test_dask_engine_writes_the_pandas_engines_files(cohorts, tmp_path, dask_scheduler):
+    """A LocalCluster of 2 workers (the shared one, tests/conftest.py), every file, by arm
+    (groups, the grouped mixed model) -- the pandas engine's files on the same cohort are the
+    reference."""
     from rehabstats.metrics.distributed import dask_client, write_metrics_dask
 
     folder, parts = cohorts
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         expected = write_metrics(load_cohort(folder), tmp_path / "pandas", by="arm")
-    with dask_client(n_workers=2, memory_limit="1GiB") as client:
+    with dask_client(dask_scheduler) as client:
         assert len(client.scheduler_info()["workers"]) == 2
         written = write_metrics_dask(parts, tmp_path / "dask", by="arm")
     assert sorted(p.name for p in written) == sorted(p.name for p in expected)
@@ -180,7 +181,9 @@ def test_a_partitioned_cohort_given_to_the_pandas_engine_says_what_to_do(cohorts
     assert not (tmp_path / "m").exists()
 
 
-def test_a_work_folder_left_by_a_killed_client_is_removed_by_the_next_run(cohorts, tmp_path):
+def test_a_work_folder_left_by_a_killed_client_is_removed_by_the_next_run(
+    cohorts, tmp_path, dask_scheduler
+):
     """A client killed while its workers write leaves its hidden work folder in the output
     folder; the next run removes it (its owner process is gone), and leaves alone a hidden
     folder of the same prefix that rehabstats did not make (no owner file, recent)."""
@@ -204,7 +207,7 @@ def test_a_work_folder_left_by_a_killed_client_is_removed_by_the_next_run(cohort
     foreign = out / ".rehabstats-dask-notours"
     foreign.mkdir()
     (foreign / "keep.txt").write_text("a user's file")
-    with dask_client(n_workers=1, memory_limit="1GiB"):
+    with dask_client(dask_scheduler):
         write_metrics_dask(parts, out, model=False)
     hidden = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
     assert hidden == [foreign.name]  # the dead client's folder is gone, the user's stays
