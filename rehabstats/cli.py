@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from rehabstats.errors import BatchLockedError, DataWarning, JobFileError, RehabstatsError
+from rehabstats.lazy import skip_iri_grammars
 from rehabstats.report.specs import report_names
 
 if TYPE_CHECKING:
@@ -1089,20 +1090,6 @@ def batch(
     if result.interrupted:
         click.echo(f"stopped by {result.interrupted}", err=True)
     sys.exit(result.exit_code)
-
-
-def skip_iri_grammars() -> None:
-    """Keep jsonschema from compiling its IRI grammars in this command's process.
-
-    papermill and nbconvert import nbformat, which imports jsonschema, whose format checkers
-    import ``rfc3987_syntax`` when it is installed (jupyter-events asks for it); that module
-    compiles some forty Earley grammars as it is imported: about 2 s of CPU for each
-    ``report``, ``demo``, ``batch`` and ``notebook`` command (python-jsonschema/jsonschema#1428).
-    Nothing a command does checks the ``iri`` format, so the command's own process marks the
-    module as absent, as jsonschema allows (it then has no ``iri`` checker). The library,
-    imported into someone's own process, leaves it alone.
-    """
-    sys.modules.setdefault("rfc3987_syntax", None)
 
 
 def main() -> None:

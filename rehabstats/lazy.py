@@ -8,6 +8,9 @@ A module that uses a heavy library (scipy.stats, scipy.optimize) in a few functi
 :func:`lazy_module` instead of importing it: the library is imported when one of those functions
 first uses it, so that importing the module (and every command that does not call them) does
 not pay for it.
+
+:func:`skip_iri_grammars` keeps one library's import-time work out of the processes rehabstats
+runs itself (its commands and batch workers).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Callable, Mapping
 from importlib import import_module
 from typing import Any
 
-__all__ = ["lazy_exports", "lazy_module"]
+__all__ = ["lazy_exports", "lazy_module", "skip_iri_grammars"]
 
 
 def lazy_exports(
@@ -86,3 +89,18 @@ def lazy_module(name: str) -> Any:
         The module's full name, e.g. ``"scipy.stats"``.
     """
     return _LazyModule(name)
+
+
+def skip_iri_grammars() -> None:
+    """Keep jsonschema from compiling its IRI grammars in this process.
+
+    papermill and nbconvert import nbformat, which imports jsonschema, whose format checkers
+    import ``rfc3987_syntax`` when it is installed (jupyter-events asks for it); that module
+    compiles some forty Earley grammars as it is imported: about 1.5 s of CPU in each process
+    that reads or runs a notebook -- the ``report``, ``demo``, ``batch`` and ``notebook``
+    commands, and each batch worker (python-jsonschema/jsonschema#1428). Nothing rehabstats
+    does checks the ``iri`` format, so the processes it runs itself mark the module as absent,
+    as jsonschema allows (it then has no ``iri`` checker). The library, imported into
+    someone's own process, leaves it alone.
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)

@@ -96,3 +96,28 @@ def test_a_command_reading_notebooks_compiles_no_iri_grammar(folder, tmp_path):
     assert loaded(modules, "nbformat") and loaded(modules, "jsonschema")
     # (the name stays in sys.modules, marked absent; its grammars and their parser are not)
     assert "rfc3987_syntax.syntax_helpers" not in modules and not loaded(modules, "lark")
+
+
+def _modules_after_reading_notebooks() -> list[str]:
+    """Run in a batch worker: what its renders import to read and write notebooks."""
+    import nbformat  # noqa: F401 (through papermill and nbconvert, as a render does)
+
+    return sorted(sys.modules)
+
+
+def test_a_batch_worker_compiles_no_iri_grammar():
+    # the worker processes of `rehabstats batch` are started by spawn, not by the command line:
+    # a worker set up as the batch sets it up (its initializer) reads notebooks without them
+    import concurrent.futures as cf
+    import multiprocessing
+    import os
+
+    from rehabstats.batch.run import _worker_init
+
+    spawn = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(
+        1, mp_context=spawn, initializer=_worker_init, initargs=(os.getpid(),)
+    ) as pool:
+        modules = set(pool.submit(_modules_after_reading_notebooks).result(timeout=300))
+    assert loaded(modules, "nbformat") and loaded(modules, "jsonschema")
+    assert "rfc3987_syntax.syntax_helpers" not in modules and not loaded(modules, "lark")

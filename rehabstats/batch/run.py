@@ -44,6 +44,7 @@ from rehabstats.batch.manifest import error_record, manifest, utc_iso, utc_now, 
 from rehabstats.batch.plan import FAN_OUT_FAILED, Task, plan_jobs, snapshot
 from rehabstats.constants import MANIFEST_PACKAGES, REPORTS_PER_KERNEL, package_versions
 from rehabstats.errors import OutputError, RehabstatsError
+from rehabstats.lazy import skip_iri_grammars
 from rehabstats.report.render import WarmKernel, render_report
 
 __all__ = [
@@ -76,7 +77,9 @@ _SHARED_PREFIX = "rehabstats-cohorts-"
 
 
 def _worker_init(parent_pid: int) -> None:
-    """Set a worker up: own session, dies with the batch process, SIGTERM cleans up."""
+    """Set a worker up: own session, dies with the batch process, SIGTERM cleans up, no IRI
+    grammars compiled when it imports nbformat (:func:`rehabstats.lazy.skip_iri_grammars`)."""
+    skip_iri_grammars()
     os.setsid()  # a Ctrl-C on the terminal reaches the batch process only; it stops workers
     if sys.platform.startswith("linux"):
         try:
