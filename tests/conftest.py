@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import uuid
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -68,6 +70,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     that took a long group last."""
     slow = {worker_group(i.nodeid) for i in items if i.get_closest_marker("slow") is not None}
     items.sort(key=lambda item: worker_group(item.nodeid) not in slow)  # a stable sort
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the package's modules once, before the run starts its processes.
+
+    The run starts some 150 Python processes (report kernels, commands, batch and Dask
+    workers), each importing much of rehabstats. Where Python writes no bytecode
+    (``PYTHONDONTWRITEBYTECODE``, as on some CI machines) each of them would compile those
+    modules again, about 0.2 s of CPU a process; compiled here (by the main process, before any
+    worker starts; ``__pycache__`` is git-ignored), they all read the bytecode instead.
+    """
+    if sys.dont_write_bytecode and not hasattr(config, "workerinput"):
+        import compileall
+
+        import rehabstats
+
+        compileall.compile_dir(Path(rehabstats.__file__).parent, quiet=1)
 
 
 _dask_cluster = contextlib.ExitStack()
