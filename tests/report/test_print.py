@@ -1,7 +1,8 @@
 """Printing the reports: the print layout in real headless Chromium (sections from a new page,
 nothing cut, the provenance open, wide tables wrapped), and ``rehabstats report --format pdf``.
 
-Uses the demo reports rendered once per session (``rendered_demo``) and the browser of
+Uses the demo reports rendered once per session (``rendered_demo``), the cohort-folder report
+of ``test_render.py`` (``folder_report``, run with ``--format pdf``) and the browser of
 ``test_html_browser.py``. A print-media screenshot of each report is kept in
 ``tests/artifacts/`` (``<report>.print.png``) to look at. Skipped only without Chromium.
 """
@@ -11,14 +12,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from cli_support import run_in_process
 from test_html_browser import CHROMIUM, browser, open_page  # noqa: F401 - the fixture
-from test_render import ARTIFACTS, rendered_demo
+from test_render import ARTIFACTS, folder_report, rendered_demo
 
 from rehabstats.errors import OutputError
 from rehabstats.report.pdf import PdfError, print_pdf, written_by_rehabstats_pdf
@@ -116,16 +114,9 @@ def test_without_chromium_the_message_says_how_to_get_one(tmp_path, monkeypatch)
     assert not list(tmp_path.glob("r.*"))
 
 
-def test_report_format_pdf_writes_the_html_notebook_and_pdf(tmp_path):
-    from rehabstats import simulate_cohort, write_cohort
-
-    data = write_cohort(simulate_cohort(40, seed=2), tmp_path / "data")
-    out = tmp_path / "out" / "audit.html"
-    result = subprocess.run(
-        [sys.executable, "-m", "rehabstats", "report", str(data), "-n", "clinic_audit",
-         "--out", str(out), "--format", "pdf", "--no-progress"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+def test_report_format_pdf_writes_the_html_notebook_and_pdf():
+    # the cohort-folder report of test_render.py, run once with --format pdf (Chromium is here)
+    result, _, out = folder_report()
     assert result.returncode == 0, result.stderr
     pdf = out.with_suffix(".pdf")
     assert f"wrote {pdf}" in result.stdout
@@ -135,4 +126,4 @@ def test_report_format_pdf_writes_the_html_notebook_and_pdf(tmp_path):
     # the PDF names the render the HTML and notebook come from
     render_id = re.search(r'content="([^"]+)" name="rehabstats-render-id"', out.read_text())[1]
     assert f"render-id {render_id}".encode() in content
-    assert not [p for p in Path(tmp_path / "out").iterdir() if p.name.startswith(".")]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]

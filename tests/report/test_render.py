@@ -1,20 +1,24 @@
 """rehabstats.report.render and the report notebooks: parameters, thin notebooks, rendered HTML.
 
 The renders use a small simulated cohort and are shared by the tests of this module and of
-``test_html_browser.py`` (:func:`rendered_demo`); the HTML files are kept in
-``tests/artifacts/reports/`` for inspection.
+``test_html_browser.py``, ``test_polish.py`` and ``test_print.py`` (:func:`rendered_demo`: the
+demo, its HTML files kept in ``tests/artifacts/reports/`` for inspection; :func:`folder_report`:
+the command on a cohort folder), each made once per session.
 """
 
 from __future__ import annotations
 
 import ast
+import atexit
 import datetime as dt
 import functools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from html.parser import HTMLParser
 from pathlib import Path
@@ -38,6 +42,7 @@ from rehabstats.report import (
     report_parameters,
     validate_parameters,
 )
+from rehabstats.report.pdf import find_chromium
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DEMO_PARTICIPANTS = 80
@@ -53,13 +58,57 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-@functools.cache
 def rendered_demo() -> dict[str, Path]:
     """``rehabstats demo`` on a small cohort (both reports, rendered once per session)."""
+    return _demo_run()[0]
+
+
+@functools.cache
+def _demo_run() -> tuple[dict[str, Path], Path]:
+    """The demo's reports, and the temporary folder it ran under: one whose path is too long
+    for a Unix socket (see :func:`test_renders_under_a_temporary_folder_too_long_for_unix_sockets`).
+    """
+    top = Path(tempfile.mkdtemp(prefix="rehabstats-tmp-"))
+    atexit.register(shutil.rmtree, top, ignore_errors=True)
+    deep = top / ("t" * 60) / ("u" * 60)
+    deep.mkdir(parents=True)
     out = ARTIFACTS / "reports"
-    result = run_cli("demo", "--participants", str(DEMO_PARTICIPANTS), "--out", str(out))
+    result = run_cli(
+        "demo", "--participants", str(DEMO_PARTICIPANTS), "--out", str(out),
+        env={"TMPDIR": str(deep)},
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
-    return {name: out / f"{name}.html" for name in REPORTS}
+    return {name: out / f"{name}.html" for name in REPORTS}, deep
+
+
+@functools.cache
+def folder_report() -> tuple[subprocess.CompletedProcess, Path, Path]:
+    """``rehabstats report`` on a cohort folder, run once per session: the command, the cohort
+    folder and the HTML it wrote.
+
+    A site report (three parameters on the command line) with its PDF where Chromium is
+    installed (``--format pdf``: ``test_print.py``), under a Jupyter path holding a ``python3``
+    kernelspec of another environment: the command must use this environment's kernel
+    whatever kernelspecs Jupyter would find.
+    """
+    root = Path(tempfile.mkdtemp(prefix="rehabstats-folder-report-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    folder = write_cohort(simulate_tables(60, seed=3), root / "cohort")
+    out = root / "out" / "by_site.html"
+    broken = root / "jupyter" / "kernels" / "python3"
+    broken.mkdir(parents=True)
+    (broken / "kernel.json").write_text(
+        json.dumps({"argv": ["/nonexistent/python", "{connection_file}"],
+                    "display_name": "a python3 kernelspec of another environment",
+                    "language": "python"})
+    )  # fmt: skip
+    pdf = ["--format", "pdf"] if find_chromium() else []
+    result = run_cli(
+        "report", str(folder), "--notebook", "cohort_report", "--out", str(out), *pdf,
+        "-p", "group", "site", "-p", "data_cutoff", "2025-06-30", "-p", "title", "Site report",
+        env={"JUPYTER_PATH": str(root / "jupyter"), "HOME": str(root / "home")},
+    )  # fmt: skip
+    return result, folder, out
 
 
 # ---- parameters -----------------------------------------------------------------------------
@@ -355,23 +404,9 @@ def test_executed_notebook_kept_beside_with_provenance(report):
 
 
 @pytest.mark.slow
-def test_report_command_on_a_cohort_folder(tmp_path):
+def test_report_command_on_a_cohort_folder():
     """Also: the kernel is this environment's, whatever kernelspecs Jupyter would find."""
-    tables = simulate_tables(60, seed=3)
-    folder = write_cohort(tables, tmp_path / "cohort")
-    out = tmp_path / "out" / "by_site.html"
-    broken = tmp_path / "jupyter" / "kernels" / "python3"
-    broken.mkdir(parents=True)
-    (broken / "kernel.json").write_text(
-        json.dumps({"argv": ["/nonexistent/python", "{connection_file}"],
-                    "display_name": "a python3 kernelspec of another environment",
-                    "language": "python"})
-    )  # fmt: skip
-    result = run_cli(
-        "report", str(folder), "--notebook", "cohort_report", "--out", str(out),
-        "-p", "group", "site", "-p", "data_cutoff", "2025-06-30", "-p", "title", "Site report",
-        env={"JUPYTER_PATH": str(tmp_path / "jupyter"), "HOME": str(tmp_path / "home")},
-    )  # fmt: skip
+    result, folder, out = folder_report()
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # quiet when not on a terminal: no progress bar, no kernel noise
     assert f"wrote {out}" in result.stdout
@@ -421,17 +456,14 @@ def test_a_kernel_that_cannot_start_is_a_render_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_renders_under_a_temporary_folder_too_long_for_unix_sockets(tmp_path, monkeypatch):
-    # Unix socket paths are limited to ~104-108 bytes; the kernel's sockets live in the render's
-    # work folder under the temporary folder, so a long TMPDIR must fall back to localhost TCP
-    deep = tmp_path / ("t" * 60) / ("u" * 60)
-    deep.mkdir(parents=True)
+def test_renders_under_a_temporary_folder_too_long_for_unix_sockets():
+    # Unix socket paths are limited to ~104-108 bytes; a render's kernel sockets live in its
+    # work folder under the temporary folder, so a long TMPDIR must fall back to localhost TCP:
+    # the demo (both reports) ran under one
+    reports, deep = _demo_run()
     assert len(str(deep)) > 110
-    monkeypatch.setattr("tempfile.tempdir", str(deep))
-    out = tmp_path / "audit.html"
-    result = render_report("clinic_audit", out=out, parameters={"demo_participants": 20})
-    assert result.html_path == out and out.exists()
-    assert not list(deep.iterdir())
+    assert all(path.exists() for path in reports.values())
+    assert not list(deep.iterdir())  # each render's work folder removed
 
 
 @pytest.mark.parametrize(("cores", "gated"), [(1, True), (2, True), (3, False), (8, False)])
