@@ -10,7 +10,8 @@ or kernel process is left.
 
 Two points cannot be reached by polling alone (the kernel manager is created within
 milliseconds of the work folder; the renames take microseconds): there the command runs through
-a small driver that pauses at that point (``DRIVER`` below) and says so with a file; the
+a small driver that pauses at that point (``DRIVER`` below), says so with a file and goes on
+when the test has sent its signal; the
 command itself is ``rehabstats.cli.main``, unchanged.
 """
 
@@ -61,7 +62,10 @@ elif point == "writes":  # the new notebook is in place, the new HTML not yet
         real_replace(src, dst, **kwargs)
         if str(dst) == "report.ipynb":
             ready.touch()
-            time.sleep(3)
+            go = ready.with_name("go")  # the test has sent its signal (or 3 s have passed)
+            deadline = time.monotonic() + 3
+            while not go.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
 
     os.replace = replace
 from rehabstats.cli import main
@@ -127,7 +131,12 @@ class Run:
 
     def stop(self, signum: int) -> str:
         self.proc.send_signal(signum)
-        return self.finish()
+        go = self.scratch / "go"
+        go.touch()  # a run paused at its writes goes on: the signal is in
+        try:
+            return self.finish()
+        finally:
+            go.unlink()
 
     def finish(self, timeout: float = 300) -> str:
         try:
