@@ -11,8 +11,7 @@ or kernel process is left.
 Two points cannot be reached by polling alone (the kernel manager is created within
 milliseconds of the work folder; the renames take microseconds): there the command runs through
 a small driver that pauses at that point (``DRIVER`` below), says so with a file and goes on
-when the test has sent its signal; the
-command itself is ``rehabstats.cli.main``, unchanged.
+when the test has sent its signal; the command itself is ``rehabstats.cli.main``, unchanged.
 """
 
 from __future__ import annotations
