@@ -177,6 +177,12 @@ def test_sweep_workdirs_removes_dead_owners_folders_and_their_kernels(tmp_path, 
     unrelated = tmp_path / "rehabstats-render-notes"  # no owner file, recent: kept
     unrelated.mkdir()
     try:
+        # as a dead render's kernel has, this one has started: Popen may return while the
+        # child is still inside execve, its command line empty for a moment (seen under load)
+        deadline = time.monotonic() + 30
+        while str(dead).encode() not in Path(f"/proc/{kernel.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline, "the stand-in kernel never started"
+            time.sleep(0.01)
         assert stat.S_IMODE(live.stat().st_mode) == 0o700  # it holds the kernel's key
         removed = files.sweep_workdirs("rehabstats-render-")
         assert removed == [dead]
