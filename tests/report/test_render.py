@@ -58,6 +58,13 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
+def _run_folder(prefix: str) -> Path:
+    """A new temporary folder for a render shared by the whole run, removed when it ends."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def rendered_demo() -> dict[str, Path]:
     """``rehabstats demo`` on a small cohort (both reports, rendered once per session)."""
     return _demo_run()[0]
@@ -68,9 +75,7 @@ def _demo_run() -> tuple[dict[str, Path], Path]:
     """The demo's reports, and the temporary folder it ran under: one whose path is too long
     for a Unix socket (see :func:`test_renders_under_a_temporary_folder_too_long_for_unix_sockets`).
     """
-    top = Path(tempfile.mkdtemp(prefix="rehabstats-tmp-"))
-    atexit.register(shutil.rmtree, top, ignore_errors=True)
-    deep = top / ("t" * 60) / ("u" * 60)
+    deep = _run_folder("rehabstats-tmp-") / ("t" * 60) / ("u" * 60)
     deep.mkdir(parents=True)
     out = ARTIFACTS / "reports"
     result = run_cli(
@@ -91,8 +96,7 @@ def folder_report() -> tuple[subprocess.CompletedProcess, Path, Path]:
     kernelspec of another environment: the command must use this environment's kernel
     whatever kernelspecs Jupyter would find.
     """
-    root = Path(tempfile.mkdtemp(prefix="rehabstats-folder-report-"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    root = _run_folder("rehabstats-folder-report-")
     folder = write_cohort(simulate_tables(60, seed=3), root / "cohort")
     out = root / "out" / "by_site.html"
     broken = root / "jupyter" / "kernels" / "python3"
