@@ -28,9 +28,12 @@ def _default_warning_filters() -> None:
 
 
 def run_in_process(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | str | None = None
+    *args: str, env: dict[str, str | None] | None = None, cwd: Path | str | None = None
 ) -> subprocess.CompletedProcess:
-    """``python -m rehabstats *args`` in this process: its exit code, stdout and stderr."""
+    """``python -m rehabstats *args`` in this process: its exit code, stdout and stderr.
+
+    ``env`` is added to the environment for the command (a ``None`` value removes the
+    variable) and put back afterwards."""
     from click.testing import CliRunner
 
     from rehabstats import cli

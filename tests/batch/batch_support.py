@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cli_support import run_in_process
 from cohort_builder import cohort_from_rows, sessions_on
 
 from rehabstats import write_cohort
@@ -35,6 +36,13 @@ def run(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300):
         cwd=cwd,
         env=env,
     )
+
+
+def check(*args: str, cwd: Path, env: dict[str, str | None] | None = None):
+    """:func:`run` in the test's own process (:func:`cli_support.run_in_process`), for a
+    command that stops before any worker or kernel starts: job-file checks, refusals, dry runs.
+    ``env`` is added to the environment (``None`` removes a variable)."""
+    return run_in_process(*args, cwd=cwd, env=env)
 
 
 def write(path: Path, text: str) -> Path:

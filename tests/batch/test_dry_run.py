@@ -3,9 +3,7 @@ starts, and the example job file's comments say what the code does."""
 
 from __future__ import annotations
 
-import os
-
-from batch_support import DEPLOY, run, sites_cohort, write
+from batch_support import DEPLOY, check, sites_cohort, write
 
 
 def test_dry_run_lists_every_problem_of_the_real_run(tmp_path):
@@ -23,8 +21,8 @@ jobs:
   - {name: not-ours, report: clinic_audit, output: theirs.html}
   - {name: nowhere, report: clinic_audit, output: nowhere.html, data: missing}
 """)  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "REHABSTATS_PSEUDONYM_KEY"}
-    result = run("batch", "jobs.yaml", "--dry-run", cwd=tmp_path, env=env)
+    env = {"REHABSTATS_PSEUDONYM_KEY": None}  # not set
+    result = check("batch", "jobs.yaml", "--dry-run", cwd=tmp_path, env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout
     # the external job needs a pseudonym key that is not set: the render would fail on it
@@ -39,8 +37,8 @@ jobs:
 
     # with a key in the environment, the external job would run (the key is never printed)
     key = "k" * 40
-    result = run("batch", "jobs.yaml", "--dry-run", "--only", "partner", cwd=tmp_path,
-                 env={**env, "REHABSTATS_PSEUDONYM_KEY": key})  # fmt: skip
+    result = check("batch", "jobs.yaml", "--dry-run", "--only", "partner", cwd=tmp_path,
+                   env={"REHABSTATS_PSEUDONYM_KEY": key})  # fmt: skip
     assert result.returncode == 0, result.stdout
     assert key not in result.stdout + result.stderr
 

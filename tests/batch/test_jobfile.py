@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from batch_support import DEPLOY, ROOT, run, sites_cohort, write
+from batch_support import DEPLOY, ROOT, check, sites_cohort, write
 
 from rehabstats.batch import EXIT_INVALID, load_jobs, plan_jobs
 from rehabstats.errors import JobFileError
@@ -68,7 +68,7 @@ jobs:
     for phrase in expected:
         assert phrase in text, phrase
     assert len(info.value.problems) == len(expected)
-    result = run("batch", str(jobs), cwd=tmp_path)
+    result = check("batch", str(jobs), cwd=tmp_path)
     assert result.returncode == EXIT_INVALID
     assert "nothing was run" in result.stderr
     assert not (tmp_path / "out").exists()
@@ -134,7 +134,7 @@ def test_a_key_that_is_a_list_or_mapping_is_a_job_file_problem_not_a_traceback(t
     jobs = write(tmp_path / "jobs.yaml", text)
     with pytest.raises(JobFileError, match=r"line \d+, column \d+: not valid YAML: .*unhashable"):
         load_jobs(jobs)
-    result = run("batch", str(jobs), cwd=tmp_path)
+    result = check("batch", str(jobs), cwd=tmp_path)
     assert result.returncode == EXIT_INVALID, result.stderr
     assert "Traceback" not in result.stderr
 
@@ -146,7 +146,7 @@ def test_a_job_file_not_in_utf8_is_a_job_file_problem_not_a_traceback(tmp_path):
     jobs.write_bytes("jobs:\n  - name: café\n".encode("latin-1"))
     with pytest.raises(JobFileError, match=r"not a UTF-8 text file \(byte 20\)"):
         load_jobs(jobs)
-    result = run("batch", str(jobs), cwd=tmp_path)
+    result = check("batch", str(jobs), cwd=tmp_path)
     assert result.returncode == EXIT_INVALID, result.stderr
     assert "Traceback" not in result.stderr
 
@@ -168,7 +168,7 @@ def test_a_list_where_a_report_name_belongs_is_a_job_file_problem_not_a_tracebac
         f"jobs[1] (a): unknown report ['clinic_audit'] {hint}",
         f"jobs[2] (b): unknown report {{'clinic_audit': 1}} {hint}",
     ]
-    result = run("batch", str(jobs), cwd=tmp_path)
+    result = check("batch", str(jobs), cwd=tmp_path)
     assert result.returncode == EXIT_INVALID, result.stderr
     assert "Traceback" not in result.stderr
 
@@ -186,6 +186,6 @@ def test_a_parameter_name_that_is_not_text_is_a_job_file_problem_not_a_traceback
     assert info.value.problems == [
         "jobs[1] (a): parameter 5 is not a parameter name (rehabstats report --help lists them)"
     ]
-    result = run("batch", str(jobs), cwd=tmp_path)
+    result = check("batch", str(jobs), cwd=tmp_path)
     assert result.returncode == EXIT_INVALID, result.stderr
     assert "Traceback" not in result.stderr

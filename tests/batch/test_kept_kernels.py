@@ -7,7 +7,7 @@ batch tests (test_run.py, test_kill.py) run with the default, kept kernels.
 from __future__ import annotations
 
 import pytest
-from batch_support import ROOT, run, write
+from batch_support import ROOT, check, write
 
 from rehabstats.batch import EXIT_INVALID, load_jobs
 from rehabstats.constants import REPORTS_PER_KERNEL
@@ -41,7 +41,7 @@ def test_a_bad_reports_per_kernel_is_a_job_file_problem(tmp_path, value):
 
 def test_the_command_line_option_is_checked_before_anything_runs(tmp_path):
     jobs = write(tmp_path / "jobs.yaml", JOBS.format(extra=""))
-    result = run("batch", str(jobs), "--reports-per-kernel", "0", cwd=tmp_path)
+    result = check("batch", str(jobs), "--reports-per-kernel", "0", cwd=tmp_path)
     assert result.returncode == EXIT_INVALID, result.stdout + result.stderr
     assert "--reports-per-kernel" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -8,7 +8,7 @@ import re
 import warnings
 
 import pytest
-from batch_support import ONE_JOB, run, write
+from batch_support import ONE_JOB, check, run, write
 from conftest import without_password
 
 from rehabstats import load_cohort, simulate_tables, write_cohort
@@ -19,7 +19,7 @@ def test_a_job_file_with_a_password_in_its_data_is_refused(tmp_path):
     write(
         tmp_path / "jobs.yaml", ONE_JOB.format(data="postgresql://clinic:s3cret@db.example/rehab")
     )
-    result = run("batch", "jobs.yaml", "--dry-run", cwd=tmp_path)
+    result = check("batch", "jobs.yaml", "--dry-run", cwd=tmp_path)
     assert result.returncode == EXIT_INVALID
     assert "holds a password" in result.stderr and "PGPASSWORD" in result.stderr
     assert "s3cret" not in result.stdout + result.stderr

@@ -7,7 +7,7 @@ import re
 import warnings
 
 import pytest
-from batch_support import ONE_JOB, run, write
+from batch_support import ONE_JOB, check, run, write
 
 from rehabstats import load_cohort, simulate_tables, write_cohort
 from rehabstats.batch import EXIT_INVALID, EXIT_OK
@@ -17,7 +17,7 @@ from rehabstats.data.redcap import write_redcap_export
 def test_a_job_file_with_a_token_in_its_data_is_refused(tmp_path):
     token = "0123456789ABCDEF0123456789ABCDEF"
     write(tmp_path / "jobs.yaml", ONE_JOB.format(data=f"https://redcap.example/api/?token={token}"))
-    result = run("batch", "jobs.yaml", "--dry-run", cwd=tmp_path)
+    result = check("batch", "jobs.yaml", "--dry-run", cwd=tmp_path)
     assert result.returncode == EXIT_INVALID
     assert "holds a token" in result.stderr and "REHABSTATS_REDCAP_TOKEN" in result.stderr
     assert token not in result.stdout + result.stderr

@@ -7,14 +7,13 @@ path); expected places are the rows the test itself changed.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import warnings
 from urllib.parse import urlsplit
 
 import pytest
+from cli_support import run_in_process
 from conftest import with_database, without_password
 
 from rehabstats import load_cohort, write_cohort
@@ -64,13 +63,8 @@ def execute(url, *statements):
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rehabstats", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
+    """The command in this process, ``env`` added to the environment."""
+    return run_in_process(*args, env=env)
 
 
 def free_port() -> int:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import socket
 import subprocess
-import sys
 import time
 import warnings
 
 import pytest
+from cli_support import run_in_process
 from redcap_server import TOKEN, RedcapProject
 from werkzeug import Response
 
@@ -260,20 +259,9 @@ def test_unsafe_addresses_are_refused_before_anything_is_sent(address, words, to
 
 
 def run_cli(*args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("REHABSTATS_REDCAP_TOKEN", "REHABSTATS_REDCAP_TOKEN_FILE")
-    }
-    if token is not None:
-        env["REHABSTATS_REDCAP_TOKEN"] = token
-    return subprocess.run(
-        [sys.executable, "-m", "rehabstats", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    """The command in this process, with ``token`` (or none) as its only REDCap token."""
+    env = {"REHABSTATS_REDCAP_TOKEN": token, "REHABSTATS_REDCAP_TOKEN_FILE": None}
+    return run_in_process(*args, env=env)
 
 
 def test_load_cohort_reads_the_api_with_the_folders_fingerprint(
