@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from cli_support import environment_without_dask
+from cli_support import environment_without_dask, run_in_process
 
 from rehabstats import simulate_tables, write_cohort
 from rehabstats.constants import notebook_dir
@@ -103,27 +103,23 @@ def test_report_engine_messages(cohorts, tmp_path):
     """A partitioned folder without --engine dask, a plain folder with it, and no dask
     installed: each one clear message, no traceback, no kernel started, nothing written."""
     folder, parts = cohorts
-    run = [sys.executable, "-m", "rehabstats", "report", "-n", "cohort_report", "--no-progress"]
-    done = subprocess.run([*run, str(parts), "--out", str(tmp_path / "a.html")],
-                          capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 1
-    assert "is a partitioned cohort" in done.stderr and "--engine dask" in done.stderr
-    done = subprocess.run(
-        [*run, str(folder), "--out", str(tmp_path / "b.html"), "--engine", "dask"],
-        capture_output=True,
-        text=True,
+    run = ["report", "-n", "cohort_report", "--no-progress"]
+    first = run_in_process(*run, str(parts), "--out", str(tmp_path / "a.html"))
+    assert first.returncode == 1
+    assert "is a partitioned cohort" in first.stderr and "--engine dask" in first.stderr
+    second = run_in_process(
+        *run, str(folder), "--out", str(tmp_path / "b.html"), "--engine", "dask"
     )
-    assert done.returncode != 0
-    assert "needs a partitioned cohort" in done.stderr and "rehabstats partition" in done.stderr
-    env = environment_without_dask(tmp_path)
-    done = subprocess.run(
-        [*run, str(parts), "--out", str(tmp_path / "c.html"), "--engine", "dask"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert done.returncode == 1
-    assert "pip install" in done.stderr and "rehabstats[dask]" in done.stderr
-    for result in (done,):
+    assert second.returncode != 0
+    assert "needs a partitioned cohort" in second.stderr and "rehabstats partition" in second.stderr
+    # an installation without dask: a process of its own, in which ``import dask`` fails
+    third = subprocess.run(
+        [sys.executable, "-m", "rehabstats", *run, str(parts), "--out", str(tmp_path / "c.html"),
+         "--engine", "dask"],
+        capture_output=True, text=True, env=environment_without_dask(tmp_path),
+    )  # fmt: skip
+    assert third.returncode == 1
+    assert "pip install" in third.stderr and "rehabstats[dask]" in third.stderr
+    for result in (first, second, third):
         assert "Traceback" not in result.stderr
     assert not list(tmp_path.glob("*.html"))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from urllib.parse import urlsplit
 
 import pytest
+from cli_support import run_in_process
 from conftest import without_password
 
 from rehabstats import render_report
@@ -35,10 +33,9 @@ def db(pg_database, tables):
 def test_the_report_command_renders_from_postgresql(db, tmp_path, folder_fingerprint):
     url, password = without_password(db)
     out = tmp_path / "trial.html"
-    result = subprocess.run(
-        [sys.executable, "-m", "rehabstats", "report", url, "-n", "cohort_report", "-o", str(out),
-         "--no-progress"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "PGPASSWORD": password},
+    result = run_in_process(
+        "report", url, "-n", "cohort_report", "-o", str(out), "--no-progress",
+        env={"PGPASSWORD": password},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"(data fingerprint {folder_fingerprint[:12]})" in result.stdout

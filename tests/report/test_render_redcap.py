@@ -3,11 +3,10 @@ server (tests/redcap_server.py, on 127.0.0.1)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import pytest
+from cli_support import run_in_process
 from redcap_server import TOKEN, RedcapProject
 
 from rehabstats.data.redcap import write_redcap_export
@@ -22,11 +21,10 @@ def tables():
 
 
 def report(data: str, out, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rehabstats", "report", data, "-n", "cohort_report", "-o",
-         str(out), "--no-progress"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    """``rehabstats report`` (in this process), ``env`` added to the environment."""
+    return run_in_process(
+        "report", data, "-n", "cohort_report", "-o", str(out), "--no-progress", env=env
+    )
 
 
 def test_the_report_command_renders_from_a_redcap_export(tables, tmp_path, folder_fingerprint):
