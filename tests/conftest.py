@@ -30,16 +30,22 @@ RENDERED_DEMO_MODULES = frozenset({"test_render", "test_html_browser", "test_pol
 DASK_CLUSTER_MODULES = frozenset({"test_cluster_report", "test_distributed", "test_run_dask"})
 """Modules using the Dask cluster started once per process (:func:`dask_scheduler`)."""
 
+REPORT_KERNEL_MODULES = frozenset({"test_disclosure", "test_injection"})
+"""Modules rendering their reports in one kept report kernel (:func:`report_kernel`)."""
+
 
 def worker_group(nodeid: str) -> str:
     """The pytest-xdist group of a test: its module (its module-scoped fixtures, e.g. a prepared
     analysis or rendered reports, are then made once), ``rendered_demo`` for the modules
-    sharing the rendered demo reports (rendered once, not once per worker) or ``dask_cluster``
-    for those sharing a Dask cluster (started once)."""
+    sharing the rendered demo reports (rendered once, not once per worker), ``dask_cluster``
+    for those sharing a Dask cluster (started once) or ``report_kernel`` for those sharing a
+    kept report kernel (started once)."""
     path = nodeid.split("::", 1)[0]
     module = path.rsplit("/", 1)[-1].removesuffix(".py")
     if module in RENDERED_DEMO_MODULES:
         return "rendered_demo"
+    if module in REPORT_KERNEL_MODULES:
+        return "report_kernel"
     return "dask_cluster" if module in DASK_CLUSTER_MODULES else path
 
 
@@ -120,18 +126,47 @@ def dask_scheduler() -> str:
     return _dask_address[0]
 
 
+_report_kernel: list = []  # the kept report kernel, if one was started
+
+
+@pytest.fixture(scope="module")
+def report_kernel():
+    """A report kernel kept across the reports that :data:`REPORT_KERNEL_MODULES` render
+    (:class:`rehabstats.report.render.WarmKernel`, as a batch worker keeps one), for tests of
+    what a report shows (disclosure control, escaping), not of how its kernel starts. A new
+    kernel would cost some 3 s of CPU for each report (the process, the report libraries); a
+    report rendered in a kept kernel is the file a new kernel renders
+    (``tests/report/test_warm_kernel.py``), and the reports of the commands and of
+    ``render_report`` without ``kernel`` are rendered in new kernels by the other tests. It
+    is stopped when the group's last test is done (see :func:`pytest_runtest_teardown`)."""
+    if not _report_kernel:
+        from rehabstats.report.render import WarmKernel
+
+        _report_kernel.append(WarmKernel(reports_per_kernel=100))
+    return _report_kernel[0]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
-    """After the test's own teardown: close the shared Dask cluster when the next test is not
-    one of the group sharing it (or there is none)."""
+    """After the test's own teardown: close the shared Dask cluster or report kernel when the
+    next test is not one of the group sharing it (or there is none)."""
     result = yield
-    if _dask_address and (nextitem is None or worker_group(nextitem.nodeid) != "dask_cluster"):
+    following = None if nextitem is None else worker_group(nextitem.nodeid)
+    if _dask_address and following != "dask_cluster":
         _close_dask_cluster()
+    if _report_kernel and following != "report_kernel":
+        _close_report_kernel()
     return result
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     _close_dask_cluster()
+    _close_report_kernel()
+
+
+def _close_report_kernel() -> None:
+    while _report_kernel:
+        _report_kernel.pop().close()
 
 
 def _close_dask_cluster() -> None:

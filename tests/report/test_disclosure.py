@@ -179,7 +179,7 @@ def cohort(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def external_renders(cohort, tmp_path_factory):
+def external_renders(cohort, tmp_path_factory, report_kernel):
     folder, _, cutoff = cohort
     out = tmp_path_factory.mktemp("external")
     mp = pytest.MonkeyPatch()
@@ -188,10 +188,12 @@ def external_renders(cohort, tmp_path_factory):
         return {
             "clinic_audit": render_report("clinic_audit", folder, out=out / "audit.html",
                                           parameters={"audience": "external",
-                                                      "data_cutoff": cutoff}),
+                                                      "data_cutoff": cutoff},
+                                          kernel=report_kernel),
             "cohort_report": render_report("cohort_report", folder, out=out / "cohort.html",
                                            parameters={"audience": "external",
-                                                       "group": "site"}),
+                                                       "group": "site"},
+                                           kernel=report_kernel),
         }  # fmt: skip
     finally:
         mp.undo()
@@ -310,12 +312,13 @@ def test_external_render_without_key_fails_before_a_kernel_starts(cohort, tmp_pa
 
 
 @pytest.mark.slow
-def test_internal_report_shows_identifiers(cohort, tmp_path, monkeypatch):
+def test_internal_report_shows_identifiers(cohort, tmp_path, monkeypatch, report_kernel):
     folder, ids, cutoff = cohort
     monkeypatch.setenv(PSEUDONYM_KEY_ENV, KEY)  # a key in the environment changes nothing
     result = render_report(
-        "clinic_audit", folder, out=tmp_path / "internal.html", parameters={"data_cutoff": cutoff}
-    )
+        "clinic_audit", folder, out=tmp_path / "internal.html",
+        parameters={"data_cutoff": cutoff}, kernel=report_kernel,
+    )  # fmt: skip
     html = result.html_path.read_text()
     assert "Internal — contains identifiers, do not share" in html
     shown = set(re.findall(r"P\d{6}", _DATA_URI.sub("", html)))

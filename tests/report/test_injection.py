@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -146,8 +145,8 @@ def assert_nothing_injected(html: str) -> Page:
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    """Both reports on the payload cohort (rendered at once, one kernel each) and the index."""
+def rendered(tmp_path_factory, report_kernel):
+    """Both reports on the payload cohort (in the kept report kernel) and the index."""
     root = tmp_path_factory.mktemp("injection")
     tables, ids = payload_tables()
     folder = write_cohort(tables, root / "cohort")
@@ -156,16 +155,18 @@ def rendered(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv(PSEUDONYM_KEY_ENV, KEY)
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            audit = pool.submit(
-                render_report, "clinic_audit", folder, out=out / "audit" / "internal.html",
+        results = {
+            "internal": render_report(
+                "clinic_audit", folder, out=out / "audit" / "internal.html",
                 parameters={"title": TITLE, "data_cutoff": interim.date().isoformat()},
-            )  # fmt: skip
-            cohort = pool.submit(
-                render_report, "cohort_report", folder, out=out / "trial" / "external.html",
+                kernel=report_kernel,
+            ),
+            "external": render_report(
+                "cohort_report", folder, out=out / "trial" / "external.html",
                 parameters={"title": TITLE, "audience": "external", "group": "arm"},
-            )  # fmt: skip
-            results = {"internal": audit.result(), "external": cohort.result()}
+                kernel=report_kernel,
+            ),
+        }  # fmt: skip
     finally:
         mp.undo()
     write_manifests(out, results)
