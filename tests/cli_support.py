@@ -43,9 +43,6 @@ def run_in_process(
         CliRunner().isolation(env=env) as (stdout, stderr, _),
         warnings.catch_warnings(record=True) as caught,
         mock.patch.object(sys, "argv", ["rehabstats", *args]),
-        # what the console script does to import faster (and nothing else) stays out of the
-        # test process: other tests import jsonschema as the library's users do
-        mock.patch.object(cli, "skip_iri_grammars", lambda: None),
     ):
         _default_warning_filters()
         if cwd is not None:

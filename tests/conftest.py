@@ -80,14 +80,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Compile the package's modules once, before the run starts its processes.
+    """Compile the package once before the run starts its processes; skip the IRI grammars.
 
     The run starts some 150 Python processes (report kernels, commands, batch and Dask
     workers), each importing much of rehabstats. Where Python writes no bytecode
     (``PYTHONDONTWRITEBYTECODE``, as on some CI machines) each of them would compile those
     modules again, about 0.2 s of CPU a process; compiled here (by the main process, before any
     worker starts; ``__pycache__`` is git-ignored), they all read the bytecode instead.
+
+    The test processes also keep jsonschema from compiling its IRI grammars, as the commands
+    do (:func:`rehabstats.lazy.skip_iri_grammars`: 1.4 s of CPU in each process that imports
+    nbformat; nothing checks the ``iri`` format). What the library and the commands import
+    is tested in processes of their own (``tests/test_imports.py``).
     """
+    from rehabstats.lazy import skip_iri_grammars
+
+    skip_iri_grammars()
     if sys.dont_write_bytecode and not hasattr(config, "workerinput"):
         import compileall
 
