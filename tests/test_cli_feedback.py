@@ -30,17 +30,6 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return run_in_process(*args)
 
 
-def run_subprocess(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``python -m rehabstats *args`` as a real process, standard output and error on pipes."""
-    return subprocess.run(
-        [sys.executable, "-m", "rehabstats", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=None if env is None else {**os.environ, **env},
-    )
-
-
 def run_on_terminal(*args: str) -> tuple[int, str, str]:
     """Run with standard error on a pseudo-terminal (as in an interactive shell) and standard
     output on a pipe: returns the exit code, stdout and what the terminal showed."""
@@ -114,7 +103,7 @@ def test_metrics_shows_stages_counts_and_a_bar_on_a_terminal_only(folder, tmp_pa
     assert quiet_code == 0 and not ELAPSED.search(quiet_terminal), quiet_terminal
     assert "metrics:" not in quiet_terminal
     # not on a terminal (a pipe, a log file, cron): no progress either
-    piped = run_subprocess("metrics", str(folder), "--out", str(tmp_path / "p"))
+    piped = run("metrics", str(folder), "--out", str(tmp_path / "p"))
     assert piped.returncode == 0 and piped.stderr == "", piped.stderr
 
 
@@ -134,7 +123,7 @@ def test_simulate_and_validate_show_progress_on_a_terminal_only(tmp_path):
     assert "valid, 30 participants" in out
 
     assert run_on_terminal("validate", str(tmp_path / "sim"), "-q")[2] == ""
-    piped = run_subprocess("simulate", "--participants", "20", "--out", str(tmp_path / "sim2"))
+    piped = run("simulate", "--participants", "20", "--out", str(tmp_path / "sim2"))
     assert piped.returncode == 0 and piped.stderr == ""
 
 
