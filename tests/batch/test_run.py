@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from batch_support import run
+from batch_support import check, run
 
 from rehabstats import load_cohort, simulate_tables, write_cohort
 from rehabstats.batch import (
@@ -193,7 +193,7 @@ def test_unchanged_reports_are_skipped(batch):
     root, _, _ = batch
     html = root / "out" / "audit" / "north.html"
     before = (sha(html), html.stat().st_mtime_ns)
-    result = run("batch", "jobs.yaml", "--only", "audit", cwd=root)
+    result = check("batch", "jobs.yaml", "--only", "audit", cwd=root)
     assert result.returncode == EXIT_OK, result.stdout + result.stderr
     assert re.search(r"audit:north\s+skipped\s.*up to date", result.stdout)
     assert re.search(r"audit:south\s+skipped\s", result.stdout)

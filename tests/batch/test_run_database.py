@@ -49,6 +49,6 @@ def test_a_batch_renders_from_postgresql_and_its_manifest_names_the_source(pg_da
         if file.is_file():
             assert password not in file.read_text(errors="replace"), file
     # the same data: up to date, nothing rendered
-    again = run("batch", "jobs.yaml", cwd=tmp_path, env=env)
+    again = check("batch", "jobs.yaml", cwd=tmp_path, env={"PGPASSWORD": password})
     assert again.returncode == EXIT_OK, again.stdout + again.stderr
     assert re.search(r"trial\s+skipped\s.*up to date", again.stdout)

@@ -41,6 +41,6 @@ def test_a_batch_renders_from_a_redcap_export_and_its_manifest_names_the_source(
     assert doc["data"]["fingerprint"] == expected == doc["report_provenance"]["fingerprint"]
     assert f"REDCap export: {location}" in (tmp_path / "out" / "trial.html").read_text()
     # the same data: up to date, nothing rendered
-    again = run("batch", "jobs.yaml", cwd=tmp_path)
+    again = check("batch", "jobs.yaml", cwd=tmp_path)
     assert again.returncode == EXIT_OK, again.stdout + again.stderr
     assert re.search(r"trial\s+skipped\s.*up to date", again.stdout)
