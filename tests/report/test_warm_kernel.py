@@ -3,7 +3,7 @@
 A batch worker renders several reports in one kernel. Each report must find the kernel as a
 new kernel starts (the reference throughout is a new kernel: what it shows is what a kept
 kernel must show), a failure or a timeout must be followed by a new kernel, and so must
-``reports_per_kernel`` reports; a report rendered as the 2nd or 3rd in a kept kernel is the
+``reports_per_kernel`` reports; a report rendered as the 2nd in a kept kernel is the
 same file as one rendered in a new kernel (render times and random ids aside).
 """
 
@@ -210,8 +210,7 @@ def test_kept_kernel_renders_what_a_new_kernel_renders_and_is_replaced_when_it_m
 
     try:
         warm("first", "cohort_report")  # another report first: its state must not carry over
-        first_pid = kernel.pid
-        assert first_pid is not None and kernel.kernels_started == 1
+        assert kernel.pid is not None and kernel.kernels_started == 1
         second = warm("second")  # the 2nd report of the same kernel (none was started for it)
         assert kernel.kernels_started == 1
         assert kernel.pid is None  # it has had its reports_per_kernel: stopped
@@ -223,11 +222,9 @@ def test_kept_kernel_renders_what_a_new_kernel_renders_and_is_replaced_when_it_m
                 parameters={**DEMO, "site": "nowhere"}, progress=False, kernel=kernel,
             )  # fmt: skip
         assert kernel.kernels_started == 2 and kernel.pid is None
-        third = warm("third")  # in a new kernel
-        assert kernel.kernels_started == 3 and kernel.pid not in (None, first_pid)
-        # a timed-out report (the 2nd of this kernel): stopped, and its kernel with it
-        # (simulating and analysing 3,000 participants takes several seconds, the limit is 1 s
-        # per cell)
+        # a timed-out report, in a new kernel (the failed one was not kept): stopped, and its
+        # kernel with it (simulating and analysing 3,000 participants takes several seconds,
+        # the limit is 1 s per cell)
         with pytest.raises(RenderError, match="could not be executed"):
             render_report(
                 "clinic_audit", out=tmp_path / "slow.html", progress=False, kernel=kernel,
@@ -238,9 +235,8 @@ def test_kept_kernel_renders_what_a_new_kernel_renders_and_is_replaced_when_it_m
         kernel.close()
     assert kernel.pid is None and kernel.log_folder is None
     fresh_html = masked(reference.html_path.read_text())
-    for result in (second, third):
-        assert masked(result.html_path.read_text()) == fresh_html, result.html_path.name
-        assert masked_notebook(result.notebook_path) == masked_notebook(reference.notebook_path)
+    assert masked(second.html_path.read_text()) == fresh_html
+    assert masked_notebook(second.notebook_path) == masked_notebook(reference.notebook_path)
     # nothing of the failures was written as a report
     assert not (tmp_path / "failing.html").exists() and not (tmp_path / "slow.html").exists()
 
