@@ -30,7 +30,7 @@ RENDERED_DEMO_MODULES = frozenset({"test_render", "test_html_browser", "test_pol
 DASK_CLUSTER_MODULES = frozenset({"test_cluster_report", "test_distributed", "test_run_dask"})
 """Modules using the Dask cluster started once per process (:func:`dask_scheduler`)."""
 
-REPORT_KERNEL_MODULES = frozenset({"test_disclosure", "test_injection"})
+REPORT_KERNEL_MODULES = frozenset({"test_disclosure", "test_injection", "test_render_database"})
 """Modules rendering their reports in one kept report kernel (:func:`report_kernel`)."""
 
 
@@ -141,7 +141,8 @@ _report_kernel: list = []  # the kept report kernel, if one was started
 def report_kernel():
     """A report kernel kept across the reports that :data:`REPORT_KERNEL_MODULES` render
     (:class:`rehabstats.report.render.WarmKernel`, as a batch worker keeps one), for tests of
-    what a report shows (disclosure control, escaping), not of how its kernel starts. A new
+    what a report shows (disclosure control, escaping, a database source's credentials), not
+    of how its kernel starts. A new
     kernel would cost some 3 s of CPU for each report (the process, the report libraries); a
     report rendered in a kept kernel is the file a new kernel renders
     (``tests/report/test_warm_kernel.py``), and the reports of the commands and of

@@ -46,9 +46,11 @@ def test_the_report_command_renders_from_postgresql(db, tmp_path, folder_fingerp
 
 
 def test_render_report_takes_a_url_with_its_password_and_never_writes_it(
-    db, tmp_path, folder_fingerprint
+    db, tmp_path, folder_fingerprint, report_kernel
 ):
-    result = render_report("clinic_audit", db, out=tmp_path / "audit.html", progress=False)
+    result = render_report(
+        "clinic_audit", db, out=tmp_path / "audit.html", progress=False, kernel=report_kernel
+    )
     password = urlsplit(db).password
     html = result.html_path.read_text()
     notebook = result.notebook_path.read_text()
