@@ -145,26 +145,39 @@ def test_the_code_fingerprint_covers_the_whole_package_and_the_data_contract(tmp
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     shutil.copytree(ROOT / "data_schema", tmp_path / "data_schema")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    # one process importing the copy, printing its fingerprint each time it is asked (the
+    # files are read again on each call)
     script = (
-        "import rehabstats.batch.plan as p; "
-        f"assert p.__file__.startswith({str(tmp_path)!r}), p.__file__; print(p.code_sha256())"
+        "import sys, rehabstats.batch.plan as p\n"
+        f"assert p.__file__.startswith({str(tmp_path)!r}), p.__file__\n"
+        "for _ in sys.stdin:\n"
+        "    print(p.code_sha256(), flush=True)\n"
     )
+    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)  # fmt: skip
 
     def fingerprint() -> str:
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                              env=env, cwd=tmp_path, check=True)  # fmt: skip
-        return done.stdout.strip()
+        process.stdin.write("\n")
+        process.stdin.flush()
+        line = process.stdout.readline()
+        assert line, "the fingerprinting process ended"
+        return line.strip()
 
-    before = fingerprint()
-    assert fingerprint() == before  # the same files give the same fingerprint
-    changed = [
-        tmp_path / "rehabstats" / "metrics" / "adherence.py",
-        tmp_path / "rehabstats" / "cli.py",
-        tmp_path / "data_schema" / "analysis_defaults.yaml",
-    ]
-    for path in changed:
-        original = path.read_bytes()
-        path.write_bytes(original + b"\n# changed\n")
-        assert fingerprint() != before, path
-        path.write_bytes(original)
-    assert fingerprint() == before
+    try:
+        before = fingerprint()
+        assert fingerprint() == before  # the same files give the same fingerprint
+        changed = [
+            tmp_path / "rehabstats" / "metrics" / "adherence.py",
+            tmp_path / "rehabstats" / "cli.py",
+            tmp_path / "data_schema" / "analysis_defaults.yaml",
+        ]
+        for path in changed:
+            original = path.read_bytes()
+            path.write_bytes(original + b"\n# changed\n")
+            assert fingerprint() != before, path
+            path.write_bytes(original)
+        assert fingerprint() == before
+    finally:
+        process.stdin.close()
+        if process.wait(timeout=60) != 0:
+            raise AssertionError("the fingerprinting process failed")
