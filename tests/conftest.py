@@ -142,12 +142,12 @@ def report_kernel():
     """A report kernel kept across the reports that :data:`REPORT_KERNEL_MODULES` render
     (:class:`rehabstats.report.render.WarmKernel`, as a batch worker keeps one), for tests of
     what a report shows (disclosure control, escaping, a database source's credentials), not
-    of how its kernel starts. A new
-    kernel would cost some 3 s of CPU for each report (the process, the report libraries); a
-    report rendered in a kept kernel is the file a new kernel renders
-    (``tests/report/test_warm_kernel.py``), and the reports of the commands and of
-    ``render_report`` without ``kernel`` are rendered in new kernels by the other tests. It
-    is stopped when the group's last test is done (see :func:`pytest_runtest_teardown`)."""
+    of how its kernel starts. A new kernel would cost some 3 s of CPU for each report (the
+    process, the report libraries, the first report's imports); a report rendered in a kept
+    kernel is the file a new kernel renders (``tests/report/test_warm_kernel.py``), and the
+    reports of the commands and of ``render_report`` without ``kernel`` are rendered in new
+    kernels by the other tests. It is stopped when the group's last test is done (see
+    :func:`pytest_runtest_teardown`)."""
     if not _report_kernel:
         from rehabstats.report.render import WarmKernel
 
