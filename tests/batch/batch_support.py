@@ -41,8 +41,7 @@ def run(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300):
 def check(*args: str, cwd: Path, env: dict[str, str | None] | None = None):
     """:func:`run` in the test's own process (:func:`cli_support.run_in_process`), for a
     command that starts no worker or kernel: job-file checks, refusals, dry runs, runs with
-    every job up to date.
-    ``env`` is added to the environment (``None`` removes a variable)."""
+    every job up to date. ``env`` is added to the environment (``None`` removes a variable)."""
     return run_in_process(*args, cwd=cwd, env=env)
 
 
