@@ -760,8 +760,9 @@ def _parse_table(
     rows: _Rows,
     broken: set[str],
     report: ValidationReport,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Parse every contract column; returns the parsed table and a mask of unparsable cells.
+) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Parse every contract column; returns the parsed table and masks of unparsable cells
+    (by column).
 
     A contract column that is absent (optional) or unusable (``broken``: missing or repeated)
     is all-missing in the parsed table.
@@ -784,15 +785,17 @@ def _parse_table(
         unparsable[field_.name] = bad
     extras = [c for c in frame.columns if c not in parsed]
     # copy=False: one block per column, no copy (valid typed columns are the source's arrays)
-    out = pd.concat([pd.DataFrame(parsed, index=frame.index, copy=False), frame[extras]], axis=1)
-    return out, pd.DataFrame(unparsable, index=frame.index)
+    out = pd.DataFrame(parsed, index=frame.index, copy=False)
+    if extras:
+        out = pd.concat([out, frame[extras]], axis=1)
+    return out, unparsable
 
 
 def _check_constraints(
     name: str,
     raw: pd.DataFrame,
     frame: pd.DataFrame,
-    unparsable: pd.DataFrame,
+    unparsable: Mapping[str, pd.Series],
     rows: _Rows,
     usable: list[str],
     report: ValidationReport,
@@ -842,18 +845,54 @@ def _constraints(name: str) -> dict[str, dict]:
     return {f["name"]: f.get("constraints", {}) for f in raw["fields"]}
 
 
+_SCREENED = frozenset(
+    {"enum", "unique", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
+)
+"""The constraints :func:`_may_break` screens besides ``required``."""
+
+
 def _may_break(values: pd.Series, constraints: Mapping) -> bool:
     """Whether a parsed column breaks any of its constraints (a superset of pandera's cases)."""
-    present = values.notna()
-    if constraints.get("required") and not present.all():
-        return True
-    bounds = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
-    if not constraints.keys() & {"enum", "unique", *bounds}:
+    screened = not _SCREENED.isdisjoint(constraints)
+    if not screened and not constraints.get("required"):
         return False
-    known = values[present]
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "fiM":
+        # numbers and dates: on the array (a small table's column costs microseconds, not the
+        # tens of a pandas operation each)
+        return _may_break_array(values.to_numpy(), constraints, screened=screened)
+    present = values.notna()
+    complete = bool(present.all())
+    if constraints.get("required") and not complete:
+        return True
+    if not screened:
+        return False
+    known = values if complete else values[present]
     if constraints.get("unique") and known.duplicated().any():
         return True
     if "enum" in constraints and not known.isin(constraints["enum"]).all():
+        return True
+    if "minimum" in constraints and (known < constraints["minimum"]).any():
+        return True
+    if "exclusiveMinimum" in constraints and (known <= constraints["exclusiveMinimum"]).any():
+        return True
+    if "exclusiveMaximum" in constraints and (known >= constraints["exclusiveMaximum"]).any():
+        return True
+    return "maximum" in constraints and bool((known > constraints["maximum"]).any())
+
+
+def _may_break_array(array: np.ndarray, constraints: Mapping, *, screened: bool) -> bool:
+    """:func:`_may_break` of a float, integer or datetime64 column's values."""
+    kind = array.dtype.kind
+    missing = np.isnan(array) if kind == "f" else np.isnat(array) if kind == "M" else None
+    has_missing = missing is not None and bool(missing.any())
+    if constraints.get("required") and has_missing:
+        return True
+    if not screened:
+        return False
+    known = array[~missing] if has_missing else array
+    if constraints.get("unique") and np.unique(known).size != known.size:
+        return True
+    if "enum" in constraints and not np.isin(known, constraints["enum"]).all():
         return True
     if "minimum" in constraints and (known < constraints["minimum"]).any():
         return True
@@ -981,28 +1020,41 @@ def _check_visa_items(
         return
     if not {*VISA_ITEMS, *VISA_Q8, "total"} <= usable:
         return  # a repeated or misnamed item column is reported by the header check
-    q8 = visa[list(VISA_Q8)]
-    q8_count = q8.notna().sum(axis=1)
+    # the parsed items are float64 (missing: NaN); sums left to right, missing items as 0
+    items = {c: visa[c].to_numpy(dtype="float64") for c in (*VISA_ITEMS, *VISA_Q8, "total")}
+    q8_count = sum((~np.isnan(items[c])).astype(np.int64) for c in VISA_Q8)
     several = q8_count > 1
-    # e.g. "q8a=7; q8b=4": only the answered branches, built column-wise
-    answered = pd.Series("", index=visa.index)
-    for column in VISA_Q8:
-        item = (column + "=" + q8[column].map("{:g}".format) + "; ").where(q8[column].notna(), "")
-        answered = answered + item
-    report.problems.extend(
-        _problems_at(
-            "visa_a",
-            rows,
-            several,
-            "q8a/q8b/q8c",
-            answered.str.rstrip("; "),
-            "at most one q8 branch (a, b or c) may be answered",
-            "consistency",
+    if several.any():
+        # e.g. "q8a=7; q8b=4": only the answered branches, built column-wise
+        q8 = visa[list(VISA_Q8)]
+        answered = pd.Series("", index=visa.index)
+        for column in VISA_Q8:
+            item = (column + "=" + q8[column].map("{:g}".format) + "; ").where(
+                q8[column].notna(), ""
+            )
+            answered = answered + item
+        report.problems.extend(
+            _problems_at(
+                "visa_a",
+                rows,
+                several,
+                "q8a/q8b/q8c",
+                answered.str.rstrip("; "),
+                "at most one q8 branch (a, b or c) may be answered",
+                "consistency",
+            )
         )
-    )
-    complete = visa[list(VISA_ITEMS)].notna().all(axis=1) & q8_count.eq(1)
-    item_sum = visa[list(VISA_ITEMS)].sum(axis=1) + visa[list(VISA_Q8)].sum(axis=1)
-    disagree = complete & visa["total"].notna() & (item_sum - visa["total"]).abs().gt(1e-6)
+    complete = (q8_count == 1) & ~np.any([np.isnan(items[c]) for c in VISA_ITEMS], axis=0)
+
+    def item_sum(columns: tuple[str, ...]) -> np.ndarray:
+        total = np.zeros(len(visa))
+        for column in columns:
+            total += np.nan_to_num(items[column], nan=0.0)
+        return total
+
+    total = items["total"]
+    with np.errstate(invalid="ignore"):
+        disagree = complete & (np.abs(item_sum(VISA_ITEMS) + item_sum(VISA_Q8) - total) > 1e-6)
     report.problems.extend(
         _problems_at(
             "visa_a",
@@ -1016,7 +1068,7 @@ def _check_visa_items(
     )
     _count_note(
         report,
-        ~complete & visa["total"].isna(),
+        ~complete & np.isnan(total),
         "visa_a: {n} {n:assessment has|assessments have} a missing item and no total; "
         "their score is missing (no pro-rating).",
     )
@@ -1144,6 +1196,9 @@ OUTLYING_MAX_ROWS = 5
 """Dates after such a stretch are outlying when they are at most ``OUTLYING_MAX_ROWS`` or at
 most ``OUTLYING_MAX_SHARE`` of all dates (``docs/data.md``, *Dates*)."""
 _LISTED = 10
+_FEW_DATES = 50_000
+"""Up to this many date cells, :func:`_check_outlying_latest_dates` sorts them; beyond, it
+counts them per day of the whole date range (a pass over 215,000 days per date column)."""
 
 
 def _check_outlying_latest_dates(
@@ -1163,21 +1218,30 @@ def _check_outlying_latest_dates(
     cells = _date_cells(tables)
     limit = loaded_on.to_datetime64()
     values = [c.to_numpy(dtype="datetime64[ns]") for _, _, c in cells]
-    # dates per day of the datetime64[ns] range (about 215,000 days): a count, not a sort
-    first = _FIRST_DAY.value // _DAY_NS
-    per_day = np.zeros((_LAST_DAY.value // _DAY_NS) - first + 1, dtype=np.int64)
-    for v in values:
-        stamps = v.view(np.int64)
-        day = stamps[~np.isnat(v) & (v <= limit)]
+
+    def days_of(v: np.ndarray) -> np.ndarray:  # day numbers of the dates up to the load date
+        day = v.view(np.int64)[~np.isnat(v) & (v <= limit)]
         day //= _DAY_NS
-        day -= first
-        per_day += np.bincount(day, minlength=per_day.size)
-        del day
-    n_dates = int(per_day.sum())
+        return day
+
+    if sum(v.size for v in values) <= _FEW_DATES:  # a sort of a few dates
+        distinct, per_distinct = np.unique(
+            np.concatenate([days_of(v) for v in values]), return_counts=True
+        )
+    else:  # dates per day of the datetime64[ns] range (about 215,000 days): a count, no sort
+        first = _FIRST_DAY.value // _DAY_NS
+        per_day = np.zeros((_LAST_DAY.value // _DAY_NS) - first + 1, dtype=np.int64)
+        for v in values:
+            day = days_of(v)
+            day -= first
+            per_day += np.bincount(day, minlength=per_day.size)
+            del day
+        distinct = np.flatnonzero(per_day) + first
+        per_distinct = per_day[distinct - first]
+    n_dates = int(per_distinct.sum())
     if n_dates < 2:
         return
-    distinct = np.flatnonzero(per_day) + first
-    up_to = np.cumsum(per_day[distinct - first])  # dates on or before each distinct day
+    up_to = np.cumsum(per_distinct)  # dates on or before each distinct day
     allowed = max(OUTLYING_MAX_ROWS, OUTLYING_MAX_SHARE * n_dates)
     for i in np.flatnonzero(np.diff(distinct) > OUTLYING_GAP_DAYS):
         if n_dates - int(up_to[i]) <= allowed:

@@ -15,6 +15,7 @@ from cohort_builder import morning_pain, sessions_on, tables_from_rows
 
 from rehabstats import Cohort, CohortValidationError
 from rehabstats.constants import data_schema_dir
+from rehabstats.data import schema
 from rehabstats.data.schema import (
     TABLES,
     _pandera_schema,
@@ -351,6 +352,14 @@ def _visa(pid: str, day: int) -> dict:
     return {"participant_id": pid, "day": day, **items}
 
 
+@pytest.fixture(params=["sorted", "counted per day"])
+def date_paths(request, monkeypatch):
+    """The outlying-date check sorts a few dates and counts many per day of the date range:
+    each test below runs both ways (the second as if the cohort were large)."""
+    if request.param == "counted per day":
+        monkeypatch.setattr(schema, "_FEW_DATES", 0)
+
+
 def outlying_notes(participants, loaded_on="2030-01-01", **children) -> list[str]:
     raw = tables_from_rows(participants, **children)
     _, report = validate_tables(raw, row_offset=dict.fromkeys(raw, 2), loaded_on=loaded_on)
@@ -358,7 +367,7 @@ def outlying_notes(participants, loaded_on="2030-01-01", **children) -> list[str
     return [w for w in report.warnings if w.startswith("Outlying latest dates")]
 
 
-def test_a_typo_date_far_beyond_the_rest_is_named():
+def test_a_typo_date_far_beyond_the_rest_is_named(date_paths):
     # one participant (enrolled 2024-01-01): sessions and diaries over 12 weeks, then one diary
     # row typed 2026-06-30 instead of 2024-03-30: 820 days after the rest, 1 of 170 dates (the
     # 5-row floor applies to a cohort this small)
@@ -375,7 +384,7 @@ def test_a_typo_date_far_beyond_the_rest_is_named():
     assert note.counts == {"n": 1}
 
 
-def test_late_follow_up_visits_and_a_second_wave_are_not_outlying():
+def test_late_follow_up_visits_and_a_second_wave_are_not_outlying(date_paths):
     # diaries and sessions end on day 83; VISA-A at weeks 0, 6, 12, 26 and 52: the 52-week
     # visit stands 182 days after the 26-week one (a gap under a year), in a cohort of one
     visits = [_visa(P, 7 * w) for w in (0, 6, 12, 26, 52)]
@@ -394,7 +403,7 @@ def test_late_follow_up_visits_and_a_second_wave_are_not_outlying():
     assert "the latest of the others is 2026-03-25" in notes[0]  # w2's day 83
 
 
-def test_dates_after_the_load_date_are_not_also_outlying():
+def test_dates_after_the_load_date_are_not_also_outlying(date_paths):
     pain = _diary(P, range(10)) + [
         {"participant_id": P, "recorded_on": "2042-06-30", "timing": "morning", "nrs": 2}
     ]
