@@ -224,9 +224,9 @@ def _control_mask(values: pd.Series) -> pd.Series | None:
         return pd.Series(np.where(codes >= 0, has[codes], False), index=values.index)
     if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
         return None
-    if not _maybe_control(values):
-        return None
     text = values.astype("str") if values.dtype == object else values
+    if not _maybe_control(text):
+        return None
     found = text.str.contains(_CONTROL, regex=True).fillna(False).astype(bool) & values.notna()
     return found if found.any() else None
 
@@ -1307,8 +1307,11 @@ def _check_label_variants(tables: Mapping[str, pd.DataFrame], report: Validation
         counts = people[column].dropna().astype("str").value_counts(sort=False)
         if len(counts) < 2:
             continue
+        keys = _label_key(pd.Series(counts.index, dtype="str")).to_numpy()
+        if len(set(keys)) == len(keys):
+            continue  # no two labels differ only in case or spacing (the usual case)
         frame = pd.DataFrame({"label": counts.index, "n": counts.to_numpy()})
-        frame["key"] = _label_key(frame["label"]).to_numpy()
+        frame["key"] = keys
         frame = frame[frame.duplicated("key", keep=False)]
         frame = frame.sort_values(["key", "n", "label"], ascending=[True, False, True])
         for _, group in frame.groupby("key", sort=False):  # one per set of variants (few)
