@@ -29,7 +29,7 @@ import os
 import shutil
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import reduce
 from pathlib import Path
 from typing import Any
@@ -125,8 +125,17 @@ def dask_client(scheduler: str | None = None, **cluster_options: Any):
         with Client(scheduler) as client:
             yield client
         return
+    import dask
+
     options = {"processes": True, "threads_per_worker": 1, "dashboard_address": None}
-    with LocalCluster(**{**options, **cluster_options}) as cluster, Client(cluster) as client:
+    options.update(cluster_options)
+    # without a dashboard, the workers' statistical profiler (a sample of every running
+    # thread's stack each 10 ms) would collect what nobody sees; the workers take the
+    # configuration from their nannies, which take it here
+    quiet = options["dashboard_address"] is None
+    with dask.config.set({"distributed.worker.profile.enabled": False}) if quiet else nullcontext():
+        cluster = LocalCluster(**options)
+    with cluster, Client(cluster) as client:
         yield client
 
 

@@ -104,6 +104,11 @@ def test_dask_engine_writes_the_pandas_engines_files(cohorts, tmp_path, dask_sch
         expected = write_metrics(load_cohort(folder), tmp_path / "pandas", by="arm")
     with dask_client(dask_scheduler) as client:
         assert len(client.scheduler_info()["workers"]) == 2
+        # a local cluster without a dashboard: its workers do not sample their own stacks
+        import dask
+
+        profiling = client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
+        assert list(profiling.values()) == [False, False]
         written = write_metrics_dask(parts, tmp_path / "dask", by="arm")
     assert sorted(p.name for p in written) == sorted(p.name for p in expected)
     for path in expected:
