@@ -1225,9 +1225,8 @@ def _check_outlying_latest_dates(
         return day
 
     if sum(v.size for v in values) <= _FEW_DATES:  # a sort of a few dates
-        distinct, per_distinct = np.unique(
-            np.concatenate([days_of(v) for v in values]), return_counts=True
-        )
+        days = [days_of(v) for v in values] or [np.empty(0, dtype=np.int64)]
+        distinct, per_distinct = np.unique(np.concatenate(days), return_counts=True)
     else:  # dates per day of the datetime64[ns] range (about 215,000 days): a count, no sort
         first = _FIRST_DAY.value // _DAY_NS
         per_day = np.zeros((_LAST_DAY.value // _DAY_NS) - first + 1, dtype=np.int64)
