@@ -871,13 +871,7 @@ def _may_break(values: pd.Series, constraints: Mapping) -> bool:
         return True
     if "enum" in constraints and not known.isin(constraints["enum"]).all():
         return True
-    if "minimum" in constraints and (known < constraints["minimum"]).any():
-        return True
-    if "exclusiveMinimum" in constraints and (known <= constraints["exclusiveMinimum"]).any():
-        return True
-    if "exclusiveMaximum" in constraints and (known >= constraints["exclusiveMaximum"]).any():
-        return True
-    return "maximum" in constraints and bool((known > constraints["maximum"]).any())
+    return _out_of_bounds(known, constraints)
 
 
 def _may_break_array(array: np.ndarray, constraints: Mapping, *, screened: bool) -> bool:
@@ -894,6 +888,11 @@ def _may_break_array(array: np.ndarray, constraints: Mapping, *, screened: bool)
         return True
     if "enum" in constraints and not np.isin(known, constraints["enum"]).all():
         return True
+    return _out_of_bounds(known, constraints)
+
+
+def _out_of_bounds(known: pd.Series | np.ndarray, constraints: Mapping) -> bool:
+    """Whether a value present (a Series or an array of them) breaks a bound of its column."""
     if "minimum" in constraints and (known < constraints["minimum"]).any():
         return True
     if "exclusiveMinimum" in constraints and (known <= constraints["exclusiveMinimum"]).any():
